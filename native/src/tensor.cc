@@ -1,0 +1,333 @@
+// Handles, conversions to and from typed arrays, creation, autograd and engine settings.
+#include "handle.h"
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <torch/version.h>
+
+namespace pdq {
+
+namespace {
+struct Handle {
+  at::Tensor t;
+};
+std::atomic<int64_t> g_live{0};
+
+at::Tensor CreateLike(const Napi::CallbackInfo& info, at::Tensor (*make)(at::IntArrayRef, at::TensorOptions)) {
+  auto opts = at::TensorOptions().dtype(DType(Str(info, 1))).device(DeviceArg(info, 2));
+  return make(IntList(info, 0), opts);
+}
+}  // namespace
+
+Napi::Value Wrap(Napi::Env env, at::Tensor t) {
+  auto* h = new Handle{std::move(t)};
+  g_live++;
+  return Napi::External<Handle>::New(env, h, [](Napi::Env, Handle* h) {
+    if (h->t.defined()) g_live--;
+    delete h;
+  });
+}
+
+static Handle* HandleArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsExternal())
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a tensor handle");
+  return info[i].As<Napi::External<Handle>>().Data();
+}
+
+at::Tensor& TensorOf(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(env, "expected a tensor handle");
+  Handle* h = v.As<Napi::External<Handle>>().Data();
+  if (!h->t.defined()) throw Napi::Error::New(env, "tensor was disposed");
+  return h->t;
+}
+
+at::Tensor& Arg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length()) throw Napi::TypeError::New(info.Env(), "missing tensor argument " + std::to_string(i));
+  return TensorOf(info.Env(), info[i]);
+}
+
+at::Tensor OptArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return at::Tensor();
+  return Arg(info, i);
+}
+
+void Free(const Napi::CallbackInfo& info, size_t i) {
+  Handle* h = HandleArg(info, i);
+  if (h->t.defined()) {
+    h->t = at::Tensor();
+    g_live--;
+  }
+}
+
+int64_t LiveCount() { return g_live.load(); }
+
+std::vector<int64_t> IntList(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsArray())
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be an array of integers");
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) out[k] = arr.Get(k).As<Napi::Number>().Int64Value();
+  return out;
+}
+
+double Num(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+int64_t Int(const Napi::CallbackInfo& info, size_t i) { return static_cast<int64_t>(Num(info, i)); }
+bool Bool(const Napi::CallbackInfo& info, size_t i) { return i < info.Length() && info[i].ToBoolean().Value(); }
+std::string Str(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsString())
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+at::Tensor TensorOrScalar(const Napi::CallbackInfo& info, size_t i) {
+  if (i < info.Length() && info[i].IsNumber()) return at::scalar_tensor(Num(info, i), at::kDouble);
+  return Arg(info, i);
+}
+
+static const std::vector<std::pair<std::string, at::ScalarType>> kDTypes = {
+    {"float32", at::kFloat}, {"float64", at::kDouble}, {"int32", at::kInt}, {"int64", at::kLong},
+    {"uint8", at::kByte},    {"int8", at::kChar},      {"bool", at::kBool}};
+
+at::ScalarType DType(const std::string& name) {
+  for (auto& [n, t] : kDTypes)
+    if (n == name) return t;
+  throw std::invalid_argument("unknown dtype " + name);
+}
+std::string DTypeName(at::ScalarType t) {
+  for (auto& [n, s] : kDTypes)
+    if (s == t) return n;
+  return c10::toString(t);
+}
+
+at::Device DeviceArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return at::Device(at::kCPU);
+  return at::Device(Str(info, i));
+}
+
+// ---- conversions ----
+static Napi::Value FromArray(const Napi::CallbackInfo& info) {
+  auto ta = info[0].As<Napi::TypedArray>();
+  at::ScalarType st;
+  switch (ta.TypedArrayType()) {
+    case napi_float32_array: st = at::kFloat; break;
+    case napi_float64_array: st = at::kDouble; break;
+    case napi_int32_array: st = at::kInt; break;
+    case napi_bigint64_array: st = at::kLong; break;
+    case napi_uint8_array: st = Bool(info, 3) ? at::kBool : at::kByte; break;
+    case napi_int8_array: st = at::kChar; break;
+    default: throw Napi::TypeError::New(info.Env(), "unsupported typed array type");
+  }
+  auto shape = IntList(info, 1);
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  if (n != static_cast<int64_t>(ta.ElementLength()))
+    throw Napi::RangeError::New(info.Env(), "data has " + std::to_string(ta.ElementLength()) +
+                                                " elements but shape needs " + std::to_string(n));
+  auto* data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  auto t = at::empty(shape, at::TensorOptions().dtype(st));
+  std::memcpy(t.data_ptr(), data, ta.ByteLength());
+  auto dev = DeviceArg(info, 2);
+  return Wrap(info.Env(), dev.is_cpu() ? t : t.to(dev));
+}
+
+static Napi::Value ToArray(const Napi::CallbackInfo& info) {
+  at::Tensor t = Arg(info, 0).detach().to(at::kCPU).contiguous();
+  auto env = info.Env();
+  size_t n = t.numel();
+  auto buf = Napi::ArrayBuffer::New(env, t.nbytes());
+  if (n) std::memcpy(buf.Data(), t.data_ptr(), t.nbytes());
+  switch (t.scalar_type()) {
+    case at::kFloat: return Napi::Float32Array::New(env, n, buf, 0);
+    case at::kDouble: return Napi::Float64Array::New(env, n, buf, 0);
+    case at::kInt: return Napi::Int32Array::New(env, n, buf, 0);
+    case at::kLong: return Napi::BigInt64Array::New(env, n, buf, 0);
+    case at::kByte:
+    case at::kBool: return Napi::Uint8Array::New(env, n, buf, 0);
+    case at::kChar: return Napi::Int8Array::New(env, n, buf, 0);
+    default: throw Napi::TypeError::New(env, "cannot read dtype " + DTypeName(t.scalar_type()));
+  }
+}
+
+static Napi::Value Item(const Napi::CallbackInfo& info) {
+  auto& t = Arg(info, 0);
+  if (t.numel() != 1) throw Napi::RangeError::New(info.Env(), "item() needs a tensor with one element, got " + std::to_string(t.numel()));
+  return Napi::Number::New(info.Env(), t.item<double>());
+}
+
+static Napi::Value Info(const Napi::CallbackInfo& info) {
+  auto& t = Arg(info, 0);
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  auto shape = Napi::Array::New(env, t.dim());
+  for (int64_t k = 0; k < t.dim(); k++) shape.Set(static_cast<uint32_t>(k), Napi::Number::New(env, static_cast<double>(t.size(k))));
+  o.Set("shape", shape);
+  o.Set("dtype", DTypeName(t.scalar_type()));
+  o.Set("device", t.device().str());
+  o.Set("requiresGrad", t.requires_grad());
+  return o;
+}
+
+static Napi::Value Shape(const Napi::CallbackInfo& info) {
+  auto& t = Arg(info, 0);
+  auto env = info.Env();
+  auto shape = Napi::Array::New(env, t.dim());
+  for (int64_t k = 0; k < t.dim(); k++) shape.Set(static_cast<uint32_t>(k), Napi::Number::New(env, static_cast<double>(t.size(k))));
+  return shape;
+}
+
+static Napi::Value FreeFn(const Napi::CallbackInfo& info) {
+  Free(info, 0);
+  return info.Env().Undefined();
+}
+
+static Napi::Value Live(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(LiveCount())); }
+
+// ---- creation ----
+static Napi::Value Zeros(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), CreateLike(info, [](at::IntArrayRef s, at::TensorOptions o) { return at::zeros(s, o); }));
+}
+static Napi::Value Ones(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), CreateLike(info, [](at::IntArrayRef s, at::TensorOptions o) { return at::ones(s, o); }));
+}
+static Napi::Value Full(const Napi::CallbackInfo& info) {  // (shape, dtype, device, value)
+  auto opts = at::TensorOptions().dtype(DType(Str(info, 1))).device(DeviceArg(info, 2));
+  return Wrap(info.Env(), at::full(IntList(info, 0), Num(info, 3), opts));
+}
+static Napi::Value Randn(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), CreateLike(info, [](at::IntArrayRef s, at::TensorOptions o) { return at::randn(s, o); }));
+}
+static Napi::Value Rand(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), CreateLike(info, [](at::IntArrayRef s, at::TensorOptions o) { return at::rand(s, o); }));
+}
+static Napi::Value Randint(const Napi::CallbackInfo& info) {  // (shape, dtype, device, low, high)
+  auto opts = at::TensorOptions().dtype(DType(Str(info, 1))).device(DeviceArg(info, 2));
+  return Wrap(info.Env(), at::randint(Int(info, 3), Int(info, 4), IntList(info, 0), opts));
+}
+static Napi::Value Bernoulli(const Napi::CallbackInfo& info) {  // (probabilities)
+  return Wrap(info.Env(), at::bernoulli(Arg(info, 0)));
+}
+static Napi::Value Arange(const Napi::CallbackInfo& info) {  // (start, end, step, dtype, device)
+  auto opts = at::TensorOptions().dtype(DType(Str(info, 3))).device(DeviceArg(info, 4));
+  return Wrap(info.Env(), at::arange(Num(info, 0), Num(info, 1), Num(info, 2), opts));
+}
+
+// ---- autograd ----
+static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  Arg(info, 0).requires_grad_(Bool(info, 1));
+  return info.Env().Undefined();
+}
+static Napi::Value Backward(const Napi::CallbackInfo& info) {  // (t, grad?, retainGraph)
+  auto& t = Arg(info, 0);
+  at::Tensor g = OptArg(info, 1);
+  if (!g.defined() && t.numel() != 1)
+    throw Napi::Error::New(info.Env(), "backward() without a gradient needs a scalar, got " + std::to_string(t.numel()) + " elements");
+  t.backward(g, Bool(info, 2));
+  return info.Env().Undefined();
+}
+static Napi::Value Grad(const Napi::CallbackInfo& info) {
+  auto g = Arg(info, 0).grad();
+  return g.defined() ? Wrap(info.Env(), g) : info.Env().Null();
+}
+static Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+  Arg(info, 0).mutable_grad() = at::Tensor();
+  return info.Env().Undefined();
+}
+static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(Bool(info, 0));
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
+// ---- in-place updates (optimisers and parameter assignment), outside autograd ----
+// Adam as torch.optim.Adam (no amsgrad): lr is a number or a tensor broadcast against the parameter.
+static Napi::Value AdamStep(const Napi::CallbackInfo& info) {  // (p, g, m, v, step, lr, b1, b2, eps, wd)
+  at::NoGradGuard ng;
+  auto &p = Arg(info, 0), &m = Arg(info, 2), &v = Arg(info, 3);
+  at::Tensor g = Arg(info, 1);
+  double step = Num(info, 4), b1 = Num(info, 6), b2 = Num(info, 7), eps = Num(info, 8), wd = Num(info, 9);
+  if (wd != 0) g = g.add(p, wd);
+  m.mul_(b1).add_(g, 1 - b1);
+  v.mul_(b2).addcmul_(g, g, 1 - b2);
+  double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
+  auto denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
+  if (info[5].IsNumber()) {
+    p.addcdiv_(m, denom, -Num(info, 5) / bc1);
+  } else {
+    p.sub_(Arg(info, 5) * (m / denom) / bc1);
+  }
+  return info.Env().Undefined();
+}
+// SGD with momentum and dampening 0 as torch.optim.SGD: buf = momentum*buf + g (buf = g at the first step).
+static Napi::Value SgdStep(const Napi::CallbackInfo& info) {  // (p, g, buf|null, lr, momentum, wd, first)
+  at::NoGradGuard ng;
+  auto& p = Arg(info, 0);
+  at::Tensor g = Arg(info, 1);
+  double lr = Num(info, 3), mom = Num(info, 4), wd = Num(info, 5);
+  if (wd != 0) g = g.add(p, wd);
+  at::Tensor buf = OptArg(info, 2);
+  if (buf.defined() && mom != 0) {
+    if (Bool(info, 6)) buf.copy_(g); else buf.mul_(mom).add_(g);
+    g = buf;
+  }
+  p.add_(g, -lr);
+  return info.Env().Undefined();
+}
+static Napi::Value CopyInto(const Napi::CallbackInfo& info) {  // (dst, src)
+  at::NoGradGuard ng;
+  Arg(info, 0).copy_(Arg(info, 1));
+  return info.Env().Undefined();
+}
+
+// ---- engine settings ----
+static Napi::Value Version(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("torch", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH));
+  o.Set("cuda", torch::cuda::is_available());
+  o.Set("cudaDevices", static_cast<double>(torch::cuda::device_count()));
+  o.Set("threads", at::get_num_threads());
+  return o;
+}
+static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  at::set_num_threads(static_cast<int>(Int(info, 0)));
+  return info.Env().Undefined();
+}
+static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  torch::manual_seed(static_cast<uint64_t>(Int(info, 0)));
+  return info.Env().Undefined();
+}
+
+void RegisterTensorFns(Napi::Env env, Napi::Object exports) {
+  PDQ_EXPORT("fromArray", FromArray);
+  PDQ_EXPORT("toArray", ToArray);
+  PDQ_EXPORT("item", Item);
+  PDQ_EXPORT("info", Info);
+  PDQ_EXPORT("shape", Shape);
+  PDQ_EXPORT("free", FreeFn);
+  PDQ_EXPORT("liveCount", Live);
+  PDQ_EXPORT("zeros", Zeros);
+  PDQ_EXPORT("ones", Ones);
+  PDQ_EXPORT("full", Full);
+  PDQ_EXPORT("randn", Randn);
+  PDQ_EXPORT("rand", Rand);
+  PDQ_EXPORT("randint", Randint);
+  PDQ_EXPORT("bernoulli", Bernoulli);
+  PDQ_EXPORT("arange", Arange);
+  PDQ_EXPORT("setRequiresGrad", SetRequiresGrad);
+  PDQ_EXPORT("backward", Backward);
+  PDQ_EXPORT("grad", Grad);
+  PDQ_EXPORT("zeroGrad", ZeroGrad);
+  PDQ_EXPORT("setGradEnabled", SetGradEnabled);
+  PDQ_EXPORT("adamStep", AdamStep);
+  PDQ_EXPORT("sgdStep", SgdStep);
+  PDQ_EXPORT("copyInto", CopyInto);
+  PDQ_EXPORT("version", Version);
+  PDQ_EXPORT("setThreads", SetThreads);
+  PDQ_EXPORT("manualSeed", ManualSeed);
+}
+
+}  // namespace pdq

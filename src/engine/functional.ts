@@ -1,0 +1,135 @@
+/** Neural-network ops over tensors (NCHW layout), forward and autograd gradients by LibTorch. */
+import { native } from './native.js';
+import { Tensor, type TensorLike } from './tensor.js';
+import { call, checkRank, checkInt } from './errors.js';
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+
+/** 2-D convolution: x [N,C,H,W], weight [O,C/groups,kh,kw], bias [O] or null. */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
+  checkRank('conv2d', 'input', x.shape, [4]);
+  checkRank('conv2d', 'weight', weight.shape, [4]);
+  const groups = o.groups ?? 1;
+  checkInt('conv2d', 'groups', groups, 1);
+  const cin = x.shape[1]!;
+  if (cin !== weight.shape[1]! * groups)
+    throw new RangeError(`Error in conv2d: input has ${cin} channels but weight expects ${weight.shape[1]! * groups} (${weight.shape[1]} × groups ${groups})`);
+  return new Tensor(call('conv2d', () =>
+    native.conv2d(x.handle, weight.handle, bias?.handle ?? null, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), groups)));
+}
+
+/** y = x Wᵀ + b: x [..., in], weight [out, in]. */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  checkRank('linear', 'weight', weight.shape, [2]);
+  const inF = x.shape[x.rank - 1];
+  if (inF !== weight.shape[1])
+    throw new RangeError(`Error in linear: input has ${inF} features but weight expects ${weight.shape[1]}`);
+  return new Tensor(call('linear', () => native.linear(x.handle, weight.handle, bias?.handle ?? null)));
+}
+
+export interface BatchNormParams {
+  weight: Tensor | null;
+  bias: Tensor | null;
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+  eps: number;
+  momentum?: number;
+}
+/** Batch normalisation over dim 1. Training mode normalises by the batch statistics (and updates the running ones). */
+export function batchNorm(x: Tensor, p: BatchNormParams, training = false): Tensor {
+  return new Tensor(call('batchNorm', () =>
+    native.batchNorm(x.handle, p.weight?.handle ?? null, p.bias?.handle ?? null, p.runningMean?.handle ?? null,
+      p.runningVar?.handle ?? null, training, p.momentum ?? 0.1, p.eps)));
+}
+
+export function relu(x: Tensor): Tensor {
+  return x.relu();
+}
+export function hardtanh(x: Tensor, min: number, max: number): Tensor {
+  return new Tensor(call('hardtanh', () => native.hardtanh(x.handle, min, max)));
+}
+export function relu6(x: Tensor): Tensor {
+  return hardtanh(x, 0, 6);
+}
+export function sigmoid(x: Tensor): Tensor {
+  return x.sigmoid();
+}
+
+export interface Pool2dOptions {
+  kernel: Pair;
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  ceilMode?: boolean;
+  countIncludePad?: boolean;
+}
+export function maxPool2d(x: Tensor, o: Pool2dOptions): Tensor {
+  checkRank('maxPool2d', 'input', x.shape, [4]);
+  return new Tensor(call('maxPool2d', () =>
+    native.maxPool2d(x.handle, pair(o.kernel), pair(o.stride ?? o.kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false)));
+}
+export function avgPool2d(x: Tensor, o: Pool2dOptions): Tensor {
+  checkRank('avgPool2d', 'input', x.shape, [4]);
+  return new Tensor(call('avgPool2d', () =>
+    native.avgPool2d(x.handle, pair(o.kernel), pair(o.stride ?? o.kernel), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true)));
+}
+export function adaptiveAvgPool2d(x: Tensor, out: Pair): Tensor {
+  checkRank('adaptiveAvgPool2d', 'input', x.shape, [4]);
+  return new Tensor(call('adaptiveAvgPool2d', () => native.adaptiveAvgPool2d(x.handle, pair(out))));
+}
+
+/** Constant padding; pads as torch.nn.functional.pad: [lastBegin, lastEnd, prevBegin, prevEnd, ...] (negative crops). */
+export function pad(x: Tensor, pads: number[], value = 0): Tensor {
+  if (pads.length % 2 !== 0 || pads.length / 2 > x.rank)
+    throw new RangeError(`Error in pad: pads must have an even length of at most 2 × rank (${2 * x.rank}), got ${pads.length}`);
+  return new Tensor(call('pad', () => native.pad(x.handle, pads, value)));
+}
+
+/** Concatenation along dim. */
+export function cat(xs: Tensor[], dim = 0): Tensor {
+  if (xs.length === 0) throw new RangeError('Error in cat: needs at least one tensor');
+  return new Tensor(call('cat', () => native.cat(xs.map((t) => t.handle), dim)));
+}
+
+/** Elementwise choice: cond ? a : b (cond is bool). */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  if (cond.dtype !== 'bool') throw new TypeError(`Error in where: condition must be bool, got ${cond.dtype}`);
+  return new Tensor(call('where', () => native.where(cond.handle, typeof a === 'number' ? a : a.handle, typeof b === 'number' ? b : b.handle)));
+}
+
+export function softmax(x: Tensor, dim = -1): Tensor {
+  return new Tensor(call('softmax', () => native.softmax(x.handle, dim)));
+}
+export function logSoftmax(x: Tensor, dim = -1): Tensor {
+  return new Tensor(call('logSoftmax', () => native.logSoftmax(x.handle, dim)));
+}
+
+/** KL(target ‖ input) as F.kl_div(logInput, target, reduction="batchmean"): Σ target·(log target − logInput) / N. */
+export function klDivBatchmean(logInput: Tensor, target: Tensor): Tensor {
+  if (logInput.shape.join() !== target.shape.join())
+    throw new RangeError(`Error in klDiv: shapes differ: [${logInput.shape}] vs [${target.shape}]`);
+  const sum = new Tensor(call('klDiv', () => native.klDivSum(logInput.handle, target.handle)));
+  const out = sum.div(logInput.shape[0]!);
+  sum.dispose();
+  return out;
+}
+
+/** Mean squared error. */
+export function mseLoss(a: Tensor, b: Tensor): Tensor {
+  return new Tensor(call('mseLoss', () => native.mseLoss(a.handle, b.handle)));
+}
+
+/** Mean cross-entropy of logits [N,C] against int64 class indices [N]. */
+export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  checkRank('crossEntropy', 'logits', logits.shape, [2]);
+  if (targets.dtype !== 'int64') throw new TypeError(`Error in crossEntropy: targets must be int64, got ${targets.dtype}`);
+  return new Tensor(call('crossEntropy', () => native.crossEntropy(logits.handle, targets.handle)));
+}
