@@ -1,0 +1,9 @@
+/** The command table: each entry registers one sub-command. */
+import type { Command } from 'commander';
+import { doctorCommand } from './doctor.js';
+
+const commands: ((program: Command, version: string) => void)[] = [doctorCommand];
+
+export function registerCommands(program: Command, version: string): void {
+  for (const register of commands) register(program, version);
+}

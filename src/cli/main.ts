@@ -1,0 +1,22 @@
+/** The pdquant command line: parses, wires, prints. */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerCommands } from './commands.js';
+import { reportError } from './errors.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('pdquant')
+  .description('Post-training quantization of CNNs (PD-Quant, QDrop, BRECQ, AdaRound) — ONNX in, verified ONNX out')
+  .version(pkg.version, '-V, --version')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerCommands(program, pkg.version);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  reportError(e);
+}

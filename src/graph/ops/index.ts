@@ -1,0 +1,4 @@
+/** Loads every op kernel into the registry. */
+import './nn.js';
+import './elementwise.js';
+import './shape.js';

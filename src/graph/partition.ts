@@ -1,0 +1,184 @@
+/**
+ * Splits a graph into reconstruction units (PDQUANT.md §4): a residual or inverted-residual block is
+ * one unit, every other conv/linear (with its BN and activation) is a layer unit. Blocks are found from
+ * the module paths PyTorch's exporter writes into node names ("/layer1/layer1.0/conv1/Conv"); without
+ * them, from the residual additions of the graph.
+ */
+import type { OnnxNode } from '../onnx/ir.js';
+import { isWeightLayer } from './executor.js';
+
+export interface Unit {
+  name: string;
+  kind: 'layer' | 'block';
+  /** Nodes of the unit in topological order. */
+  nodes: OnnxNode[];
+  /** The one value the unit reads. */
+  input: string;
+  /** The one value it hands on (after its activation; after the addition for blocks). */
+  output: string;
+}
+
+/** A user-given grouping: unit name → node-name prefixes (or /regex/). */
+export type UnitOverride = { name: string; kind?: 'layer' | 'block'; match: string[] }[];
+
+interface GraphView {
+  nodes: readonly OnnxNode[];
+  constants: ReadonlyMap<string, unknown>;
+}
+
+const FOLLOWERS = new Set(['BatchNormalization', 'Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
+
+/** "/layer1/layer1.0/conv1/Conv" → ["layer1", "layer1.0", "conv1"]; [] for names without a path. */
+export function modulePath(node: OnnxNode): string[] {
+  if (!node.name.startsWith('/')) return [];
+  const parts = node.name.split('/').filter(Boolean);
+  return parts.slice(0, -1);
+}
+
+function isResidualAdd(g: GraphView, n: OnnxNode): boolean {
+  return n.opType === 'Add' && n.inputs.length === 2 && n.inputs.every((i) => !g.constants.has(i));
+}
+
+/** Module prefixes (as joined paths) that are blocks. */
+function blockPrefixes(g: GraphView): Set<string> | null {
+  const adds = g.nodes.filter((n) => isResidualAdd(g, n));
+  if (adds.length === 0) return new Set();
+  const depth = modulePath(adds[0]!).length;
+  if (depth === 0 || adds.some((a) => modulePath(a).length !== depth)) return null;
+  const prefixes = new Set<string>();
+  const weightCount = new Map<string, number>();
+  for (const n of g.nodes) {
+    const p = modulePath(n);
+    if (p.length > depth && isWeightLayer(n)) {
+      const key = p.slice(0, depth).join('/');
+      weightCount.set(key, (weightCount.get(key) ?? 0) + 1);
+    }
+  }
+  for (const a of adds) prefixes.add(modulePath(a).join('/'));
+  // Siblings without a skip connection (MobileNetV2/MNasNet inverted residuals) are blocks too.
+  for (const [key, count] of weightCount) if (count >= 2) prefixes.add(key);
+  return prefixes;
+}
+
+function blockOf(n: OnnxNode, prefixes: Set<string>): string | undefined {
+  const p = modulePath(n);
+  for (let d = p.length; d > 0; d--) {
+    const key = p.slice(0, d).join('/');
+    if (prefixes.has(key)) return key;
+  }
+  return undefined;
+}
+
+/** Groups from the graph alone: each residual Add with everything between its fork and itself. */
+function structuralBlocks(g: GraphView): Map<OnnxNode, string> {
+  const producer = new Map<string, OnnxNode>();
+  g.nodes.forEach((n) => n.outputs.forEach((o) => producer.set(o, n)));
+  const index = new Map(g.nodes.map((n, i) => [n, i]));
+  const owner = new Map<OnnxNode, string>();
+  g.nodes.forEach((add, k) => {
+    if (!isResidualAdd(g, add)) return;
+    // The block starts after the earliest producer among the Add's two branches' sources.
+    const ancestors = (start: string) => {
+      const seen = new Set<OnnxNode>();
+      const stack = [start];
+      while (stack.length) {
+        const p = producer.get(stack.pop()!);
+        if (p && !seen.has(p)) {
+          seen.add(p);
+          stack.push(...p.inputs.filter((i) => !g.constants.has(i)));
+        }
+      }
+      return seen;
+    };
+    const a = ancestors(add.inputs[0]!), b = ancestors(add.inputs[1]!);
+    const common = [...a].filter((n) => b.has(n));
+    const fork = common.reduce((best, n) => (index.get(n)! > index.get(best)! ? n : best), common[0]!);
+    const from = fork ? index.get(fork)! + 1 : 0;
+    const name = `block${owner.size === 0 ? 0 : new Set(owner.values()).size}`;
+    for (let i = from; i <= k; i++) if (!owner.has(g.nodes[i]!)) owner.set(g.nodes[i]!, name);
+  });
+  return owner;
+}
+
+/** The units of a graph in network order. */
+export function partition(g: GraphView, override?: UnitOverride): Unit[] {
+  const owner = new Map<OnnxNode, { name: string; kind: 'layer' | 'block' }>();
+  const groups = new Map<string, { name: string; kind: 'layer' | 'block' }>();
+  const group = (name: string, kind: 'layer' | 'block') => {
+    if (!groups.has(name)) groups.set(name, { name, kind });
+    return groups.get(name)!;
+  };
+  if (override) {
+    const matches = (n: OnnxNode, pat: string) =>
+      pat.startsWith('/') && pat.endsWith('/') && pat.length > 2 ? new RegExp(pat.slice(1, -1)).test(n.name) : n.name.startsWith(pat);
+    for (const n of g.nodes) {
+      const u = override.find((o) => o.match.some((p) => matches(n, p)));
+      if (u) owner.set(n, group(u.name, u.kind ?? 'block'));
+    }
+  } else {
+    const prefixes = blockPrefixes(g);
+    if (prefixes) {
+      for (const n of g.nodes) {
+        const b = blockOf(n, prefixes);
+        if (b) owner.set(n, group(b, 'block'));
+      }
+    } else {
+      for (const [n, name] of structuralBlocks(g)) owner.set(n, group(name, 'block'));
+    }
+    // A block's trailing activation (after the Add) belongs to it even when named outside its module.
+    extendWithFollowers(g, owner);
+  }
+  // Every other weight layer is a layer unit with its BN/activation chain.
+  const consumers = new Map<string, OnnxNode[]>();
+  g.nodes.forEach((n) => n.inputs.forEach((i) => consumers.set(i, [...(consumers.get(i) ?? []), n])));
+  for (const n of g.nodes) {
+    if (owner.has(n) || !isWeightLayer(n)) continue;
+    const p = modulePath(n);
+    const u = group(`layer:${n.name}`, 'layer');
+    u.name = p.length ? p[p.length - 1]! : n.name;
+    owner.set(n, u);
+    let cur = n;
+    for (;;) {
+      const next = consumers.get(cur.outputs[0]!) ?? [];
+      if (next.length !== 1 || !FOLLOWERS.has(next[0]!.opType) || owner.has(next[0]!)) break;
+      cur = next[0]!;
+      owner.set(cur, u);
+    }
+  }
+  return collectUnits(g, owner);
+}
+
+function extendWithFollowers(g: GraphView, owner: Map<OnnxNode, { name: string; kind: 'layer' | 'block' }>): void {
+  const consumers = new Map<string, OnnxNode[]>();
+  g.nodes.forEach((n) => n.inputs.forEach((i) => consumers.set(i, [...(consumers.get(i) ?? []), n])));
+  for (const n of g.nodes) {
+    if (!isResidualAdd(g, n) || !owner.has(n)) continue;
+    const next = consumers.get(n.outputs[0]!) ?? [];
+    if (next.length === 1 && (next[0]!.opType === 'Relu' || next[0]!.opType === 'Clip') && !owner.has(next[0]!)) owner.set(next[0]!, owner.get(n)!);
+  }
+}
+
+function collectUnits(g: GraphView, owner: Map<OnnxNode, { name: string; kind: 'layer' | 'block' }>): Unit[] {
+  const groups = new Map<object, OnnxNode[]>();
+  for (const n of g.nodes) {
+    const u = owner.get(n);
+    if (u) groups.set(u, [...(groups.get(u) ?? []), n]);
+  }
+  const units: Unit[] = [];
+  const names = new Set<string>();
+  for (const [u, nodes] of groups) {
+    const { kind } = u as { name: string; kind: 'layer' | 'block' };
+    const name = (u as { name: string }).name.split('/').pop()!;
+    const inside = new Set(nodes.flatMap((n) => n.outputs));
+    const inputs = [...new Set(nodes.flatMap((n) => n.inputs).filter((i) => i && !inside.has(i) && !g.constants.has(i)))];
+    const outsideUse = new Set(g.nodes.filter((n) => !nodes.includes(n)).flatMap((n) => n.inputs));
+    const outputs = [...inside].filter((o) => outsideUse.has(o) || !g.nodes.some((n) => n.inputs.includes(o)));
+    if (inputs.length !== 1 || outputs.length !== 1)
+      throw new Error(`unit ${name} must read one value and hand on one value, but reads [${inputs.join(', ')}] and hands on [${outputs.join(', ')}]; override the grouping with --units`);
+    let unique = name;
+    for (let k = 1; names.has(unique); k++) unique = `${name}_${k}`;
+    names.add(unique);
+    units.push({ name: unique, kind, nodes, input: inputs[0]!, output: outputs[0]! });
+  }
+  return units;
+}
