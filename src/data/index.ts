@@ -1,0 +1,14 @@
+export { batches, loadAll } from './batches.js';
+export type { BatchOptions } from './batches.js';
+export { convertChannels } from './channels.js';
+export { makeDataset, limited } from './dataset.js';
+export type { DatasetParts } from './dataset.js';
+export { DataError } from './errors.js';
+export { decodeImage } from './image.js';
+export { resizeBilinear } from './resample.js';
+export { openDataset } from './open.js';
+export { registerSource, sourceFor, sources } from './registry.js';
+export { IMAGE_EXTENSIONS, isImageFile } from './sources/imagefolder.js';
+export { applyTransform, cropOffset, resizedSize } from './tensor.js';
+export { checkTransform, makeTransform, presets } from './transform.js';
+export type { Batch, Dataset, Item, OpenOptions, Pixels, Sample, Source, Split, Transform } from './types.js';
