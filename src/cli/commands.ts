@@ -1,8 +1,10 @@
 /** The command table: each entry registers one sub-command. */
 import type { Command } from 'commander';
 import { doctorCommand } from './doctor.js';
+import { evalCommand } from './eval.js';
+import { inspectCommand } from './inspect.js';
 
-const commands: ((program: Command, version: string) => void)[] = [doctorCommand];
+const commands: ((program: Command, version: string) => void)[] = [doctorCommand, inspectCommand, evalCommand];
 
 export function registerCommands(program: Command, version: string): void {
   for (const register of commands) register(program, version);

@@ -1,0 +1,38 @@
+/** `pdquant inspect`: what the model is, what pdquant makes of it, and anything it cannot run. */
+import type { Command } from 'commander';
+import { existingPath } from './options.js';
+
+export function inspectCommand(program: Command): void {
+  program
+    .command('inspect')
+    .description('inputs/outputs, op counts, parameters, FLOPs, reconstruction units and unsupported ops of an ONNX model')
+    .argument('<model>', 'ONNX model', existingPath('Model'))
+    .action(async (model: string) => {
+      const { readOnnx } = await import('../onnx/read.js');
+      const { foldConstants } = await import('../onnx/fold.js');
+      const { checkSupported } = await import('../onnx/supported.js');
+      const { summarize } = await import('../onnx/summarize.js');
+      const onnx = foldConstants(readOnnx(model));
+      const dims = (d: (number | string | null)[] | null) => `[${(d ?? []).map((x) => x ?? '?').join(', ')}]`;
+      console.log(`${model}: opset ${onnx.opsetVersion}, producer ${onnx.producer || '?'} ${onnx.producerVersion}`);
+      for (const i of onnx.inputs) console.log(`  input  ${i.name} ${i.elemType} ${dims(i.dims)}`);
+      for (const o of onnx.outputs) console.log(`  output ${o.name} ${o.elemType} ${dims(o.dims)}`);
+      const s = summarize(onnx);
+      console.log(`ops after constant folding (${s.nodeCount} nodes): ${Object.entries(s.opCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      console.log(`parameters: ${s.parameters.toLocaleString('en-US')}   FLOPs per image: ${(s.flops / 1e6).toFixed(1)} M (2 × ${(s.macs / 1e6).toFixed(1)} M multiply-adds)`);
+      try {
+        checkSupported(onnx);
+      } catch (e) {
+        console.log(`UNSUPPORTED: ${(e as Error).message}`);
+        process.exitCode = 1;
+        return;
+      }
+      const { loadModel } = await import('../graph/load.js');
+      const loaded = loadModel(model);
+      console.log(`reconstruction units (${loaded.units.length}):`);
+      loaded.units.forEach((u, k) => {
+        const layers = u.nodes.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).length;
+        console.log(`  ${String(k + 1).padStart(2)}. ${u.name.padEnd(14)} ${u.kind.padEnd(5)} ${layers} weight layer${layers === 1 ? '' : 's'}, ${u.nodes.length} nodes: ${u.nodes.map((n) => n.name).join(' ')}`);
+      });
+    });
+}

@@ -1,0 +1,95 @@
+/** Top-1/top-5 accuracy of a graph on the engine, or of an ONNX file in onnxruntime-node. */
+import { readFileSync } from 'node:fs';
+import * as E from '../engine/index.js';
+import { batches, type Batch, type Dataset, type Transform } from '../data/index.js';
+import { execute, type Graph, type RunHooks } from '../graph/index.js';
+import { inputChw } from '../graph/load.js';
+
+export interface Accuracy {
+  top1: number;
+  top5: number;
+  n: number;
+  seconds: number;
+}
+
+export interface EvalOptions {
+  transform: Transform;
+  batchSize: number;
+  limit?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Counts hits of a batch of logits against labels. */
+export class TopK {
+  n = 0;
+  hit1 = 0;
+  hit5 = 0;
+  add(logits: Float32Array, classes: number, labels: Int32Array): void {
+    for (let i = 0; i < labels.length; i++) {
+      const row = logits.subarray(i * classes, (i + 1) * classes);
+      const label = labels[i]!;
+      if (label < 0) throw new Error(`sample ${i} of a batch has no label; accuracy needs labelled data`);
+      const target = row[label]!;
+      let better = 0;
+      for (let c = 0; c < classes; c++) if (row[c]! > target || (row[c] === target && c < label)) better++;
+      this.n++;
+      if (better === 0) this.hit1++;
+      if (better < 5) this.hit5++;
+    }
+  }
+  result(seconds: number): Accuracy {
+    return { top1: (100 * this.hit1) / this.n, top5: (100 * this.hit5) / this.n, n: this.n, seconds };
+  }
+}
+
+/** Checks that the data's CHW matches the model input, naming both. */
+export function checkInputShape(expected: (number | null)[], batch: Batch, hint = 'choose the matching --preset'): void {
+  const got = batch.shape.slice(1);
+  if (expected.length !== 3 || expected.some((d, i) => d !== null && d !== got[i]))
+    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but the data gives [N, ${got.join(', ')}]; ${hint}`);
+}
+
+function indices(dataset: Dataset, limit?: number): number[] {
+  return Array.from({ length: Math.min(dataset.size, limit ?? Infinity) }, (_, i) => i);
+}
+
+/** Accuracy of a graph run on the engine (optionally with quantizer hooks). */
+export async function evaluateGraph(graph: Graph, dataset: Dataset, o: EvalOptions & { hooks?: RunHooks }): Promise<Accuracy> {
+  const start = performance.now();
+  const acc = new TopK();
+  const idx = indices(dataset, o.limit);
+  const expected = inputChw(graph);
+  for await (const b of batches(dataset, { batchSize: o.batchSize, transform: o.transform, indices: idx })) {
+    checkInputShape(expected, b);
+    const logits = E.tidy(() =>
+      E.noGrad(() => {
+        const x = E.tensor(b.data, b.shape);
+        return execute(graph, { feeds: new Map([[graph.input.name, x]]), outputs: [graph.output.name], hooks: o.hooks }).get(graph.output.name)!;
+      }),
+    );
+    const classes = logits.shape[1]!;
+    acc.add(logits.data() as Float32Array, classes, b.labels);
+    logits.dispose();
+    o.onProgress?.(acc.n, idx.length);
+  }
+  return acc.result((performance.now() - start) / 1000);
+}
+
+/** Accuracy of an ONNX file run by onnxruntime-node (CPU). */
+export async function evaluateOrt(modelPath: string, dataset: Dataset, o: EvalOptions): Promise<Accuracy> {
+  const ort = await import('onnxruntime-node');
+  const start = performance.now();
+  const session = await ort.InferenceSession.create(readFileSync(modelPath));
+  const inputName = session.inputNames[0]!;
+  const outputName = session.outputNames[0]!;
+  const acc = new TopK();
+  const idx = indices(dataset, o.limit);
+  for await (const b of batches(dataset, { batchSize: o.batchSize, transform: o.transform, indices: idx })) {
+    const out = await session.run({ [inputName]: new ort.Tensor('float32', b.data, b.shape) });
+    const logits = out[outputName]!;
+    acc.add(logits.data as Float32Array, logits.dims[1]!, b.labels);
+    o.onProgress?.(acc.n, idx.length);
+  }
+  await session.release();
+  return acc.result((performance.now() - start) / 1000);
+}

@@ -1,0 +1,38 @@
+/** ONNX file → the graphs pdquant works with: FP (BN kept, for DC and evaluation) and BN-folded (to quantize). */
+import { readOnnx } from '../onnx/read.js';
+import { foldConstants } from '../onnx/fold.js';
+import { checkSupported } from '../onnx/supported.js';
+import type { OnnxModel } from '../onnx/ir.js';
+import { Graph } from './graph.js';
+import { foldBatchNorm, type BnStats } from './fold-bn.js';
+import { partition, type Unit, type UnitOverride } from './partition.js';
+
+export interface LoadedModel {
+  path: string;
+  /** The model after constant folding (compute ops only). */
+  onnx: OnnxModel;
+  /** Full precision, BatchNormalization kept. */
+  fp: Graph;
+  /** BatchNormalization folded into the preceding layers; the graph that gets quantized. */
+  folded: Graph;
+  /** Folded layer name → the BN statistics it absorbed. */
+  bn: Map<string, BnStats>;
+  /** Reconstruction units of the folded graph, in network order. */
+  units: Unit[];
+}
+
+/** Reads, folds and checks an ONNX model; every failure is one clear error. */
+export function loadModel(path: string, o: { units?: UnitOverride } = {}): LoadedModel {
+  const onnx = foldConstants(readOnnx(path));
+  checkSupported(onnx);
+  const fp = new Graph(onnx);
+  const { model, bn } = foldBatchNorm(onnx);
+  const folded = new Graph(model);
+  return { path, onnx, fp, folded, bn, units: partition(folded, o.units) };
+}
+
+/** Input shape [C, H, W] the model expects (dims that are symbolic come back as null). */
+export function inputChw(g: Graph): (number | null)[] {
+  const dims = g.input.dims ?? [];
+  return dims.slice(1).map((d) => (typeof d === 'number' ? d : null));
+}

@@ -1,0 +1,93 @@
+/** Where quantizers go on a BN-folded graph (PDQUANT.md §3, the QDrop/BRECQ convention). */
+import type { OnnxNode } from '../onnx/ir.js';
+import { isWeightLayer, type Unit } from '../graph/index.js';
+
+export interface WeightSite {
+  /** The Conv/Gemm/MatMul node. */
+  node: string;
+  /** Its weight initializer. */
+  weight: string;
+  bits: number;
+  unit: string;
+}
+
+export interface ActSite {
+  /** The value after which the quantizer sits. */
+  value: string;
+  bits: number;
+  unit: string;
+  /** Why it is there (for inspect). */
+  role: 'layer output' | 'block output';
+}
+
+export interface Placement {
+  weights: WeightSite[];
+  acts: ActSite[];
+}
+
+export interface PlacementOptions {
+  wBits: number;
+  aBits: number;
+  /** First and last weight layers and the classifier's input at 8 bits (default true). */
+  eightBitHeadStem?: boolean;
+}
+
+interface GraphView {
+  nodes: readonly OnnxNode[];
+  constants: ReadonlyMap<string, unknown>;
+  output: { name: string };
+}
+
+const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
+/** Ops that pass a quantized value on without changing its grid. */
+const PASS_THROUGH = new Set(['GlobalAveragePool', 'AveragePool', 'MaxPool', 'ReduceMean', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Transpose']);
+
+export function placeQuantizers(g: GraphView, units: readonly Unit[], o: PlacementOptions): Placement {
+  const consumers = new Map<string, OnnxNode[]>();
+  const producer = new Map<string, OnnxNode>();
+  for (const n of g.nodes) {
+    n.inputs.forEach((i) => consumers.set(i, [...(consumers.get(i) ?? []), n]));
+    n.outputs.forEach((v) => producer.set(v, n));
+  }
+  const unitOf = new Map<OnnxNode, Unit>();
+  for (const u of units) for (const n of u.nodes) unitOf.set(n, u);
+  const layers = g.nodes.filter((n) => isWeightLayer(n) && g.constants.has(n.inputs[1] ?? ''));
+  const head8 = o.eightBitHeadStem ?? true;
+  const first = layers[0];
+  const last = layers[layers.length - 1];
+
+  const weights = layers.map((n) => ({
+    node: n.name,
+    weight: n.inputs[1]!,
+    bits: head8 && (n === first || n === last) ? 8 : o.wBits,
+    unit: unitOf.get(n)?.name ?? '',
+  }));
+
+  const acts = new Map<string, ActSite>();
+  const isResidualAdd = (n: OnnxNode) => n.opType === 'Add' && n.inputs.every((i) => !g.constants.has(i));
+  for (const layer of layers) {
+    if (layer === last) continue;
+    // The value after the layer's activation (the layer output itself when it has none).
+    let v = layer.outputs[0]!;
+    const next = consumers.get(v) ?? [];
+    if (next.length === 1 && ACTIVATIONS.has(next[0]!.opType)) v = next[0]!.outputs[0]!;
+    const unit = unitOf.get(layer);
+    if (!unit) continue;
+    // Inside a block, a branch that ends in the block's addition is quantized after the addition instead.
+    if (v !== unit.output && (consumers.get(v) ?? []).some((c) => isResidualAdd(c) && unitOf.get(c) === unit)) continue;
+    acts.set(v, { value: v, bits: o.aBits, unit: unit.name, role: unit.kind === 'block' && v === unit.output ? 'block output' : 'layer output' });
+  }
+  for (const u of units) {
+    if (u.kind === 'block' && u.output !== g.output.name) acts.set(u.output, { value: u.output, bits: o.aBits, unit: u.name, role: 'block output' });
+  }
+  // The classifier's input: walk back from the last layer through pooling/flatten to a quantized value.
+  if (head8 && last) {
+    let v = last.inputs[0]!;
+    while (!acts.has(v) && producer.get(v) && PASS_THROUGH.has(producer.get(v)!.opType)) v = producer.get(v)!.inputs[0]!;
+    const site = acts.get(v);
+    if (site) site.bits = 8;
+  }
+  const order = new Map<string, number>();
+  g.nodes.forEach((n, i) => n.outputs.forEach((v) => order.set(v, i)));
+  return { weights, acts: [...acts.values()].sort((a, b) => order.get(a.value)! - order.get(b.value)!) };
+}
