@@ -1,0 +1,157 @@
+// ONNX protobuf → OnnxModel: decoding, validation, topological sort.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { OnnxError } from './errors.js';
+import type { AttrValue, DataType, Dim, OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from './ir.js';
+import { onnx, type proto } from './proto.js';
+import { DTYPES, dataTypeOf, numel } from './tensor.js';
+import { toposort } from './toposort.js';
+
+/** Opsets of the default domain that pdquant reads. */
+export const MIN_OPSET = 11;
+export const MAX_OPSET = 21;
+
+type Int64 = number | { toNumber(): number; low: number; high: number } | null | undefined;
+
+const toNumber = (v: Int64): number => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber());
+const toBigInt = (v: Int64): bigint =>
+  v == null ? 0n : typeof v === 'number' ? BigInt(v) : BigInt.asIntN(64, (BigInt(v.high) << 32n) | BigInt(v.low >>> 0));
+
+/** Typed field of TensorProto that holds each element type when raw_data is not used. */
+const TYPED_FIELD: Record<DataType, 'floatData' | 'int32Data' | 'int64Data' | 'doubleData' | 'uint64Data'> = {
+  float32: 'floatData', float64: 'doubleData', int64: 'int64Data', uint32: 'uint64Data', uint64: 'uint64Data',
+  int8: 'int32Data', uint8: 'int32Data', int16: 'int32Data', uint16: 'int32Data', int32: 'int32Data', bool: 'int32Data',
+};
+
+/** Decodes a TensorProto (raw_data little-endian, or the typed repeated field). */
+function decodeTensor(t: proto.ITensorProto, what = `tensor ${t.name ?? ''}`): OnnxTensor {
+  const name = t.name ?? '';
+  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
+    throw new OnnxError(`${what}: external data not supported (save the model with its weights inside the .onnx file)`);
+  }
+  const dataType = dataTypeOf(t.dataType ?? 0, what);
+  const dims = (t.dims ?? []).map(toNumber);
+  const n = numel(dims);
+  const ArrayType = DTYPES[dataType].array;
+  const raw = t.rawData;
+  if (raw && raw.length > 0) {
+    if (endianness() !== 'LE') throw new OnnxError(`${what}: raw_data needs a little-endian host`);
+    if (raw.length !== n * ArrayType.BYTES_PER_ELEMENT) {
+      throw new OnnxError(`${what}: raw_data has ${raw.length} bytes, shape [${dims}] of ${dataType} needs ${n * ArrayType.BYTES_PER_ELEMENT}`);
+    }
+    const buffer = new ArrayBuffer(raw.length); // copy: raw_data may be unaligned inside the file buffer
+    new Uint8Array(buffer).set(raw);
+    return { name, dataType, dims, data: new ArrayType(buffer) };
+  }
+  const values = (t[TYPED_FIELD[dataType]] ?? []) as Int64[];
+  if (values.length !== n) throw new OnnxError(`${what}: has ${values.length} elements, shape [${dims}] needs ${n}`);
+  const data = new ArrayType(n);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) values.forEach((v, i) => (data[i] = toBigInt(v)));
+  else values.forEach((v, i) => (data[i] = toNumber(v)));
+  return { name, dataType, dims, data };
+}
+
+const utf8 = new TextDecoder();
+
+/** Decodes one attribute; graph-valued ones (If/Loop bodies) return undefined: pdquant runs no control flow. */
+function decodeAttr(a: proto.IAttributeProto, where: string): AttrValue | undefined {
+  const T = onnx.AttributeProto.AttributeType;
+  const what = `${where}, attribute ${a.name}`;
+  switch (a.type) {
+    case T.INT: return { type: 'int', value: toNumber(a.i) };
+    case T.INTS: return { type: 'ints', value: (a.ints ?? []).map(toNumber) };
+    case T.FLOAT: return { type: 'float', value: a.f ?? 0 };
+    case T.FLOATS: return { type: 'floats', value: [...(a.floats ?? [])] };
+    case T.STRING: return { type: 'string', value: utf8.decode(a.s ?? new Uint8Array()) };
+    case T.STRINGS: return { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) };
+    case T.TENSOR: return { type: 'tensor', value: decodeTensor(a.t ?? {}, what) };
+    case T.TENSORS: return { type: 'tensors', value: (a.tensors ?? []).map((t) => decodeTensor(t, what)) };
+    default: return undefined;
+  }
+}
+
+function decodeNode(n: proto.INodeProto): OnnxNode {
+  const node: OnnxNode = {
+    name: n.name ?? '', opType: n.opType ?? '', domain: n.domain ?? '',
+    inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs: {},
+  };
+  const where = `node ${node.name || node.outputs[0]} (${node.opType})`;
+  for (const a of n.attribute ?? []) {
+    const value = decodeAttr(a, where);
+    if (value !== undefined) node.attrs[a.name ?? ''] = value;
+  }
+  return node;
+}
+
+function decodeValueInfo(v: proto.IValueInfoProto, role: string): ValueInfo {
+  const name = v.name ?? '';
+  const tensorType = v.type?.tensorType;
+  if (!tensorType) throw new OnnxError(`graph ${role} '${name}' is not a tensor`);
+  const elemType = dataTypeOf(tensorType.elemType ?? 0, `graph ${role} '${name}'`);
+  const shape = tensorType.shape;
+  const dims = shape
+    ? (shape.dim ?? []).map((d): Dim => (d.dimParam ? d.dimParam : Object.hasOwn(d, 'dimValue') ? toNumber(d.dimValue) : null))
+    : null;
+  return { name, elemType, dims };
+}
+
+function loadBytes(source: string | Uint8Array): Uint8Array {
+  if (typeof source !== 'string') return source;
+  if (!existsSync(source)) throw new OnnxError(`No such file: ${source}`);
+  if (statSync(source).isDirectory()) throw new OnnxError(`${source} is a directory, not an ONNX file`);
+  return readFileSync(source);
+}
+
+/** Reads an ONNX model from a file path or bytes into an OnnxModel with topologically sorted nodes. */
+export function readOnnx(source: string | Uint8Array): OnnxModel {
+  const label = typeof source === 'string' ? source : 'the given bytes';
+  const bytes = loadBytes(source);
+  let m: proto.ModelProto;
+  try {
+    m = onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new OnnxError(`${label} is not a valid ONNX model: ${(e as Error).message}`);
+  }
+  const g = m.graph;
+  if (!g) throw new OnnxError(`${label} is not a valid ONNX model: it has no graph`);
+  const opset = (m.opsetImport ?? []).find((o) => o.domain === '' || o.domain === 'ai.onnx' || o.domain == null);
+  if (!opset) throw new OnnxError(`${label} is not a valid ONNX model: it imports no opset of the default ONNX domain`);
+  const opsetVersion = toNumber(opset.version);
+  if (opsetVersion < MIN_OPSET || opsetVersion > MAX_OPSET) {
+    throw new OnnxError(`${label}: opset ${opsetVersion} not supported; pdquant reads opset ${MIN_OPSET}–${MAX_OPSET}`);
+  }
+  if ((g.sparseInitializer ?? []).length > 0) throw new OnnxError(`${label}: sparse initializers not supported`);
+
+  const initializers = new Map<string, OnnxTensor>();
+  for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer ${t.name}`));
+  const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'input'));
+  if (inputs.length === 0) throw new OnnxError(`${label}: the graph has no inputs (besides initializers)`);
+  const shapeless = inputs.find((v) => v.dims === null);
+  if (shapeless) throw new OnnxError(`${label}: graph input '${shapeless.name}' has no shape`);
+  const outputs = (g.output ?? []).map((v) => decodeValueInfo(v, 'output'));
+  if (outputs.length === 0) throw new OnnxError(`${label}: the graph has no outputs`);
+
+  const available = new Set([...initializers.keys(), ...inputs.map((v) => v.name)]);
+  let nodes: OnnxNode[];
+  try {
+    nodes = toposort((g.node ?? []).map(decodeNode), available);
+  } catch (e) {
+    throw e instanceof OnnxError ? new OnnxError(`${label}: ${e.message}`) : e;
+  }
+  const produced = new Set([...available, ...nodes.flatMap((n) => n.outputs)]);
+  const missing = outputs.find((v) => !produced.has(v.name));
+  if (missing) throw new OnnxError(`${label}: graph output '${missing.name}' is produced by no node`);
+
+  return {
+    irVersion: toNumber(m.irVersion),
+    opsetVersion,
+    producer: m.producerName ?? '',
+    producerVersion: m.producerVersion ?? '',
+    graphName: g.name ?? '',
+    inputs,
+    outputs,
+    initializers,
+    nodes,
+    metadata: Object.fromEntries((m.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+  };
+}

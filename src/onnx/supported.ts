@@ -1,0 +1,78 @@
+// What pdquant's executor runs: the supported op table and the check that lists everything else.
+import { attrString, isDefaultDomain } from './attrs.js';
+import { OnnxError } from './errors.js';
+import type { OnnxModel, OnnxNode } from './ir.js';
+import { RULES } from './rules/index.js';
+
+interface OpSupport {
+  /** Names of inputs (by position) that must be initializers, e.g. Pad's pads; '' for inputs that may be computed. */
+  constantInputs?: string[];
+  /** A reason the node is refused despite its op being supported, or undefined. */
+  refuse?(node: OnnxNode): string | undefined;
+}
+
+const SUPPORT: Record<string, OpSupport> = {
+  Conv: { constantInputs: ['', 'W', 'B'] },
+  BatchNormalization: { constantInputs: ['', 'scale', 'B', 'input_mean', 'input_var'] },
+  Relu: {},
+  Clip: { constantInputs: ['', 'min', 'max'] },
+  Add: {},
+  Mul: {},
+  Sub: {},
+  Div: {},
+  Sigmoid: {},
+  HardSigmoid: {},
+  HardSwish: {},
+  MaxPool: {},
+  AveragePool: {},
+  GlobalAveragePool: {},
+  ReduceMean: { constantInputs: ['', 'axes'] },
+  Flatten: {},
+  Reshape: { constantInputs: ['', 'shape'] },
+  Transpose: {},
+  Squeeze: { constantInputs: ['', 'axes'] },
+  Unsqueeze: { constantInputs: ['', 'axes'] },
+  Gemm: { constantInputs: ['', 'B', 'C'] },
+  MatMul: {},
+  Pad: {
+    constantInputs: ['', 'pads', 'constant_value', 'axes'],
+    refuse(node) {
+      const mode = attrString(node, 'mode', 'constant');
+      return mode === 'constant' ? undefined : `Pad in mode '${mode}'`;
+    },
+  },
+  Slice: { constantInputs: ['', 'starts', 'ends', 'axes', 'steps'] },
+  Concat: {},
+  Identity: {},
+  Dropout: {},
+};
+
+/** ONNX op types (default domain) that pdquant's executor runs. */
+export const SUPPORTED_OPS: ReadonlySet<string> = new Set(Object.keys(SUPPORT));
+
+/** Why a node cannot run, or undefined when it can. */
+function problemOf(node: OnnxNode, model: OnnxModel): string | undefined {
+  if (!isDefaultDomain(node)) return `${node.domain}::${node.opType}`;
+  const support = SUPPORT[node.opType];
+  if (!support) return node.opType;
+  const computed = (support.constantInputs ?? []).find((name, i) => name !== '' && (node.inputs[i] ?? '') !== '' && !model.initializers.has(node.inputs[i]));
+  if (computed) return `${node.opType} with a computed ${computed}`;
+  return support.refuse?.(node);
+}
+
+/** Throws one OnnxError listing every unsupported op (with its nodes); returns if the executor can run the whole model. */
+export function checkSupported(model: OnnxModel): void {
+  const problems = new Map<string, string[]>();
+  for (const node of model.nodes) {
+    const problem = problemOf(node, model);
+    if (problem !== undefined) problems.set(problem, [...(problems.get(problem) ?? []), node.name || node.outputs[0]]);
+  }
+  if (problems.size === 0) return;
+  const list = [...problems].map(([problem, nodes]) => `${problem} (nodes: ${nodes.join(', ')})`).join(', ');
+  const foldable = [...problems.keys()].some((p) => RULES.get(p)?.evaluate);
+  throw new OnnxError(
+    `Unsupported ONNX ops: ${list}. pdquant supports: ${[...SUPPORTED_OPS].join(', ')} ` +
+      '(Pad in constant mode; default ONNX domain only; weights, pads, shapes, axes and slice bounds as constants).' +
+      (foldable ? ' Shape arithmetic (Constant, Shape, Gather, ...) that does not depend on the batch size is removed by foldConstants: run it first.' : ''),
+  );
+}

@@ -1,0 +1,115 @@
+// Test helpers: small ONNX models built straight from onnx-proto (independent of pdquant's writer), run in onnxruntime-node.
+import * as ort from 'onnxruntime-node';
+import { onnx, type proto } from '../../src/onnx/proto.js';
+
+const T = onnx.TensorProto.DataType;
+type ElemType = 'float' | 'int64' | 'int32' | 'int8' | 'bool';
+const CODE: Record<ElemType, number> = { float: T.FLOAT, int64: T.INT64, int32: T.INT32, int8: T.INT8, bool: T.BOOL };
+
+/** A TensorProto; `raw` stores the elements as raw_data instead of the typed field. */
+export function tensor(name: string, type: ElemType, dims: number[], values: (number | bigint)[], raw = false): proto.ITensorProto {
+  const t: proto.ITensorProto = { name, dataType: CODE[type], dims };
+  if (raw) {
+    const arrays = { float: Float32Array, int32: Int32Array, int8: Int8Array, bool: Uint8Array } as const;
+    const data = type === 'int64' ? BigInt64Array.from(values, BigInt) : new arrays[type](values.map(Number));
+    t.rawData = new Uint8Array(data.buffer);
+  } else if (type === 'float') t.floatData = values.map(Number);
+  else if (type === 'int64') t.int64Data = values.map((v) => (typeof v === 'bigint' ? v.toString() : v) as number);
+  else t.int32Data = values.map(Number);
+  return t;
+}
+
+const A = onnx.AttributeProto.AttributeType;
+/** Attribute constructors: attr.int(1), attr.floats([..]), ... */
+export const attr = {
+  int: (i: number): proto.IAttributeProto => ({ type: A.INT, i }),
+  ints: (ints: number[]): proto.IAttributeProto => ({ type: A.INTS, ints }),
+  float: (f: number): proto.IAttributeProto => ({ type: A.FLOAT, f }),
+  floats: (floats: number[]): proto.IAttributeProto => ({ type: A.FLOATS, floats }),
+  string: (s: string): proto.IAttributeProto => ({ type: A.STRING, s: new TextEncoder().encode(s) }),
+  tensor: (t: proto.ITensorProto): proto.IAttributeProto => ({ type: A.TENSOR, t }),
+};
+
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  name?: string;
+  domain?: string;
+  attrs?: Record<string, proto.IAttributeProto>;
+}
+
+export interface ValueSpec {
+  name: string;
+  dims?: (number | string)[];
+  type?: ElemType;
+}
+
+export interface ModelSpec {
+  opset?: number;
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+  nodes: NodeSpec[];
+  initializers?: proto.ITensorProto[];
+  metadata?: Record<string, string>;
+}
+
+const valueInfo = (v: ValueSpec): proto.IValueInfoProto => ({
+  name: v.name,
+  type: {
+    tensorType: {
+      elemType: CODE[v.type ?? 'float'],
+      ...(v.dims && { shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } }),
+    },
+  },
+});
+
+/** A ModelProto, encoded; nodes are named after their first output unless named. */
+export function buildModel(spec: ModelSpec): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'pdquant-test',
+    producerVersion: '1',
+    opsetImport: [{ domain: '', version: spec.opset ?? 13 }],
+    metadataProps: Object.entries(spec.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    graph: {
+      name: 'test',
+      input: spec.inputs.map(valueInfo),
+      output: spec.outputs.map(valueInfo),
+      initializer: spec.initializers ?? [],
+      node: spec.nodes.map((n) => ({
+        name: n.name ?? n.outputs[0],
+        opType: n.op,
+        domain: n.domain ?? '',
+        input: n.inputs,
+        output: n.outputs,
+        attribute: Object.entries(n.attrs ?? {}).map(([name, a]) => ({ ...a, name })),
+      })),
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Deterministic pseudo-random floats in [-1, 1). */
+export function randomFloats(n: number, seed = 1): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return (s / 2147483648) * 2 - 1;
+  });
+}
+
+/** Runs model bytes in onnxruntime-node on float32 inputs; returns every output as [dims, data]. */
+export async function runOrt(
+  bytes: Uint8Array,
+  feeds: Record<string, { dims: number[]; data: Float32Array }>,
+): Promise<Record<string, { dims: number[]; data: Float32Array }>> {
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  try {
+    const inputs = Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, new ort.Tensor('float32', f.data, f.dims)]));
+    const outputs = await session.run(inputs);
+    return Object.fromEntries(Object.entries(outputs).map(([name, t]) => [name, { dims: [...t.dims], data: t.data as Float32Array }]));
+  } finally {
+    await session.release();
+  }
+}

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { OnnxError, readOnnx } from '../src/onnx/index.js';
+import { attr, buildModel, tensor, type ModelSpec } from './helpers/onnx-builder.js';
+
+const convSpec = (): ModelSpec => ({
+  inputs: [{ name: 'x', dims: ['N', 2, 4, 4] }, { name: 'w', dims: [3, 2, 1, 1] }],
+  outputs: [{ name: 'y', dims: ['N', 3, 4, 4] }],
+  initializers: [tensor('w', 'float', [3, 2, 1, 1], [1, 2, 3, 4, 5, 6]), tensor('b', 'float', [3], [0.5, -1, 2], true)],
+  // Out of order on purpose: readOnnx sorts.
+  nodes: [
+    { op: 'Relu', inputs: ['c'], outputs: ['y'] },
+    { op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['c'], name: '/conv/Conv', attrs: { kernel_shape: attr.ints([1, 1]), auto_pad: attr.string('NOTSET') } },
+  ],
+  metadata: { author: 'test' },
+});
+
+const expectOnnxError = (fn: () => unknown, message: RegExp): void =>
+  assert.throws(fn, (e: unknown) => e instanceof OnnxError && message.test(e.message));
+
+test('readOnnx decodes graph, attributes, initializers and metadata, and sorts nodes', () => {
+  const m = readOnnx(buildModel(convSpec()));
+  assert.equal(m.opsetVersion, 13);
+  assert.equal(m.producer, 'pdquant-test');
+  assert.deepEqual(m.metadata, { author: 'test' });
+  // 'w' is listed as an input but is an initializer: not a model input.
+  assert.deepEqual(m.inputs, [{ name: 'x', elemType: 'float32', dims: ['N', 2, 4, 4] }]);
+  assert.deepEqual(m.outputs, [{ name: 'y', elemType: 'float32', dims: ['N', 3, 4, 4] }]);
+  assert.deepEqual(m.nodes.map((n) => n.opType), ['Conv', 'Relu']);
+  const conv = m.nodes[0];
+  assert.equal(conv.name, '/conv/Conv');
+  assert.deepEqual(conv.attrs, { kernel_shape: { type: 'ints', value: [1, 1] }, auto_pad: { type: 'string', value: 'NOTSET' } });
+  const w = m.initializers.get('w');
+  const b = m.initializers.get('b');
+  assert.deepEqual(w && { ...w, data: [...w.data] }, { name: 'w', dataType: 'float32', dims: [3, 2, 1, 1], data: [1, 2, 3, 4, 5, 6] });
+  assert.ok(b?.data instanceof Float32Array);
+  assert.deepEqual([...b.data], [0.5, -1, 2]);
+});
+
+test('readOnnx decodes int64 from int64_data and raw_data exactly, and other integer types', () => {
+  const big = 9223372036854775807n;
+  const m = readOnnx(buildModel({
+    inputs: [{ name: 'x', dims: [1] }],
+    outputs: [{ name: 'y' }],
+    initializers: [
+      tensor('typed', 'int64', [3], [big, -big - 1n, -5n]),
+      tensor('raw', 'int64', [3], [big, -big - 1n, -5n], true),
+      tensor('i8', 'int8', [2], [-3, 7]),
+      tensor('flag', 'bool', [2], [1, 0], true),
+    ],
+    nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }],
+  }));
+  for (const name of ['typed', 'raw']) assert.deepEqual([...(m.initializers.get(name)?.data ?? [])], [big, -big - 1n, -5n]);
+  assert.deepEqual([...(m.initializers.get('i8')?.data ?? [])], [-3, 7]);
+  assert.equal(m.initializers.get('i8')?.dataType, 'int8');
+  assert.equal(m.initializers.get('flag')?.dataType, 'bool');
+  assert.deepEqual(m.outputs[0].dims, null);
+});
+
+test('readOnnx: missing file', () => {
+  expectOnnxError(() => readOnnx('/nonexistent/model.onnx'), /^No such file: \/nonexistent\/model\.onnx$/);
+});
+
+test('readOnnx: bytes that are not a protobuf', () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'pdquant-onnx-')), 'garbage.onnx');
+  writeFileSync(path, 'this is not an ONNX file, just text\n');
+  expectOnnxError(() => readOnnx(path), new RegExp(`^${path} is not a valid ONNX model: `));
+  expectOnnxError(() => readOnnx(new Uint8Array([0x0a, 0xff, 0xff, 0xff])), /is not a valid ONNX model/);
+});
+
+test('readOnnx: opset outside 11..21', () => {
+  expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), opset: 9 })), /opset 9 not supported; pdquant reads opset 11–21$/);
+  expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), opset: 22 })), /opset 22 not supported/);
+});
+
+test('readOnnx: no inputs, cycle, missing input, external data', () => {
+  expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), inputs: [{ name: 'w' }] })), /the graph has no inputs \(besides initializers\)/);
+  expectOnnxError(
+    () => readOnnx(buildModel({
+      inputs: [{ name: 'x', dims: [1] }],
+      outputs: [{ name: 'c' }],
+      nodes: [
+        { op: 'Add', inputs: ['x', 'c'], outputs: ['a'] },
+        { op: 'Relu', inputs: ['a'], outputs: ['b'] },
+        { op: 'Relu', inputs: ['b'], outputs: ['c'] },
+      ],
+    })),
+    /the graph has a cycle: node a \(Add\) -> node b \(Relu\) -> node c \(Relu\) -> node a \(Add\)$/,
+  );
+  expectOnnxError(
+    () => readOnnx(buildModel({ ...convSpec(), nodes: [{ op: 'Relu', inputs: ['nowhere'], outputs: ['y'] }] })),
+    /node y \(Relu\) reads 'nowhere', which no node, initializer or graph input provides/,
+  );
+  const external = { ...tensor('w', 'float', [3, 2, 1, 1], []), dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }] };
+  expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), initializers: [external] })), /initializer w: external data not supported/);
+});
