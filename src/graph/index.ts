@@ -7,3 +7,4 @@ export type { BnStats, FoldedModel } from './fold-bn.js';
 export { partition, modulePath } from './partition.js';
 export type { Unit, UnitOverride } from './partition.js';
 export { registeredOps } from './kernel.js';
+export { nodesBetween } from './subgraph.js';
