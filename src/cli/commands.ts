@@ -3,8 +3,9 @@ import type { Command } from 'commander';
 import { doctorCommand } from './doctor.js';
 import { evalCommand } from './eval.js';
 import { inspectCommand } from './inspect.js';
+import { quantizeCommand } from './quantize.js';
 
-const commands: ((program: Command, version: string) => void)[] = [doctorCommand, inspectCommand, evalCommand];
+const commands: ((program: Command, version: string) => void)[] = [doctorCommand, inspectCommand, evalCommand, quantizeCommand];
 
 export function registerCommands(program: Command, version: string): void {
   for (const register of commands) register(program, version);

@@ -1,0 +1,42 @@
+/** The calibration set: the first N images of a folder or list file, as one engine tensor, with a hash for the run record. */
+import { createHash } from 'node:crypto';
+import * as E from '../engine/index.js';
+import { openDataset, loadAll, type Transform } from '../data/index.js';
+
+export interface Calibration {
+  images: E.Tensor;
+  count: number;
+  /** sha256 of the image paths in order. */
+  hash: string;
+  source: string;
+}
+
+/** A seeded permutation (mulberry32 + Fisher–Yates), so a folder's calibration draw is reproducible. */
+export function seededPermutation(n: number, seed: number): number[] {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j]!, p[i]!];
+  }
+  return p;
+}
+
+/** A list file is used in its order (first N); a folder or other dataset gives a seeded random draw of N. */
+export async function loadCalibration(spec: string, count: number, transform: Transform, seed = 0): Promise<Calibration> {
+  const ds = await openDataset(spec);
+  if (ds.size === 0) throw new Error(`The calibration data ${spec} holds no images`);
+  const n = Math.min(count, ds.size);
+  if (n < count) console.warn(`pdquant: ${spec} holds ${ds.size} images; calibrating on all of them instead of ${count}`);
+  const indices = ds.kind === 'list' ? Array.from({ length: n }, (_, i) => i) : seededPermutation(ds.size, seed).slice(0, n);
+  const batch = await loadAll(ds, transform, indices);
+  const hash = createHash('sha256').update(batch.paths.join('\n')).digest('hex');
+  return { images: E.keep(E.tensor(batch.data, batch.shape)), count: n, hash, source: spec };
+}

@@ -1,0 +1,134 @@
+/** A quantized model in simulation: the quantizers of a placement, plugged into the executor as hooks. */
+import * as E from '../engine/index.js';
+import { execute, type Graph, type RunHooks, type Unit } from '../graph/index.js';
+import type { OnnxNode } from '../onnx/ir.js';
+import { placeQuantizers, type Placement, type PlacementOptions, type ActSite, type WeightSite } from './placement.js';
+import { UniformQuantizer, type InitMethod, type UniformQuantizerState } from './uniform.js';
+
+export interface QuantizerSwitches {
+  weights: boolean;
+  acts: boolean;
+}
+
+/** What `--save-qparams` writes and `eval --qparams` reads. */
+export interface QParamsFile {
+  format: 'pdquant-qparams';
+  version: 1;
+  wBits: number;
+  aBits: number;
+  eightBitHeadStem: boolean;
+  weights: Record<string, UniformQuantizerState & { weight: string; intWeights?: string }>;
+  acts: Record<string, UniformQuantizerState>;
+}
+
+export interface WeightQuantizer {
+  site: WeightSite;
+  q: UniformQuantizer;
+  /** The fake-quantized weight that replaces the FP one; default: nearest rounding at q's scales. */
+  weight?: () => E.Tensor;
+}
+
+export interface ActQuantizer {
+  site: ActSite;
+  q: UniformQuantizer;
+  /** Replaces the default forward (e.g. a QDrop-mode quantizer during reconstruction). */
+  forward?: (x: E.Tensor) => E.Tensor;
+}
+
+export class QuantizedModel {
+  readonly graph: Graph;
+  readonly placement: Placement;
+  readonly weights = new Map<string, WeightQuantizer>();
+  readonly acts = new Map<string, ActQuantizer>();
+  readonly options: Required<PlacementOptions>;
+
+  /** Places the quantizers (uninitialised) on a BN-folded graph. */
+  constructor(graph: Graph, units: readonly Unit[], o: PlacementOptions) {
+    this.graph = graph;
+    this.options = { eightBitHeadStem: true, ...o };
+    this.placement = placeQuantizers(graph, units, this.options);
+    for (const site of this.placement.weights) this.weights.set(site.node, { site, q: new UniformQuantizer({ bits: site.bits, channelWise: true }) });
+    for (const site of this.placement.acts) this.acts.set(site.value, { site, q: new UniformQuantizer({ bits: site.bits }) });
+  }
+
+  /** The FP weight of a quantized layer. */
+  fpWeight(node: string): E.Tensor {
+    return this.graph.params.get(this.weights.get(node)!.site.weight)!;
+  }
+
+  /** Sets every weight quantizer's scales from its FP weight. */
+  initWeights(method: InitMethod): void {
+    for (const [node, w] of this.weights) if (!w.q.initialized) w.q.init(this.fpWeight(node), method);
+  }
+
+  /**
+   * Executor hooks with the chosen quantizers on. With `lazyInit`, an activation quantizer met for the
+   * first time is initialised on the value it sees (network order, on already-quantized inputs).
+   */
+  hooks(on: QuantizerSwitches, o: { lazyInit?: InitMethod; only?: ReadonlySet<string> } = {}): RunHooks {
+    const hooks: RunHooks = {};
+    if (on.weights)
+      hooks.weight = (node: OnnxNode, w: E.Tensor) => {
+        const wq = this.weights.get(node.name);
+        if (!wq || (o.only && !o.only.has(wq.site.unit))) return w;
+        return wq.weight ? wq.weight() : wq.q.forward(w);
+      };
+    if (on.acts)
+      hooks.value = (name: string, t: E.Tensor) => {
+        const aq = this.acts.get(name);
+        if (!aq || (o.only && !o.only.has(aq.site.unit))) return t;
+        if (!aq.q.initialized) {
+          if (!o.lazyInit) throw new Error(`activation quantizer at ${name} is not initialised`);
+          aq.q.init(t, o.lazyInit);
+        }
+        return aq.forward ? aq.forward(t) : aq.q.forward(t);
+      };
+    return hooks;
+  }
+
+  /** Logits of the quantized (or partly quantized) model. */
+  forward(x: E.Tensor, on: QuantizerSwitches): E.Tensor {
+    return E.tidy(() => {
+      const g = this.graph;
+      return execute(g, { feeds: new Map([[g.input.name, x]]), outputs: [g.output.name], hooks: this.hooks(on) }).get(g.output.name)!;
+    });
+  }
+
+  /** Initialises every activation quantizer in one pass over `calib` (weights quantized), as the reference does. */
+  initActs(calib: E.Tensor, method: InitMethod): void {
+    E.noGrad(() =>
+      E.tidy(() => {
+        const g = this.graph;
+        execute(g, { feeds: new Map([[g.input.name, calib]]), outputs: [g.output.name], hooks: this.hooks({ weights: true, acts: true }, { lazyInit: method }) });
+      }),
+    );
+  }
+
+  state(): QParamsFile {
+    const weights: QParamsFile['weights'] = {};
+    for (const [node, w] of this.weights) weights[node] = { ...w.q.state(), weight: w.site.weight };
+    const acts: QParamsFile['acts'] = {};
+    for (const [v, a] of this.acts) acts[v] = a.q.state();
+    return { format: 'pdquant-qparams', version: 1, wBits: this.options.wBits, aBits: this.options.aBits, eightBitHeadStem: this.options.eightBitHeadStem, weights, acts };
+  }
+
+  /** Restores quantizer parameters saved by state(); names must match this model's placement. */
+  load(file: QParamsFile): void {
+    if (file.format !== 'pdquant-qparams') throw new Error('not a pdquant quantization-parameters file');
+    for (const [node, s] of Object.entries(file.weights)) {
+      const w = this.weights.get(node);
+      if (!w) throw new Error(`quantization parameters name weight layer ${node}, which this model does not have`);
+      w.q.load(s);
+    }
+    for (const [v, s] of Object.entries(file.acts)) {
+      const a = this.acts.get(v);
+      if (!a) throw new Error(`quantization parameters name activation ${v}, which this model does not quantize`);
+      a.q.load(s);
+    }
+  }
+
+  dispose(): void {
+    for (const w of this.weights.values()) w.q.dispose();
+    for (const a of this.acts.values()) a.q.dispose();
+  }
+}
