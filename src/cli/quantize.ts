@@ -1,8 +1,11 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import type { Command } from 'commander';
-import { bits, intIn, existingPath, transformFor } from './options.js';
+import { basename, join } from 'node:path';
+import { bits, intIn, existingPath, positiveNumber, transformFor } from './options.js';
 import { progressBar } from './progress.js';
+import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../report/atomic.js';
+import type { ReconConfig } from '../recon/config.js';
 
 interface Flags {
   calib: string;
@@ -14,11 +17,32 @@ interface Flags {
   preset?: string;
   eval?: string;
   evalLimit?: number;
-  batch: number;
+  evalBatch: number;
   json?: string;
   saveQparams?: string;
-  head8: boolean;
+  '8bitHeadStem': boolean;
+  runDir?: string;
+  resume?: string;
+  archPreset?: string;
+  iters?: number;
+  batch?: number;
+  wRound?: number;
+  T?: number;
+  lambdaR?: number;
+  lambdaC?: number;
+  dcSteps?: number;
+  dcLr?: number;
+  dropP?: number;
+  weightLr?: number;
+  actLr?: number;
+  warmup?: number;
 }
+
+const probability = (flag: string) => (v: string) => {
+  const n = positiveNumber(flag)(v);
+  if (n > 1) throw new Error(`Expected a number in (0, 1] for ${flag} but received ${v}`);
+  return n;
+};
 
 export function quantizeCommand(program: Command, version: string): void {
   program
@@ -34,23 +58,53 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--preset <name>', 'preprocessing: cifar, imagenet, mnist, none (default from the model input size)')
     .option('--eval <path>', 'labelled images to measure FP and quantized top-1 on', existingPath('Evaluation path'))
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
-    .option('--batch <n>', 'evaluation batch size', intIn('--batch', 1), 100)
+    .option('--eval-batch <n>', 'evaluation batch size', intIn('--eval-batch', 1), 100)
     .option('--json <file>', 'write the run record here')
     .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)')
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')
+    .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)')
+    .option('--resume <dir>', 'continue a crashed run from its run folder, skipping finished units')
+    .option('--arch-preset <name>', 'w_round, T and λc of PDQUANT.md §6: resnet | regnet | mobilenetv2 | mnasnet', 'resnet')
+    .option('--iters <n>', 'iterations per unit (default 20000)', intIn('--iters', 1))
+    .option('--batch <n>', 'reconstruction batch size (default 32)', intIn('--batch', 1))
+    .option('--w-round <x>', 'rounding regulariser weight', positiveNumber('--w-round'))
+    .option('--T <x>', 'PD loss temperature', positiveNumber('--T'))
+    .option('--lambda-r <x>', 'PD loss divided by λr (default 0.1)', positiveNumber('--lambda-r'))
+    .option('--lambda-c <x>', 'DC anchor term divided by λc', positiveNumber('--lambda-c'))
+    .option('--dc-steps <n>', 'DC Adam steps (default 500)', intIn('--dc-steps', 0))
+    .option('--dc-lr <x>', 'DC learning rate (default 1e-3)', positiveNumber('--dc-lr'))
+    .option('--drop-p <x>', 'QDrop probability (default 0.5)', probability('--drop-p'))
+    .option('--weight-lr <x>', 'rounding learning rate (default 3e-3)', positiveNumber('--weight-lr'))
+    .option('--act-lr <x>', 'activation step learning rate (default 4e-5)', positiveNumber('--act-lr'))
+    .option('--warmup <x>', 'fraction of iterations without rounding loss (default 0.2)', probability('--warmup'))
     .action(async (model: string, f: Flags) => {
       const { quantize } = await import('../methods/pipeline.js');
       const { method } = await import('../methods/registry.js');
+      const { ARCH_PRESETS } = await import('../recon/config.js');
       const { readOnnx } = await import('../onnx/read.js');
-      method(f.method);
+      const preset = method(f.method);
+      const arch = ARCH_PRESETS[f.archPreset ?? 'resnet'];
+      if (!arch) throw new Error(`Unknown --arch-preset ${f.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
       const input = readOnnx(model).inputs[0]?.dims ?? [];
       const transform = transformFor(f.preset, input.slice(2).map((d) => (typeof d === 'number' ? d : null)));
+      const given = {
+        iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,
+        dcLr: f.dcLr, dropP: f.dropP, weightLr: f.weightLr, actLr: f.actLr, warmup: f.warmup,
+      };
+      const recon: Partial<ReconConfig> = { ...arch, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
+      const runDir = f.resume ?? f.runDir ?? join('runs', `${basename(model, '.onnx')}-${f.method}-w${f.w}a${f.a}-seed${f.seed}`);
       const bar = progressBar('eval');
+      const rp = reconProgress(recon.iters ?? 20000);
       const { record, qmodel } = await quantize(
-        { model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed, transform, eightBitHeadStem: f.head8, eval: f.eval, evalLimit: f.evalLimit, batch: f.batch },
+        {
+          model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed, transform,
+          eightBitHeadStem: f['8bitHeadStem'], eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
+          runDir: preset.recon ? runDir : undefined, resume: f.resume !== undefined,
+        },
         version,
-        { phase: (p) => console.error(`pdquant: ${p}`), evalProgress: (what, d, t) => bar.update(d, t, what) },
+        { ...rp, stage: (p: string) => console.error(`pdquant: ${p}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },
       );
+      rp.stop();
       bar.stop();
       if (f.saveQparams) writeJsonAtomic(f.saveQparams, qmodel.state());
       if (record.top1 !== undefined)

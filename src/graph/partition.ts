@@ -100,7 +100,12 @@ function structuralBlocks(g: GraphView): Map<OnnxNode, string> {
   return owner;
 }
 
-/** The units of a graph in network order. */
+/** One unit per weight layer with its BN/activation chain (AdaRound's layer-wise reconstruction). */
+export function partitionLayers(g: GraphView): Unit[] {
+  return partition(g, []);
+}
+
+/** The units of a graph in network order (an empty override gives layer units only). */
 export function partition(g: GraphView, override?: UnitOverride): Unit[] {
   const owner = new Map<OnnxNode, { name: string; kind: 'layer' | 'block' }>();
   const groups = new Map<string, { name: string; kind: 'layer' | 'block' }>();

@@ -8,6 +8,8 @@ import { loadCalibration } from '../quant/calibration.js';
 import { evaluateGraph, type Accuracy } from '../eval/index.js';
 import { openDataset, type Transform } from '../data/index.js';
 import { method } from './registry.js';
+import { DEFAULTS, type ReconConfig } from '../recon/config.js';
+import { reconstruct, type ReconEvents, type UnitRecord } from '../recon/run.js';
 
 export interface QuantizeOptions {
   model: string;
@@ -21,11 +23,16 @@ export interface QuantizeOptions {
   eightBitHeadStem: boolean;
   eval?: string;
   evalLimit?: number;
-  batch: number;
+  /** Evaluation batch size. */
+  evalBatch: number;
+  /** Reconstruction hyper-parameters (defaults: PDQUANT.md §6). */
+  recon?: Partial<ReconConfig>;
+  runDir?: string;
+  resume?: boolean;
 }
 
-export interface RunEvents {
-  phase?(name: string): void;
+export interface RunEvents extends ReconEvents {
+  stage?(name: string): void;
   evalProgress?(what: string, done: number, total: number): void;
 }
 
@@ -45,6 +52,8 @@ export interface RunRecord {
   n?: number;
   seconds: Record<string, number>;
   started: string;
+  recon?: { config: ReconConfig; units: UnitRecord[] };
+  peak_rss_mb: number;
 }
 
 export interface QuantizeResult {
@@ -57,13 +66,25 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const preset = method(o.method);
   const seconds: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
-    ev.phase?.(name);
+    events.stage?.(name);
     const t0 = performance.now();
     const r = await fn();
     seconds[name] = (performance.now() - t0) / 1000;
     return r;
   };
   const started = new Date().toISOString();
+  const modelHash = createHash('sha256').update(readFileSync(o.model)).digest('hex');
+  // The loops are synchronous, so memory is sampled from their callbacks rather than a timer.
+  let peak = process.memoryUsage().rss;
+  const sample = () => (peak = Math.max(peak, process.memoryUsage().rss));
+  const events: RunEvents = {
+    ...ev,
+    stage: (name) => (sample(), ev.stage?.(name)),
+    iteration: (u, k, it, p) => {
+      if (it % 50 === 0) sample();
+      ev.iteration?.(u, k, it, p);
+    },
+  };
   E.manualSeed(o.seed);
   const loaded = await timed('load', () => loadModel(o.model));
   const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed));
@@ -80,14 +101,26 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       qmodel.initActs(first, preset.init);
       first.dispose();
     });
-  } else {
-    throw new Error(`method ${o.method} needs reconstruction, which is not available yet`);
+  }
+  let units: UnitRecord[] | undefined;
+  const cfg: ReconConfig = { ...DEFAULTS, ...o.recon };
+  if (preset.recon !== null) {
+    const recon = preset.recon;
+    units = await timed('reconstruction', () =>
+      reconstruct(
+        {
+          loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume,
+          fingerprint: { model: modelHash, method: o.method, w: o.wBits, a: o.aBits, seed: o.seed, calib: calib.hash, head8: o.eightBitHeadStem, cfg },
+        },
+        events,
+      ),
+    );
   }
   calib.images.dispose();
 
   const record: RunRecord = {
     tool: { name: 'pdquant', version, torch: E.engineInfo().torch, node: process.version, threads: E.engineInfo().threads },
-    model: { path: o.model, sha256: createHash('sha256').update(readFileSync(o.model)).digest('hex') },
+    model: { path: o.model, sha256: modelHash },
     method: o.method,
     w_bits: o.wBits,
     a_bits: o.aBits,
@@ -96,15 +129,19 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     calibration: { source: calib.source, count: calib.count, sha256: calib.hash },
     seconds,
     started,
+    ...(units ? { recon: { config: cfg, units } } : {}),
+    peak_rss_mb: 0,
   };
   if (o.eval) {
     const ds = await openDataset(o.eval);
-    const common = { transform: o.transform, batchSize: o.batch, limit: o.evalLimit };
+    const common = { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit };
     const fp: Accuracy = await timed('fp eval', () => evaluateGraph(loaded.fp, ds, { ...common, onProgress: (d, t) => ev.evalProgress?.('FP', d, t) }));
     const q: Accuracy = await timed('quantized eval', () =>
       evaluateGraph(loaded.folded, ds, { ...common, hooks: qmodel.hooks({ weights: true, acts: true }), onProgress: (d, t) => ev.evalProgress?.('quantized', d, t) }),
     );
     Object.assign(record, { top1: q.top1, top5: q.top5, fp_top1: fp.top1, fp_top5: fp.top5, n: q.n });
   }
+  sample();
+  record.peak_rss_mb = Math.round(peak / 2 ** 20);
   return { record, loaded, qmodel };
 }

@@ -26,6 +26,8 @@ export interface WeightQuantizer {
   q: UniformQuantizer;
   /** The fake-quantized weight that replaces the FP one; default: nearest rounding at q's scales. */
   weight?: () => E.Tensor;
+  /** Set once the rounding is learned and fixed: the dequantized weight and its integer codes. */
+  hard?: { weight: E.Tensor; intWeights: E.Tensor };
 }
 
 export interface ActQuantizer {
@@ -104,11 +106,25 @@ export class QuantizedModel {
     );
   }
 
+  /** Fixes a layer's weight to learned integer codes q: ŵ = (q − z)·δ. */
+  setHardWeight(node: string, intWeights: E.Tensor): void {
+    const wq = this.weights.get(node)!;
+    if (wq.hard) E.dispose(wq.hard);
+    const weight = E.keep(E.noGrad(() => E.tidy(() => intWeights.sub(wq.q.zeroPoint).mul(wq.q.delta))));
+    wq.hard = { weight, intWeights: E.keep(intWeights) };
+    wq.weight = () => weight;
+  }
+
+  /** Parameters of every initialised quantizer (learned integer weights included, base64 of uint8 codes). */
   state(): QParamsFile {
     const weights: QParamsFile['weights'] = {};
-    for (const [node, w] of this.weights) weights[node] = { ...w.q.state(), weight: w.site.weight };
+    for (const [node, w] of this.weights) {
+      if (!w.q.initialized) continue;
+      const codes = w.hard ? Buffer.from(Uint8Array.from(w.hard.intWeights.data() as Float32Array)).toString('base64') : undefined;
+      weights[node] = { ...w.q.state(), weight: w.site.weight, ...(codes ? { intWeights: codes } : {}) };
+    }
     const acts: QParamsFile['acts'] = {};
-    for (const [v, a] of this.acts) acts[v] = a.q.state();
+    for (const [v, a] of this.acts) if (a.q.initialized) acts[v] = a.q.state();
     return { format: 'pdquant-qparams', version: 1, wBits: this.options.wBits, aBits: this.options.aBits, eightBitHeadStem: this.options.eightBitHeadStem, weights, acts };
   }
 
@@ -119,6 +135,10 @@ export class QuantizedModel {
       const w = this.weights.get(node);
       if (!w) throw new Error(`quantization parameters name weight layer ${node}, which this model does not have`);
       w.q.load(s);
+      if (s.intWeights) {
+        const shape = this.fpWeight(node).shape;
+        this.setHardWeight(node, E.tensor(Float32Array.from(Buffer.from(s.intWeights, 'base64')), shape));
+      }
     }
     for (const [v, s] of Object.entries(file.acts)) {
       const a = this.acts.get(v);
@@ -128,7 +148,10 @@ export class QuantizedModel {
   }
 
   dispose(): void {
-    for (const w of this.weights.values()) w.q.dispose();
+    for (const w of this.weights.values()) {
+      w.q.dispose();
+      if (w.hard) E.dispose(w.hard);
+    }
     for (const a of this.acts.values()) a.q.dispose();
   }
 }

@@ -1,0 +1,91 @@
+/**
+ * Distribution correction (PDQUANT.md §5 step 3): nudge a unit's FP calibration input so that the
+ * per-sample channel statistics at its BatchNorm inputs match the BN running statistics.
+ *
+ * The reference optimises each batch of 32 separately. A sample's loss depends on that sample alone
+ * and Adam acts elementwise, so all batches are corrected in one optimisation over every sample with
+ * identical mathematics, each batch keeping its own plateau learning-rate schedule (a per-row rate).
+ */
+import * as E from '../engine/index.js';
+import { execute, nodesBetween, type Graph } from '../graph/index.js';
+import type { OnnxNode } from '../onnx/ir.js';
+import type { ReconConfig } from './config.js';
+import { PlateauSchedules } from './schedule.js';
+
+export interface DcResult {
+  xdc: E.Tensor;
+  /** Summed loss over all batches at the first and last step. */
+  lossStart: number;
+  lossEnd: number;
+  /** Total loss every 50 steps. */
+  curve: number[];
+}
+
+/** The BatchNormalization nodes of the FP unit between `input` and `output`. */
+export function unitBatchNorms(fp: Graph, input: string, output: string): OnnxNode[] {
+  return nodesBetween(fp, [input], output).filter((n) => n.opType === 'BatchNormalization');
+}
+
+/** Per-sample loss (one value per row of x) of §5 step 3, before dividing by the batch size. */
+function perSampleLoss(fp: Graph, nodes: OnnxNode[], bns: OnnxNode[], input: string, x: E.Tensor, xfp: E.Tensor, lambdaC: number): E.Tensor {
+  const outs = execute(fp, { feeds: new Map([[input, x]]), outputs: bns.map((b) => b.inputs[0]!), nodes });
+  let total: E.Tensor | null = null;
+  for (const bn of bns) {
+    const y = outs.get(bn.inputs[0]!)!;
+    const mean = fp.params.get(bn.inputs[3]!)!;
+    const std = fp.params.get(bn.inputs[4]!)!.add(1e-6).sqrt();
+    const flat = y.reshape([y.shape[0]!, y.shape[1]!, -1]);
+    const mu = flat.mean([2]);
+    const sigma = flat.var([2], true).add(1e-6).sqrt();
+    const term = mu.sub(mean).pow(2).sum([1]).add(sigma.sub(std).pow(2).sum([1]));
+    total = total ? total.add(term) : term;
+  }
+  // lp(a, b) per sample: Σ over channels and positions of (a − b)², averaged over positions.
+  const diff = x.sub(xfp).pow(2);
+  const positions = x.rank > 2 ? x.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
+  const lp = diff.reshape([x.shape[0]!, -1]).sum([1]).div(positions * lambdaC);
+  return total ? total.add(lp) : lp;
+}
+
+export function distributionCorrection(fp: Graph, input: string, output: string, xfp: E.Tensor, cfg: ReconConfig, batch: number): DcResult {
+  const nodes = nodesBetween(fp, [input], output);
+  const bns = nodes.filter((n) => n.opType === 'BatchNormalization');
+  const n = xfp.shape[0]!;
+  const batches = Math.ceil(n / batch);
+  const rowsOf = (b: number) => Math.min(batch, n - b * batch);
+  const x = E.keep(E.noGrad(() => xfp.clone())).requiresGrad_(true);
+  const opt = new E.Adam([{ params: [x], lr: 0 }]);
+  const plateau = new PlateauSchedules(batches, { lr: cfg.dcLr, factor: 0.1, patience: 100, minLr: 1e-5 });
+  const curve: number[] = [];
+  let lossStart = NaN;
+  let lossEnd = NaN;
+  const rowWeights = E.keep(E.tensor(Float32Array.from({ length: n }, (_, i) => 1 / rowsOf(Math.floor(i / batch))), [n]));
+  for (let step = 0; step < cfg.dcSteps; step++) {
+    const perSample = E.tidy(() => {
+      const s = perSampleLoss(fp, nodes, bns, input, x, xfp, cfg.lambdaC);
+      // Each batch's loss is its samples' sum divided by its size; the gradient of the total is each batch's own.
+      const scaled = s.mul(rowWeights);
+      scaled.sum().backward();
+      return scaled.detach();
+    });
+    const values = perSample.data() as Float32Array;
+    perSample.dispose();
+    const losses = new Array<number>(batches).fill(0);
+    values.forEach((v, i) => (losses[Math.floor(i / batch)]! += v));
+    const total = losses.reduce((a, b) => a + b, 0);
+    if (step === 0) lossStart = total;
+    lossEnd = total;
+    if (step % 50 === 0) curve.push(total);
+    const lrs = plateau.lrs;
+    opt.groups[0]!.lr = E.keep(E.tensor(Float32Array.from({ length: n }, (_, i) => lrs[Math.floor(i / batch)]!), [n, ...Array<number>(x.rank - 1).fill(1)]));
+    opt.step();
+    (opt.groups[0]!.lr as E.Tensor).dispose();
+    x.zeroGrad();
+    plateau.step(losses);
+  }
+  rowWeights.dispose();
+  opt.dispose();
+  const xdc = E.keep(E.noGrad(() => x.detach().clone()));
+  x.dispose();
+  return { xdc, lossStart, lossEnd, curve };
+}

@@ -1,0 +1,120 @@
+/** The per-unit loop over the whole network (PDQUANT.md §4–§5), checkpointed after every unit so a run can resume. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as E from '../engine/index.js';
+import { partitionLayers, type Unit } from '../graph/index.js';
+import type { LoadedModel } from '../graph/load.js';
+import type { QuantizedModel, QParamsFile } from '../quant/qmodel.js';
+import type { ReconPreset } from '../methods/registry.js';
+import { writeJsonAtomic } from '../report/atomic.js';
+import type { ReconConfig } from './config.js';
+import { capture, cacheBytes } from './caches.js';
+import { distributionCorrection, unitBatchNorms } from './dc.js';
+import { initUnitActs, reconstructUnit, type LossPoint } from './unit.js';
+
+export interface UnitRecord {
+  name: string;
+  kind: 'layer' | 'block';
+  seconds: { caching: number; dc: number; optimization: number };
+  cacheBytes: number;
+  dc?: { lossStart: number; lossEnd: number; curve: number[] };
+  curve: LossPoint[];
+}
+
+export interface ReconEvents {
+  unitStart?(index: number, total: number, unit: Unit): void;
+  phase?(unit: Unit, phase: 'caching' | 'dc' | 'optimization'): void;
+  iteration?(unit: Unit, index: number, iter: number, p: LossPoint): void;
+}
+
+export interface ReconOptions {
+  loaded: LoadedModel;
+  qmodel: QuantizedModel;
+  images: E.Tensor;
+  preset: ReconPreset;
+  cfg: ReconConfig;
+  seed: number;
+  /** Folder for the per-unit checkpoint; with `resume`, finished units are loaded from it and skipped. */
+  runDir?: string;
+  resume?: boolean;
+  /** Identifies the run; a checkpoint of another run is refused. */
+  fingerprint: Record<string, unknown>;
+}
+
+interface Checkpoint {
+  fingerprint: Record<string, unknown>;
+  done: string[];
+  units: UnitRecord[];
+  qparams: QParamsFile;
+}
+
+/** Reconstructs every unit in network order; returns the per-unit records. */
+export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[] {
+  const { loaded, qmodel, images, preset, cfg } = o;
+  const fp = loaded.fp;
+  const graph = loaded.folded;
+  const units = preset.unit === 'layer' ? partitionLayers(graph) : loaded.units;
+  const ckptPath = o.runDir ? join(o.runDir, 'checkpoint.json') : null;
+  const records: UnitRecord[] = [];
+  const done = new Set<string>();
+  if (o.resume) {
+    if (!ckptPath || !existsSync(ckptPath)) throw new Error(`Cannot resume: no checkpoint at ${ckptPath ?? '(no --run-dir)'}`);
+    const ck = JSON.parse(readFileSync(ckptPath, 'utf8')) as Checkpoint;
+    if (JSON.stringify(ck.fingerprint) !== JSON.stringify(o.fingerprint))
+      throw new Error(`The checkpoint in ${o.runDir} belongs to another run (${JSON.stringify(ck.fingerprint)}); start a new --run-dir`);
+    qmodel.load(ck.qparams);
+    ck.done.forEach((u) => done.add(u));
+    records.push(...ck.units);
+  }
+  const input = graph.input.name;
+  const output = graph.output.name;
+  // AdaRound keeps activation steps at their initial values: set them all in one pass first.
+  if (preset.unit === 'layer' && !done.size) {
+    const first = images.slice(0, 0, Math.min(cfg.actInitRows, images.shape[0]!));
+    qmodel.initActs(first, 'mse');
+    first.dispose();
+  }
+  const logitsFp = preset.pd ? capture(fp, images, input, output, cfg.cacheBatch) : null;
+  const quantHooks = qmodel.hooks({ weights: true, acts: true });
+
+  units.forEach((unit, k) => {
+    if (done.has(unit.name)) return;
+    ev.unitStart?.(k, units.length, unit);
+    E.manualSeed(o.seed + k);
+    const t0 = performance.now();
+    ev.phase?.(unit, 'caching');
+    const xq = capture(graph, images, input, unit.input, cfg.cacheBatch, quantHooks);
+    const xfp = capture(fp, images, input, unit.input, cfg.cacheBatch);
+    let xin = xfp;
+    let dc: UnitRecord['dc'];
+    let dcSeconds = 0;
+    if (preset.dc && unitBatchNorms(fp, unit.input, unit.output).length > 0) {
+      ev.phase?.(unit, 'dc');
+      const tdc = performance.now();
+      const r = distributionCorrection(fp, unit.input, unit.output, xfp, cfg, cfg.batch);
+      dcSeconds = (performance.now() - tdc) / 1000;
+      xin = r.xdc;
+      dc = { lossStart: r.lossStart, lossEnd: r.lossEnd, curve: r.curve };
+    }
+    const yfp = capture(fp, xin, unit.input, unit.output, cfg.cacheBatch);
+    const t2 = performance.now();
+    ev.phase?.(unit, 'optimization');
+    if (preset.unit === 'block') initUnitActs({ qmodel, graph, preset, cfg }, unit, xq);
+    const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin, yfp, logitsFp }, (it, p) => ev.iteration?.(unit, k, it, p));
+    const t3 = performance.now();
+    const bytes = [xq, xfp, yfp, ...(xin !== xfp ? [xin] : [])].reduce((s, t) => s + cacheBytes(t), logitsFp ? cacheBytes(logitsFp) : 0);
+    E.dispose([xq, xfp, yfp, xin]);
+    records.push({
+      name: unit.name,
+      kind: unit.kind,
+      seconds: { caching: (t2 - t0) / 1000 - dcSeconds, dc: dcSeconds, optimization: (t3 - t2) / 1000 },
+      cacheBytes: bytes,
+      ...(dc ? { dc } : {}),
+      curve,
+    });
+    done.add(unit.name);
+    if (ckptPath) writeJsonAtomic(ckptPath, { fingerprint: o.fingerprint, done: [...done], units: records, qparams: qmodel.state() } satisfies Checkpoint);
+  });
+  logitsFp?.dispose();
+  return records;
+}

@@ -1,0 +1,152 @@
+/** Reconstruction of one unit (PDQUANT.md §5): learned rounding and activation steps against rec / PD / rounding losses. */
+import * as E from '../engine/index.js';
+import { execute, nodesBetween, type Graph, type Unit } from '../graph/index.js';
+import type { QuantizedModel } from '../quant/qmodel.js';
+import { AdaRoundQuantizer } from '../quant/adaround.js';
+import { QDropQuantizer, dropMix } from '../quant/qdrop.js';
+import type { ReconPreset } from '../methods/registry.js';
+import type { ReconConfig } from './config.js';
+import { lpLoss, pdLoss } from './losses.js';
+import { linearTempDecay, cosineAnnealing } from './schedule.js';
+
+export interface UnitCaches {
+  /** Unit input on the quantized network (earlier units final). */
+  xq: E.Tensor;
+  /** Unit input for the rec target and input drop: FP, or DC-corrected FP. */
+  xfp: E.Tensor;
+  /** FP unit output on xfp. */
+  yfp: E.Tensor;
+  /** Final FP logits (for the PD loss). */
+  logitsFp: E.Tensor | null;
+}
+
+export interface LossPoint {
+  iter: number;
+  rec: number;
+  pd: number;
+  round: number;
+  beta: number;
+}
+
+export interface UnitProgress {
+  (iter: number, p: LossPoint): void;
+}
+
+export interface UnitContext {
+  qmodel: QuantizedModel;
+  /** The BN-folded graph run in FP for the tail to the logits. */
+  graph: Graph;
+  preset: ReconPreset;
+  cfg: ReconConfig;
+}
+
+/** The activation quantizers computed inside a unit. */
+export function unitActs(qmodel: QuantizedModel, unit: Unit): string[] {
+  return unit.nodes.flatMap((n) => n.outputs).filter((v) => qmodel.acts.has(v));
+}
+
+/** Initialises the unit's activation steps on the first rows of xq, with weights rounded to nearest (§5 step 4). */
+export function initUnitActs(ctx: UnitContext, unit: Unit, xq: E.Tensor): void {
+  const rows = Math.min(ctx.cfg.actInitRows, xq.shape[0]!);
+  E.noGrad(() =>
+    E.tidy(() => {
+      execute(ctx.qmodel.graph, {
+        feeds: new Map([[unit.input, xq.slice(0, 0, rows)]]),
+        outputs: [unit.output],
+        nodes: unit.nodes,
+        hooks: ctx.qmodel.hooks({ weights: true, acts: true }, { lazyInit: 'mse' }),
+      });
+    }),
+  );
+}
+
+/** Optimises the unit, then hardens it. Returns the loss curve (every 100 iterations). */
+export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onProgress?: UnitProgress): LossPoint[] {
+  const { qmodel, preset, cfg } = ctx;
+  const weightNodes = unit.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
+  const actValues = unitActs(qmodel, unit);
+  const rounders = new Map<string, AdaRoundQuantizer>();
+  for (const node of weightNodes) {
+    const wq = qmodel.weights.get(node)!;
+    const ada = new AdaRoundQuantizer(wq.q, qmodel.fpWeight(node));
+    rounders.set(node, ada);
+    wq.weight = () => ada.forward();
+  }
+  const steps = preset.learnActSteps ? actValues.map((v) => qmodel.acts.get(v)!.q.learnable(true).delta) : [];
+  for (const v of actValues) {
+    const a = qmodel.acts.get(v)!;
+    if (preset.drop) {
+      const dq = new QDropQuantizer(a.q, { mode: 'drop', p: cfg.dropP });
+      a.forward = (x) => dq.forward(x);
+    }
+  }
+  const optW = new E.Adam([{ params: [...rounders.values()].map((r) => r.alpha), lr: cfg.weightLr }]);
+  const optA = steps.length ? new E.Adam([{ params: steps, lr: cfg.actLr }]) : null;
+  const beta = linearTempDecay({ iters: cfg.iters, warmup: cfg.warmup, start: cfg.betaStart, end: cfg.betaEnd });
+  const actLr = cosineAnnealing(cfg.actLr, cfg.iters);
+  const tail = ctx.preset.pd ? nodesBetween(ctx.graph, [unit.output], ctx.graph.output.name) : [];
+  const n = c.xq.shape[0]!;
+  const curve: LossPoint[] = [];
+  const hooks = qmodel.hooks({ weights: true, acts: true });
+  const twoPasses = preset.drop && preset.pd;
+
+  for (let it = 1; it <= cfg.iters; it++) {
+    const point = E.tidy(() => {
+      const idx = E.randint(0, n, [cfg.batch]);
+      const xq = c.xq.indexSelect(0, idx);
+      let xrec = xq;
+      if (preset.drop) xrec = dropMix(xq, c.xfp.indexSelect(0, idx), cfg.dropP);
+      const input = twoPasses ? E.cat([xrec, xq], 0) : preset.pd && !preset.rec ? xq : xrec;
+      const out = execute(qmodel.graph, { feeds: new Map([[unit.input, input]]), outputs: [unit.output], nodes: unit.nodes, hooks }).get(unit.output)!;
+      const b = cfg.batch;
+      const outRec = twoPasses ? out.slice(0, 0, b) : out;
+      const outQ = twoPasses ? out.slice(0, b, 2 * b) : out;
+      let loss = E.scalar(0);
+      let rec = 0, pd = 0, round = 0;
+      if (preset.rec) {
+        const l = lpLoss(outRec, c.yfp.indexSelect(0, idx));
+        loss = loss.add(l);
+        rec = l.item();
+      }
+      if (preset.pd) {
+        const logits = execute(ctx.graph, { feeds: new Map([[unit.output, outQ]]), outputs: [ctx.graph.output.name], nodes: tail }).get(ctx.graph.output.name)!;
+        const l = pdLoss(logits, c.logitsFp!.indexSelect(0, idx), cfg.T).div(cfg.lambdaR);
+        loss = loss.add(l);
+        pd = l.item();
+      }
+      const b_ = beta(it);
+      if (it >= cfg.warmup * cfg.iters) {
+        let r: E.Tensor = E.scalar(0);
+        for (const ada of rounders.values()) r = r.add(ada.roundingLoss(b_));
+        r = r.mul(cfg.wRound);
+        loss = loss.add(r);
+        round = r.item();
+      }
+      loss.backward();
+      return { iter: it, rec, pd, round, beta: b_ };
+    });
+    optW.step();
+    optW.zeroGrad();
+    if (optA) {
+      optA.step();
+      optA.zeroGrad();
+      optA.groups[0]!.lr = actLr(it);
+    }
+    if (it % 100 === 0 || it === 1) curve.push(point);
+    onProgress?.(it, point);
+  }
+  optW.dispose();
+  optA?.dispose();
+  // Finish: hard rounding, learned steps fixed, drop off.
+  for (const [node, ada] of rounders) {
+    ada.harden();
+    qmodel.setHardWeight(node, ada.hardWeightInt());
+    ada.dispose();
+  }
+  for (const v of actValues) {
+    const a = qmodel.acts.get(v)!;
+    a.q.learnable(false);
+    delete a.forward;
+  }
+  return curve;
+}
