@@ -28,6 +28,7 @@ const std::vector<std::pair<const char*, Unary>> kUnary = {
     {"clone", [](const at::Tensor& x) { return x.clone(); }},
     {"detach", [](const at::Tensor& x) { return x.detach(); }},
     {"contiguous", [](const at::Tensor& x) { return x.contiguous(); }},
+    {"channelsLast", [](const at::Tensor& x) { return x.contiguous(at::MemoryFormat::ChannelsLast); }},
 };
 
 const std::vector<std::pair<const char*, Binary>> kBinary = {

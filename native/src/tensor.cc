@@ -19,31 +19,40 @@ at::Tensor CreateLike(const Napi::CallbackInfo& info, at::Tensor (*make)(at::Int
 }
 }  // namespace
 
+// A handle is a plain JS object wrapped (napi_wrap) around a heap Handle. free() removes the wrap and deletes the
+// Handle at once, so an explicitly freed tensor leaves nothing behind. (An External with a finalizer cannot be
+// cancelled, and Node defers finalizers to setImmediate: a synchronous loop of 100k ops then piled up ~200 bytes
+// of native bookkeeping per op until the event loop turned.) Handles never freed are still reclaimed by the GC.
+static void FinalizeHandle(napi_env, void* data, void*) {
+  delete static_cast<Handle*>(data);
+  g_live--;
+}
+
 Napi::Value Wrap(Napi::Env env, at::Tensor t) {
+  auto obj = Napi::Object::New(env);
   auto* h = new Handle{std::move(t)};
-  g_live++;
-  return Napi::External<Handle>::New(env, h, [](Napi::Env, Handle* h) {
-    if (h->t.defined()) g_live--;
+  if (napi_wrap(env, obj, h, FinalizeHandle, nullptr, nullptr) != napi_ok) {
     delete h;
-  });
+    throw Napi::Error::New(env, "cannot create a tensor handle");
+  }
+  g_live++;
+  return obj;
 }
 
-static Handle* HandleArg(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsExternal())
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a tensor handle");
-  return info[i].As<Napi::External<Handle>>().Data();
+// arg: the argument's index for the error message, or -1.
+static Handle* Unwrap(Napi::Env env, const Napi::Value& v, int arg) {
+  if (!v.IsObject())
+    throw Napi::TypeError::New(env, (arg < 0 ? std::string("expected value") : "argument " + std::to_string(arg)) + " must be a tensor handle");
+  void* data = nullptr;
+  if (napi_unwrap(env, v, &data) != napi_ok || data == nullptr) throw Napi::Error::New(env, "tensor was disposed");
+  return static_cast<Handle*>(data);
 }
 
-at::Tensor& TensorOf(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(env, "expected a tensor handle");
-  Handle* h = v.As<Napi::External<Handle>>().Data();
-  if (!h->t.defined()) throw Napi::Error::New(env, "tensor was disposed");
-  return h->t;
-}
+at::Tensor& TensorOf(Napi::Env env, const Napi::Value& v) { return Unwrap(env, v, -1)->t; }
 
 at::Tensor& Arg(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length()) throw Napi::TypeError::New(info.Env(), "missing tensor argument " + std::to_string(i));
-  return TensorOf(info.Env(), info[i]);
+  return Unwrap(info.Env(), info[i], static_cast<int>(i))->t;
 }
 
 at::Tensor OptArg(const Napi::CallbackInfo& info, size_t i) {
@@ -51,12 +60,14 @@ at::Tensor OptArg(const Napi::CallbackInfo& info, size_t i) {
   return Arg(info, i);
 }
 
+// Idempotent: freeing a freed handle does nothing.
 void Free(const Napi::CallbackInfo& info, size_t i) {
-  Handle* h = HandleArg(info, i);
-  if (h->t.defined()) {
-    h->t = at::Tensor();
-    g_live--;
-  }
+  if (i >= info.Length() || !info[i].IsObject())
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a tensor handle");
+  void* data = nullptr;
+  if (napi_remove_wrap(info.Env(), info[i], &data) != napi_ok || data == nullptr) return;
+  delete static_cast<Handle*>(data);
+  g_live--;
 }
 
 int64_t LiveCount() { return g_live.load(); }
@@ -84,7 +95,13 @@ std::string Str(const Napi::CallbackInfo& info, size_t i) {
 }
 
 at::Tensor TensorOrScalar(const Napi::CallbackInfo& info, size_t i) {
-  if (i < info.Length() && info[i].IsNumber()) return at::scalar_tensor(Num(info, i), at::kDouble);
+  if (i < info.Length() && info[i].IsNumber()) {
+    // A "wrapped number" (as PyTorch does for Python scalars) so that it never widens the other operand's
+    // dtype: 0-dim float32 / 4 stays float32 (a plain 0-dim double tensor would promote it to float64).
+    auto t = at::scalar_tensor(Num(info, i), at::kDouble);
+    t.unsafeGetTensorImpl()->set_wrapped_number(true);
+    return t;
+  }
   return Arg(info, i);
 }
 
@@ -296,6 +313,12 @@ static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   at::set_num_threads(static_cast<int>(Int(info, 0)));
   return info.Env().Undefined();
 }
+// Whether convolutions may use oneDNN (MKL-DNN) kernels on the CPU; returns the previous setting.
+static Napi::Value SetMkldnn(const Napi::CallbackInfo& info) {
+  bool prev = at::globalContext().userEnabledMkldnn();
+  at::globalContext().setUserEnabledMkldnn(Bool(info, 0));
+  return Napi::Boolean::New(info.Env(), prev);
+}
 static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   torch::manual_seed(static_cast<uint64_t>(Int(info, 0)));
   return info.Env().Undefined();
@@ -328,6 +351,7 @@ void RegisterTensorFns(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("version", Version);
   PDQ_EXPORT("setThreads", SetThreads);
   PDQ_EXPORT("manualSeed", ManualSeed);
+  PDQ_EXPORT("setMkldnn", SetMkldnn);
 }
 
 }  // namespace pdq

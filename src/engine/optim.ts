@@ -46,14 +46,17 @@ export class Adam {
         if (grad === null) continue;
         let s = this.#state.get(p);
         if (!s) {
-          s = { m: keep(zeros(p.shape, { device: p.device })), v: keep(zeros(p.shape, { device: p.device })), step: 0 };
+          s = { m: keep(zeros(p.shape, { device: p.device, dtype: p.dtype })), v: keep(zeros(p.shape, { device: p.device, dtype: p.dtype })), step: 0 };
           this.#state.set(p, s);
         }
         s.step++;
         const st = s;
         const lr = typeof g.lr === 'number' ? g.lr : g.lr.handle;
-        call('Adam.step', () => native.adamStep(p.handle, grad, st.m.handle, st.v.handle, st.step, lr, this.#b1, this.#b2, this.#eps, this.#wd));
-        native.free(grad);
+        try {
+          call('Adam.step', () => native.adamStep(p.handle, grad, st.m.handle, st.v.handle, st.step, lr, this.#b1, this.#b2, this.#eps, this.#wd));
+        } finally {
+          native.free(grad);
+        }
       }
     }
   }
@@ -94,12 +97,15 @@ export class SGD {
         let buf = this.#buf.get(p);
         const first = buf === undefined;
         if (!buf && this.#momentum !== 0) {
-          buf = keep(zeros(p.shape, { device: p.device }));
+          buf = keep(zeros(p.shape, { device: p.device, dtype: p.dtype }));
           this.#buf.set(p, buf);
         }
         const lr = g.lr;
-        call('SGD.step', () => native.sgdStep(p.handle, grad, buf?.handle ?? null, lr, this.#momentum, this.#wd, first));
-        native.free(grad);
+        try {
+          call('SGD.step', () => native.sgdStep(p.handle, grad, buf?.handle ?? null, lr, this.#momentum, this.#wd, first));
+        } finally {
+          native.free(grad);
+        }
       }
     }
   }

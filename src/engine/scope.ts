@@ -12,6 +12,15 @@ export function track(t: Disposable): void {
   scopes[scopes.length - 1]?.add(t);
 }
 
+/**
+ * Forgets a tensor disposed by hand. Only the innermost scope is looked at (where a temporary almost always
+ * lives); elsewhere it stays until its scope ends, which is harmless since dispose() is idempotent. Without
+ * this a long loop inside one tidy() that disposes its temporaries kept every dead wrapper in the scope's set.
+ */
+export function untrack(t: Disposable): void {
+  scopes[scopes.length - 1]?.delete(t);
+}
+
 /** Removes a tensor from scope tracking so that it outlives every enclosing tidy(). */
 export function keep<T extends Disposable>(t: T): T {
   for (const s of scopes) s.delete(t);

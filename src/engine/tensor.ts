@@ -1,6 +1,6 @@
 /** The Tensor type: an owned handle to a LibTorch tensor, with elementwise, reduction and shape methods. */
 import { native, type Handle } from './native.js';
-import { track, type Disposable } from './scope.js';
+import { track, untrack, type Disposable } from './scope.js';
 import { call, checkInt } from './errors.js';
 
 export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'int8' | 'bool';
@@ -47,6 +47,7 @@ export class Tensor implements Disposable {
     if (this.#handle !== null) {
       native.free(this.#handle);
       this.#handle = null;
+      untrack(this);
     }
   }
 
@@ -172,6 +173,8 @@ export class Tensor implements Disposable {
   flatten(start = 0, end = -1): Tensor { return new Tensor(call('flatten', () => native.flatten(this.handle, start, end))); }
   unsqueeze(dim: number): Tensor {
     const s = [...this.shape];
+    if (!Number.isInteger(dim) || dim < -s.length - 1 || dim > s.length)
+      throw new RangeError(`Error in unsqueeze: dim must be an integer in [${-s.length - 1}, ${s.length}] for rank ${s.length}, got ${dim}`);
     s.splice(dim < 0 ? s.length + 1 + dim : dim, 0, 1);
     return this.reshape(s);
   }
@@ -200,11 +203,34 @@ function shapeOf(op: string, shape: number[]): number[] {
   return shape;
 }
 
-/** A tensor copied from a typed array (its type gives the dtype; Uint8Array with dtype 'bool' gives bool). */
+/** A typed array of the given dtype holding plain numbers (float32 by default). */
+function fromNumbers(data: number[], dtype: DType | undefined): TypedArray {
+  switch (dtype) {
+    case 'float64': return Float64Array.from(data);
+    case 'int32': return Int32Array.from(data);
+    case 'int64': return BigInt64Array.from(data, (v) => BigInt(Math.trunc(v)));
+    case 'uint8': return Uint8Array.from(data);
+    case 'bool': return Uint8Array.from(data, (v) => (v ? 1 : 0));
+    case 'int8': return Int8Array.from(data);
+    default: return Float32Array.from(data);
+  }
+}
+
+/**
+ * A tensor copied from a typed array (its type gives the dtype; Uint8Array with dtype 'bool' gives bool) or
+ * from plain numbers (float32 unless opts.dtype says otherwise). A dtype that differs from the typed array's
+ * converts the values.
+ */
 export function tensor(data: TypedArray | number[], shape?: number[], opts: { dtype?: DType; device?: string } = {}): Tensor {
-  const arr = Array.isArray(data) ? new Float32Array(data) : data;
+  let arr = Array.isArray(data) ? fromNumbers(data, opts.dtype) : data;
+  // bool storage must hold 0/1 bytes only: other bytes were copied as is and read back as 2, 255, ... by data()
+  if (opts.dtype === 'bool' && arr instanceof Uint8Array && arr.some((v) => v > 1)) arr = arr.map((v) => (v ? 1 : 0));
   const s = shapeOf('tensor', shape ?? [arr.length]);
-  return new Tensor(call('tensor', () => native.fromArray(arr, s, opts.device ?? defaultDevice, opts.dtype === 'bool')));
+  const t = new Tensor(call('tensor', () => native.fromArray(arr, s, opts.device ?? defaultDevice, opts.dtype === 'bool')));
+  if (opts.dtype === undefined || t.dtype === opts.dtype) return t;
+  const converted = t.to({ dtype: opts.dtype });
+  t.dispose();
+  return converted;
 }
 /** A 1-D int64 tensor (indices). */
 export function int64(values: ArrayLike<number> | number[], shape?: number[]): Tensor {
