@@ -16,7 +16,8 @@ export function evalCommand(program: Command): void {
     .option('--batch <n>', 'batch size', intIn('--batch', 1), 100)
     .option('--limit <n>', 'evaluate only the first N images', intIn('--limit', 1))
     .option('--json <file>', 'write {"top1", "top5", "n", "seconds"} to this file')
-    .action(async (model: string, o: { data: string; preset?: string; split?: string; backend: string; batch: number; limit?: number; json?: string }) => {
+    .option('--qparams <file>', 'simulate the quantized model saved by `pdquant quantize --save-qparams` (torch backend)', existingPath('Quantization parameters'))
+    .action(async (model: string, o: { data: string; preset?: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string }) => {
       if (o.backend !== 'torch' && o.backend !== 'ort') throw new Error(`Expected torch or ort for --backend but received ${o.backend}`);
       const { loadModel, inputChw } = await import('../graph/load.js');
       const { evaluateGraph, evaluateOrt } = await import('../eval/index.js');
@@ -25,7 +26,15 @@ export function evalCommand(program: Command): void {
       const transform = transformFor(o.preset, inputChw(loaded.fp).slice(1));
       const bar = progressBar(`eval (${o.backend})`);
       const opts = { transform, batchSize: o.batch, limit: o.limit, onProgress: (d: number, t: number) => bar.update(d, t) };
-      const acc = o.backend === 'ort' ? await evaluateOrt(model, dataset, opts) : await evaluateGraph(loaded.fp, dataset, opts);
+      let acc;
+      if (o.qparams) {
+        if (o.backend === 'ort') throw new Error('--qparams simulates on our engine; use --backend torch (or export the model with -o and evaluate that file with --backend ort)');
+        const { readQParams, QuantizedModel } = await import('../quant/qmodel.js');
+        const file = readQParams(o.qparams);
+        const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem });
+        qmodel.load(file);
+        acc = await evaluateGraph(loaded.folded, dataset, { ...opts, hooks: qmodel.hooks({ weights: true, acts: true }) });
+      } else acc = o.backend === 'ort' ? await evaluateOrt(model, dataset, opts) : await evaluateGraph(loaded.fp, dataset, opts);
       bar.stop();
       console.log(`top-1 ${acc.top1.toFixed(2)} %  top-5 ${acc.top5.toFixed(2)} %  on ${acc.n} images (${o.backend}, ${acc.seconds.toFixed(1)} s)`);
       if (o.json) writeJsonAtomic(o.json, { ...acc, model, data: o.data, backend: o.backend });

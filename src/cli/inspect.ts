@@ -7,7 +7,11 @@ export function inspectCommand(program: Command): void {
     .command('inspect')
     .description('inputs/outputs, op counts, parameters, FLOPs, reconstruction units and unsupported ops of an ONNX model')
     .argument('<model>', 'ONNX model', existingPath('Model'))
-    .action(async (model: string) => {
+    .option('--quant <w/a>', 'also list every quantizer and its bit-width for these weight/activation bits, e.g. 4/2')
+    .option('--no-8bit-head-stem', 'with --quant: no 8-bit first/last layers and classifier input')
+    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean }) => {
+      const wa = o.quant?.match(/^([2-8])\/([2-8])$/);
+      if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 for --quant but received ${o.quant}`);
       const { readOnnx } = await import('../onnx/read.js');
       const { foldConstants } = await import('../onnx/fold.js');
       const { checkSupported } = await import('../onnx/supported.js');
@@ -34,5 +38,13 @@ export function inspectCommand(program: Command): void {
         const layers = u.nodes.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).length;
         console.log(`  ${String(k + 1).padStart(2)}. ${u.name.padEnd(14)} ${u.kind.padEnd(5)} ${layers} weight layer${layers === 1 ? '' : 's'}, ${u.nodes.length} nodes: ${u.nodes.map((n) => n.name).join(' ')}`);
       });
+      if (wa) {
+        const { placeQuantizers } = await import('../quant/placement.js');
+        const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'] });
+        console.log(`weight quantizers (${p.weights.length}, per output channel):`);
+        for (const w of p.weights) console.log(`  W${w.bits}  ${w.node}  [unit ${w.unit}]`);
+        console.log(`activation quantizers (${p.acts.length}, per tensor):`);
+        for (const a of p.acts) console.log(`  A${a.bits}  after ${a.value}  (${a.role}, unit ${a.unit})`);
+      }
     });
 }

@@ -1,7 +1,7 @@
 /** Runs a graph (or a slice of its nodes) on the engine, with hooks where quantizers plug in. */
 import type * as E from '../engine/index.js';
 import type { OnnxNode } from '../onnx/ir.js';
-import type { Graph } from './graph.js';
+import { CHANNELS_LAST, type Graph } from './graph.js';
 
 export interface RunHooks {
   /**
@@ -33,6 +33,15 @@ export function execute(graph: Graph, o: RunOptions): Map<string, E.Tensor> {
   const uses = new Map<string, number>();
   for (const n of nodes) for (const i of n.inputs) if (i) uses.set(i, (uses.get(i) ?? 0) + 1);
   const env = new Map<string, E.Tensor>(o.feeds);
+  // Feeds go to channels-last once here so every convolution after them runs on it.
+  const converted: E.Tensor[] = [];
+  if (CHANNELS_LAST)
+    for (const [name, t] of o.feeds)
+      if (t.rank === 4) {
+        const c = t.channelsLast();
+        converted.push(c);
+        env.set(name, c);
+      }
   // Tensors this run made, with the number of env names that refer to them.
   const made = new Map<E.Tensor, number>();
   const bind = (name: string, t: E.Tensor) => {
@@ -84,6 +93,7 @@ export function execute(graph: Graph, o: RunOptions): Map<string, E.Tensor> {
     result.set(name, t);
   }
   for (const [name, t] of env) if (!wanted.has(name) && made.has(t) && ![...result.values()].includes(t)) unbind(name);
+  for (const c of converted) if (![...result.values()].includes(c)) c.dispose();
   return result;
 }
 

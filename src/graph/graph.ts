@@ -6,6 +6,9 @@ import { isFloatType } from '../onnx/tensor.js';
 import { compilerFor, registeredOps, type CompileContext, type Kernel } from './kernel.js';
 import './ops/index.js';
 
+/** Convolution weights and 4-D feeds in channels-last order (PDQUANT_CHANNELS_LAST=0 turns it off). */
+export const CHANNELS_LAST = process.env.PDQUANT_CHANNELS_LAST !== '0';
+
 export class Graph {
   readonly nodes: readonly OnnxNode[];
   readonly input: ValueInfo;
@@ -38,7 +41,9 @@ export class Graph {
     }
     this.params = new Map();
     for (const [name, t] of model.initializers) {
-      if (isFloatType(t.dataType)) this.params.set(name, E.keep(E.tensor(Float32Array.from(t.data as Float32Array), t.dims)));
+      if (!isFloatType(t.dataType)) continue;
+      const p = E.tensor(Float32Array.from(t.data as Float32Array), t.dims);
+      this.params.set(name, E.keep(CHANNELS_LAST && t.dims.length === 4 ? E.tidy(() => p.channelsLast()) : p));
     }
     const ctx: CompileContext = {
       constant: (name) => model.initializers.get(name),

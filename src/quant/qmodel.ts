@@ -1,4 +1,5 @@
 /** A quantized model in simulation: the quantizers of a placement, plugged into the executor as hooks. */
+import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import { execute, type Graph, type RunHooks, type Unit } from '../graph/index.js';
 import type { OnnxNode } from '../onnx/ir.js';
@@ -19,6 +20,18 @@ export interface QParamsFile {
   eightBitHeadStem: boolean;
   weights: Record<string, UniformQuantizerState & { weight: string; intWeights?: string }>;
   acts: Record<string, UniformQuantizerState>;
+}
+
+/** Reads and checks a quantization-parameters file. */
+export function readQParams(path: string): QParamsFile {
+  let file: QParamsFile;
+  try {
+    file = JSON.parse(readFileSync(path, 'utf8')) as QParamsFile;
+  } catch (e) {
+    throw new Error(`Cannot read quantization parameters ${path}: ${(e as Error).message}`);
+  }
+  if (file?.format !== 'pdquant-qparams') throw new Error(`${path} is not a pdquant quantization-parameters file`);
+  return file;
 }
 
 export interface WeightQuantizer {

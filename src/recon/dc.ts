@@ -48,8 +48,10 @@ function perSampleLoss(fp: Graph, nodes: OnnxNode[], bns: OnnxNode[], input: str
 }
 
 export function distributionCorrection(fp: Graph, input: string, output: string, xfp: E.Tensor, cfg: ReconConfig, batch: number): DcResult {
-  const nodes = nodesBetween(fp, [input], output);
-  const bns = nodes.filter((n) => n.opType === 'BatchNormalization');
+  const bns = unitBatchNorms(fp, input, output);
+  // Only what leads to the BN inputs is computed; the rest of the unit does not enter the loss.
+  const needed = new Set(bns.flatMap((bn) => nodesBetween(fp, [input], bn.inputs[0]!)));
+  const nodes = fp.nodes.filter((n) => needed.has(n));
   const n = xfp.shape[0]!;
   const batches = Math.ceil(n / batch);
   const rowsOf = (b: number) => Math.min(batch, n - b * batch);
