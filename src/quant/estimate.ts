@@ -1,0 +1,144 @@
+/**
+ * Double-precision estimates of the search scores of many candidate (delta, zeroPoint) pairs on one row of data,
+ * without quantizing the row once per candidate. For a candidate with grid δℤ clipped to [lo, hi] = [−zδ, (n−1−z)δ],
+ *   Σ|x − x̂|^p = Σ_{x<lo} (lo − x)^p + Σ_{x≥hi} (x − hi)^p + Σ_{lo≤x<hi} dist(x, δℤ)^p,
+ * the last term being a sum of per-level terms that depend on δ only (shared by all zero points of a width).
+ * The cosine score needs only counts and sums of x per rounding cell.
+ */
+import { BinnedValues, powp } from './power-sums.js';
+
+/** Candidates of one row: step, zero point and width group (candidates of a group share their step up to ulps). */
+export interface RowCandidates {
+  delta: ArrayLike<number>;
+  zeroPoint: ArrayLike<number>;
+  /** Non-decreasing group ids, one per candidate. */
+  group: ArrayLike<number>;
+}
+
+/**
+ * Relative slack under which candidates count as tied with the best estimate, for a row of m elements. The estimates
+ * err by < 1e-6; the float32 scores they stand for carry rounding noise that averages out as 1/√m.
+ */
+export function tieSlack(m: number): number {
+  return 1e-5 + 2e-4 / Math.sqrt(Math.max(1, m));
+}
+
+/** [start, end) of each group's run of candidates. */
+function groupRuns(group: ArrayLike<number>): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let k = 0; k < group.length; k++) {
+    if (k === 0 || group[k] !== group[k - 1]) runs.push([k, k + 1]);
+    else runs[runs.length - 1]![1] = k + 1;
+  }
+  return runs;
+}
+
+/** Σ dist(x, δℤ)^p over the elements of each level [kδ, (k+1)δ), k = k0..k1, as prefix sums (length k1 − k0 + 2). */
+function levelPrefix(row: BinnedValues, delta: number, p: number): { k0: number; prefix: Float64Array } {
+  const k0 = Math.floor(row.min / delta), k1 = Math.floor(row.max / delta);
+  const count = k1 - k0 + 1;
+  // Rough costs in units of one exact term: a sweep visits every bin (plus the entries of bins cut by a level or
+  // half-level boundary); two tree queries per level cost ~80 terms each.
+  const entries = row.values.length;
+  const sweep = 0.6 * row.bins + Math.min(entries, (2 * count * entries) / row.bins);
+  let s: Float64Array;
+  if (sweep <= 160 * count) s = row.levelSums(delta, k0, count, p);
+  else {
+    s = new Float64Array(count);
+    for (let k = 0; k < count; k++) {
+      const a = (k0 + k) * delta, m = (k0 + k + 0.5) * delta, b = (k0 + k + 1) * delta;
+      s[k] = row.powSum(a, m, a, p) + row.powSum(m, b, b, p);
+    }
+  }
+  const prefix = new Float64Array(count + 1);
+  for (let k = 0; k < count; k++) prefix[k + 1] = prefix[k]! + s[k]!;
+  return { k0, prefix };
+}
+
+/**
+ * Estimates of mean |x − x̂|^p for every candidate. Candidates that cannot be within tieSlack() of the best get a lower
+ * bound only, so only the near-best values are accurate: a candidate's clipping error is bounded cheaply first
+ * (BinnedValues.clipBound) and summed exactly only if that bound plus its rounding error could still beat the best.
+ */
+export function estimateMse(row: BinnedValues, c: RowCandidates, levels: number, p: number): Float64Array {
+  const k = c.delta.length, n = row.size;
+  const lo = new Float64Array(k), hi = new Float64Array(k), est = new Float64Array(k);
+  for (let i = 0; i < k; i++) {
+    const d = c.delta[i]!, z = c.zeroPoint[i]!;
+    lo[i] = -z * d;
+    hi[i] = (levels - 1 - z) * d;
+    est[i] = (row.clipBound(lo[i]!, -1, p) + row.clipBound(hi[i]!, 1, p)) / n;
+  }
+  // Widest groups first: they give a good upper bound early, so most narrow widths are skipped.
+  const margin = 1 + 2 * tieSlack(n);
+  let best = Infinity;
+  for (const [s, e] of groupRuns(c.group).reverse()) {
+    let lb = Infinity;
+    for (let i = s; i < e; i++) lb = Math.min(lb, est[i]!);
+    if (lb > best * margin) continue;
+    const { k0, prefix } = levelPrefix(row, c.delta[s]!, p);
+    const k1 = k0 + prefix.length - 2;
+    for (let i = s; i < e; i++) {
+      const z = c.zeroPoint[i]!;
+      const from = Math.max(k0, -z), to = Math.min(k1, levels - 2 - z);
+      const inner = (to >= from ? prefix[to - k0 + 1]! - prefix[from - k0]! : 0) / n;
+      if (est[i]! + inner > best * margin) {
+        est[i] = est[i]! + inner;
+        continue;
+      }
+      est[i] = (row.powSum(-Infinity, lo[i]!, lo[i]!, p) + row.powSum(hi[i]!, Infinity, hi[i]!, p)) / n + inner;
+      best = Math.min(best, est[i]!);
+    }
+  }
+  return est;
+}
+
+/** −cos(x, x̂) for every candidate (lower is better), as the exhaustive search's cosine score. */
+export function estimateCosine(row: BinnedValues, c: RowCandidates, levels: number): Float64Array {
+  const k = c.delta.length;
+  const est = new Float64Array(k);
+  const norm = Math.sqrt(row.moments(-Infinity, Infinity)[2]);
+  for (const [s, e] of groupRuns(c.group)) {
+    const d = c.delta[s]!;
+    // Rounding cells [(k−½)δ, (k+½)δ), k = c0..c1: prefix sums of count, Σx, k·Σx, k²·count.
+    const c0 = Math.floor(row.min / d + 0.5), c1 = Math.floor(row.max / d + 0.5);
+    const cells = c1 - c0 + 1;
+    const cnt = new Float64Array(cells), sx = new Float64Array(cells);
+    if (row.values.length < 100 * cells) {
+      const v = row.values, w = row.counts;
+      for (let q = 0; q < v.length; q++) {
+        const cell = Math.min(cells - 1, Math.max(0, Math.floor(v[q]! / d + 0.5) - c0));
+        cnt[cell]! += w[q]!;
+        sx[cell]! += w[q]! * v[q]!;
+      }
+    } else {
+      for (let q = 0; q < cells; q++) {
+        const [m0, m1] = row.moments((c0 + q - 0.5) * d, (c0 + q + 0.5) * d);
+        cnt[q] = m0;
+        sx[q] = m1;
+      }
+    }
+    const pc = new Float64Array(cells + 1), psx = new Float64Array(cells + 1);
+    const pk = new Float64Array(cells + 1), pk2 = new Float64Array(cells + 1);
+    for (let q = 0; q < cells; q++) {
+      const kk = c0 + q;
+      pc[q + 1] = pc[q]! + cnt[q]!;
+      psx[q + 1] = psx[q]! + sx[q]!;
+      pk[q + 1] = pk[q]! + kk * sx[q]!;
+      pk2[q + 1] = pk2[q]! + kk * kk * cnt[q]!;
+    }
+    // Sum of arr over cells with index in [a, b] (clamped to the data's cells).
+    const range = (arr: Float64Array, a: number, b: number) => {
+      const from = Math.max(c0, a), to = Math.min(c1, b);
+      return to >= from ? arr[to - c0 + 1]! - arr[from - c0]! : 0;
+    };
+    for (let i = s; i < e; i++) {
+      const z = c.zeroPoint[i]!, dz = c.delta[i]!;
+      const top = levels - 1 - z;
+      const dot = dz * (range(pk, -z + 1, top - 1) - z * range(psx, -Infinity, -z) + top * range(psx, top, Infinity));
+      const sq = dz * dz * (range(pk2, -z + 1, top - 1) + z * z * range(pc, -Infinity, -z) + top * top * range(pc, top, Infinity));
+      est[i] = -dot / Math.max(norm * Math.sqrt(sq), 1e-8);
+    }
+  }
+  return est;
+}

@@ -1,0 +1,62 @@
+/** QDrop: activation quantization switched off at random per element while a unit is optimised (PDQUANT.md §5 step 7). */
+import { Tensor, rand, where, tidy } from '../engine/index.js';
+import type { UniformQuantizer } from './uniform.js';
+
+/** 'fp': x unchanged; 'quant': x̂ everywhere; 'drop': x̂ where rand < p, x elsewhere (a fresh mask each call). */
+export type ActMode = 'fp' | 'quant' | 'drop';
+export const ACT_MODES: readonly ActMode[] = ['fp', 'quant', 'drop'];
+
+function checkP(p: number): void {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
+}
+
+/** where(rand < p, a, b) elementwise (the mask drawn with the engine's seeded generator). */
+function mix(a: Tensor, b: Tensor, p: number): Tensor {
+  return tidy(() => where(rand(a.shape, { device: a.device }).lt(p), a, b));
+}
+
+/** An activation quantizer with a mode; the reference's UniformAffineQuantizer with `prob` and `is_training`. */
+export class QDropQuantizer {
+  readonly quantizer: UniformQuantizer;
+  #mode: ActMode;
+  #p: number;
+
+  constructor(quantizer: UniformQuantizer, o: { mode?: ActMode; p?: number } = {}) {
+    this.quantizer = quantizer;
+    this.#mode = 'quant';
+    this.#p = 0.5;
+    if (o.mode) this.mode = o.mode;
+    if (o.p !== undefined) this.p = o.p;
+  }
+
+  get mode(): ActMode {
+    return this.#mode;
+  }
+  set mode(m: ActMode) {
+    if (!ACT_MODES.includes(m)) throw new RangeError(`Expected one of ${ACT_MODES.join(', ')} for the activation mode but received ${String(m)}`);
+    this.#mode = m;
+  }
+  /** Probability that an element is quantized in 'drop' mode. */
+  get p(): number {
+    return this.#p;
+  }
+  set p(p: number) {
+    checkP(p);
+    this.#p = p;
+  }
+
+  /** In 'fp' mode returns x itself (no copy). */
+  forward(x: Tensor): Tensor {
+    if (this.#mode === 'fp') return x;
+    if (this.#mode === 'quant') return this.quantizer.forward(x);
+    return tidy(() => mix(this.quantizer.forward(x), x, this.#p));
+  }
+}
+
+/** The input drop of §5 step 7: where(rand < p, xq, xfp) elementwise (xq where the draw is below p). */
+export function dropMix(xq: Tensor, xfp: Tensor, p = 0.5): Tensor {
+  checkP(p);
+  if (xq.shape.join() !== xfp.shape.join())
+    throw new RangeError(`Error in dropMix: shapes differ: [${xq.shape}] vs [${xfp.shape}]`);
+  return mix(xq, xfp, p);
+}
