@@ -3,9 +3,9 @@
  * Each benchmark is a module exporting `run(): Promise<BenchResult>`; its result is written to
  * bench/results/<name>.json (atomically: a temp file renamed into place) and summarised on stdout.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeJsonAtomic } from '../src/report/atomic.js';
 
 /** A benchmark's result: flat metrics at the top level (numbers), any details alongside. */
 export type BenchResult = Record<string, unknown>;
@@ -16,6 +16,7 @@ export interface BenchModule {
 /** The registry. Adding a benchmark is one line: name → lazy import of its module. */
 export const benchmarks: Record<string, () => Promise<BenchModule>> = {
   engine: () => import('./engine.js'),
+  recon: () => import('./recon.js'),
 };
 
 /** bench/results under the package root (this file runs from dist/bench/). */
@@ -25,13 +26,7 @@ export function resultsDir(): string {
   return join(root, 'bench', 'results');
 }
 
-/** Writes JSON atomically: readers never see a half-written file. */
-export function writeJsonAtomic(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
-}
+export { writeJsonAtomic };
 
 /** Picks the benchmarks to run from the command-line names (none = all). */
 export function select(names: string[]): string[] {

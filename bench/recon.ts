@@ -1,0 +1,73 @@
+/**
+ * `npm run bench -- recon`: the 2000-iteration reconstruction runs on the shared resnet20 / CIFAR-10
+ * (accuracy on the 10,000 test images, seconds per phase, iterations per second).
+ * Methods and bit-widths come from PDQUANT_BENCH_RUNS, e.g. "pdquant:4:2,qdrop:2:2" (default pdquant:4:2).
+ * Results accumulate in bench/results/recon.json, one entry per method and bit-width.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTransform } from '../src/data/index.js';
+import { quantize } from '../src/methods/pipeline.js';
+import { shared, requireShared } from './shared.js';
+import { resultsDir, type BenchResult } from './run.js';
+
+interface Entry {
+  method: string;
+  w_bits: number;
+  a_bits: number;
+  iters: number;
+  top1: number;
+  fp_top1: number;
+  /** From loading the model to the end of the last unit (what the reference's 3108 s measures). */
+  wall_seconds_to_last_unit: number;
+  seconds: Record<string, number>;
+  phase_seconds: { caching: number; dc: number; optimization: number };
+  iterations_per_second: number;
+  peak_rss_mb: number;
+  threads: number;
+  torch: string;
+  date: string;
+}
+
+export async function run(): Promise<BenchResult> {
+  requireShared(shared.resnet20, shared.calib1024, shared.cifarTest);
+  const iters = Number(process.env.PDQUANT_BENCH_ITERS ?? 2000);
+  const runs = (process.env.PDQUANT_BENCH_RUNS ?? 'pdquant:4:2').split(',').map((r) => {
+    const [method, w, a] = r.split(':');
+    return { method: method!, w: Number(w), a: Number(a) };
+  });
+  const file = join(resultsDir(), 'recon.json');
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs?: Entry[] }).runs ?? [] : [];
+  const entries = new Map(previous.map((e) => [`${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}`, e]));
+  for (const r of runs) {
+    console.log(`bench recon: ${r.method} W${r.w}A${r.a}, ${iters} iterations`);
+    const { record } = await quantize(
+      {
+        model: shared.resnet20, calib: shared.calib1024, method: r.method, wBits: r.w, aBits: r.a, numSamples: 1024, seed: 1005,
+        transform: makeTransform('cifar'), eightBitHeadStem: true, eval: shared.cifarTest, evalBatch: 200, recon: { iters },
+        runDir: join(resultsDir(), '..', 'out', `${r.method}-w${r.w}a${r.a}-${iters}`),
+      },
+      'bench',
+    );
+    const units = record.recon?.units ?? [];
+    const phase = { caching: 0, dc: 0, optimization: 0 };
+    for (const u of units) for (const k of Object.keys(phase) as (keyof typeof phase)[]) phase[k] += u.seconds[k];
+    const s = record.seconds;
+    const entry: Entry = {
+      method: r.method, w_bits: r.w, a_bits: r.a, iters, top1: record.top1!, fp_top1: record.fp_top1!,
+      wall_seconds_to_last_unit: (s.load ?? 0) + (s['calibration data'] ?? 0) + (s['weight init'] ?? 0) + (s.reconstruction ?? s['activation init'] ?? 0),
+      seconds: s, phase_seconds: phase,
+      iterations_per_second: phase.optimization > 0 ? (units.length * iters) / phase.optimization : 0,
+      peak_rss_mb: record.peak_rss_mb, threads: record.tool.threads, torch: record.tool.torch, date: record.started,
+    };
+    console.log(`bench recon: ${r.method} W${r.w}A${r.a}: top-1 ${entry.top1.toFixed(2)}, ${entry.wall_seconds_to_last_unit.toFixed(0)} s to the last unit`);
+    entries.set(`${r.method} W${r.w}A${r.a} ${iters}`, entry);
+  }
+  const all = [...entries.values()];
+  const main = all.find((e) => e.method === 'pdquant' && e.w_bits === 4 && e.a_bits === 2);
+  return {
+    ...(main ? { pdquant_w4a2_top1: main.top1, pdquant_w4a2_seconds: main.wall_seconds_to_last_unit, pdquant_w4a2_iterations_per_second: main.iterations_per_second } : {}),
+    reference: { pdquant_w4a2_top1: 73.16, pdquant_w2a2_top1: 69.72, pdquant_w4a2_seconds: 3108, pdquant_w2a2_seconds: 3160 },
+    runs: all,
+  };
+}
