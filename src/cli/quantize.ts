@@ -23,6 +23,9 @@ interface Flags {
   '8bitHeadStem': boolean;
   runDir?: string;
   resume?: string;
+  output?: string;
+  int4Storage?: boolean;
+  verify: boolean;
   archPreset?: string;
   iters?: number;
   batch?: number;
@@ -62,6 +65,9 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--json <file>', 'write the run record here')
     .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)')
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')
+    .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)')
+    .option('--int4-storage', 'store weights of 4 bits or fewer as packed UINT4 (ONNX opset 21)')
+    .option('--no-verify', 'skip checking the exported model in onnxruntime against the simulation')
     .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)')
     .option('--resume <dir>', 'continue a crashed run from its run folder, skipping finished units')
     .option('--arch-preset <name>', 'w_round, T and λc of PDQUANT.md §6: resnet | regnet | mobilenetv2 | mnasnet', 'resnet')
@@ -100,6 +106,7 @@ export function quantizeCommand(program: Command, version: string): void {
           model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed, transform,
           eightBitHeadStem: f['8bitHeadStem'], eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
           runDir: preset.recon ? runDir : undefined, resume: f.resume !== undefined,
+          output: f.output, int4Storage: f.int4Storage, verify: f.verify,
         },
         version,
         { ...rp, stage: (p: string) => console.error(`pdquant: ${p}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },
@@ -110,6 +117,12 @@ export function quantizeCommand(program: Command, version: string): void {
       if (record.top1 !== undefined)
         console.log(`${f.method} W${f.w}A${f.a}: top-1 ${record.top1.toFixed(2)} % (FP ${record.fp_top1!.toFixed(2)} %), top-5 ${record.top5!.toFixed(2)} %, ${record.n} images`);
       else console.log(`${f.method} W${f.w}A${f.a}: done (no --eval given)`);
+      const ex = record.export;
+      if (ex) {
+        const check = ex.max_logit_diff === undefined ? 'not verified (--no-verify)'
+          : `verified in onnxruntime: ${ex.ort_top1 !== undefined ? `top-1 ${ex.ort_top1.toFixed(2)} % vs simulated ${record.top1!.toFixed(2)} %, ` : ''}max |Δlogit| ${ex.max_logit_diff.toPrecision(3)} (logits up to ${ex.max_logit!.toPrecision(3)}), same top-1 class on ${(ex.agreement! * 100).toFixed(1)} % of probe images`;
+        console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}`);
+      }
       if (f.json) writeJsonAtomic(f.json, record);
     });
 }

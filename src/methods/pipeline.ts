@@ -5,7 +5,9 @@ import * as E from '../engine/index.js';
 import { loadModel, inputChw, type LoadedModel } from '../graph/load.js';
 import { QuantizedModel } from '../quant/qmodel.js';
 import { loadCalibration } from '../quant/calibration.js';
-import { evaluateGraph, type Accuracy } from '../eval/index.js';
+import { evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
+import { compareLogits, firstDivergence } from '../eval/verify.js';
+import { qdqSpec, qdqModel, writeQdq } from './export.js';
 import { openDataset, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
@@ -29,7 +31,16 @@ export interface QuantizeOptions {
   recon?: Partial<ReconConfig>;
   runDir?: string;
   resume?: boolean;
+  /** Write the deployable QDQ ONNX model here. */
+  output?: string;
+  /** Weight codes of ≤ 4 bits as packed UINT4 (opset 21). */
+  int4Storage?: boolean;
+  /** Check the exported file in onnxruntime against the simulation (default true). */
+  verify?: boolean;
 }
+
+/** Largest top-1 difference (points) tolerated between the exported file in onnxruntime and the simulation. */
+export const EXPORT_TOP1_TOLERANCE = 0.05;
 
 export interface RunEvents extends ReconEvents {
   stage?(name: string): void;
@@ -54,6 +65,7 @@ export interface RunRecord {
   started: string;
   recon?: { config: ReconConfig; units: UnitRecord[] };
   peak_rss_mb: number;
+  export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number };
 }
 
 export interface QuantizeResult {
@@ -116,6 +128,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       ),
     );
   }
+  // Kept for verifying the export after the calibration cache is gone.
+  const probe = E.keep(E.tidy(() => calib.images.slice(0, 0, Math.min(64, calib.count)).clone()));
   calib.images.dispose();
 
   const record: RunRecord = {
@@ -141,6 +155,36 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     );
     Object.assign(record, { top1: q.top1, top5: q.top5, fp_top1: fp.top1, fp_top5: fp.top5, n: q.n });
   }
+  if (o.output) {
+    const output = o.output;
+    const metadata = {
+      'pdquant.version': version, 'pdquant.method': o.method, 'pdquant.w_bits': String(o.wBits), 'pdquant.a_bits': String(o.aBits),
+      'pdquant.calibration_sha256': calib.hash, 'pdquant.calibration_count': String(calib.count), 'pdquant.seed': String(o.seed),
+    };
+    const qdq = await timed('export', () => qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)));
+    const bytes = writeQdq(qdq, output);
+    record.export = { path: output, int4_storage: !!o.int4Storage };
+    if (o.verify !== false) {
+      await timed('verify', async () => {
+        const cmp = await compareLogits(qmodel, bytes, probe);
+        Object.assign(record.export!, { max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement });
+        let problem = cmp.agreement < 0.95 ? `the top-1 class differs on ${((1 - cmp.agreement) * 100).toFixed(1)} % of ${probe.shape[0]} calibration images` : '';
+        if (o.eval && record.top1 !== undefined) {
+          const ds = await openDataset(o.eval);
+          const acc = await evaluateOrt(output, ds, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
+          record.export!.ort_top1 = acc.top1;
+          const gap = Math.abs(acc.top1 - record.top1);
+          if (gap > EXPORT_TOP1_TOLERANCE) problem = `onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`;
+        }
+        if (problem) {
+          const d = await firstDivergence(qmodel, qdq, probe);
+          throw new Error(`The exported model ${output} does not compute what the simulation computes: ${problem}. ` +
+            (d ? `They first diverge after the activation quantizer at ${d.value} (max difference ${d.maxDiff.toPrecision(3)}, values up to ${d.maxAbs.toPrecision(3)}).` : 'Every activation quantizer agrees; the difference is in the last layer.'));
+        }
+      });
+    }
+  }
+  probe.dispose();
   sample();
   record.peak_rss_mb = Math.round(peak / 2 ** 20);
   return { record, loaded, qmodel };

@@ -1,12 +1,16 @@
 // The engine-independent in-memory form of an ONNX model that pdquant reads, folds and writes.
 
-/** Element types pdquant can hold in a tensor (ONNX FLOAT16, BFLOAT16, STRING and complex are refused). */
+/** Element types pdquant can hold in a tensor (ONNX FLOAT16, BFLOAT16, FLOAT8, STRING and complex are refused). */
 export type DataType =
   | 'float32' | 'float64'
   | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
-  | 'bool';
+  | 'bool'
+  | 'uint4' | 'int4';
 
-/** Storage of tensor elements: int64/uint64 as BigInt arrays, bool as 0/1 bytes. */
+/**
+ * Storage of tensor elements: int64/uint64 as BigInt arrays, bool as 0/1 bytes,
+ * uint4/int4 unpacked, one element per byte of a Uint8Array/Int8Array (packed two per byte only in the file).
+ */
 export type TensorData =
   | Float32Array | Float64Array
   | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array

@@ -4,7 +4,7 @@ import { endianness } from 'node:os';
 import { OnnxError } from './errors.js';
 import type { AttrValue, DataType, Dim, OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from './ir.js';
 import { onnx, type proto } from './proto.js';
-import { DTYPES, dataTypeOf, numel } from './tensor.js';
+import { DTYPES, dataTypeOf, isPacked4, numel, unpack4 } from './tensor.js';
 import { toposort } from './toposort.js';
 
 /** Opsets of the default domain that pdquant reads. */
@@ -21,6 +21,7 @@ const toBigInt = (v: Int64): bigint =>
 const TYPED_FIELD: Record<DataType, 'floatData' | 'int32Data' | 'int64Data' | 'doubleData' | 'uint64Data'> = {
   float32: 'floatData', float64: 'doubleData', int64: 'int64Data', uint32: 'uint64Data', uint64: 'uint64Data',
   int8: 'int32Data', uint8: 'int32Data', int16: 'int32Data', uint16: 'int32Data', int32: 'int32Data', bool: 'int32Data',
+  uint4: 'int32Data', int4: 'int32Data', // packed: one byte (two elements) per int32_data entry
 };
 
 /** Decodes a TensorProto (raw_data little-endian, or the typed repeated field). */
@@ -34,6 +35,15 @@ function decodeTensor(t: proto.ITensorProto, what = `tensor ${t.name ?? ''}`): O
   const n = numel(dims);
   const ArrayType = DTYPES[dataType].array;
   const raw = t.rawData;
+  if (isPacked4(dataType)) {
+    // Two elements per byte, low nibble first, in raw_data or one byte per int32_data entry.
+    const bytes = raw && raw.length > 0 ? raw : ((t.int32Data ?? []) as Int64[]).map(toNumber);
+    const where = raw && raw.length > 0 ? 'raw_data has' : 'int32_data has';
+    if (bytes.length !== Math.ceil(n / 2)) {
+      throw new OnnxError(`${what}: ${where} ${bytes.length} bytes, shape [${dims}] of ${dataType} needs ${Math.ceil(n / 2)}`);
+    }
+    return { name, dataType, dims, data: unpack4(bytes, n, dataType as 'uint4' | 'int4') };
+  }
   if (raw && raw.length > 0) {
     if (endianness() !== 'LE') throw new OnnxError(`${what}: raw_data needs a little-endian host`);
     if (raw.length !== n * ArrayType.BYTES_PER_ELEMENT) {

@@ -17,10 +17,14 @@ export const DTYPES: Readonly<Record<DataType, { code: number; array: ArrayCtor 
   float64: { code: 11, array: Float64Array },
   uint32: { code: 12, array: Uint32Array },
   uint64: { code: 13, array: BigUint64Array },
+  // 4-bit types: held one element per byte; encodeOnnx/readOnnx pack and unpack them (see pack4/unpack4).
+  uint4: { code: 21, array: Uint8Array },
+  int4: { code: 22, array: Int8Array },
 };
 
 const ONNX_TYPE_NAMES = ['UNDEFINED', 'FLOAT', 'UINT8', 'INT8', 'UINT16', 'INT16', 'INT32', 'INT64', 'STRING',
-  'BOOL', 'FLOAT16', 'DOUBLE', 'UINT32', 'UINT64', 'COMPLEX64', 'COMPLEX128', 'BFLOAT16'];
+  'BOOL', 'FLOAT16', 'DOUBLE', 'UINT32', 'UINT64', 'COMPLEX64', 'COMPLEX128', 'BFLOAT16',
+  'FLOAT8E4M3FN', 'FLOAT8E4M3FNUZ', 'FLOAT8E5M2', 'FLOAT8E5M2FNUZ', 'UINT4', 'INT4', 'FLOAT4E2M1'];
 
 /** The DataType of an ONNX element-type code; `what` names the tensor or value for the error. */
 export function dataTypeOf(code: number, what: string): DataType {
@@ -78,4 +82,36 @@ export function tensorsEqual(a: OnnxTensor, b: OnnxTensor): boolean {
 /** A tensor with the same elements under a new name and shape (no copy). */
 export function renamed(t: OnnxTensor, name: string, dims: number[] = t.dims): OnnxTensor {
   return { name, dataType: t.dataType, dims, data: t.data };
+}
+
+/** Whether an element type is stored two elements per byte in ONNX files (uint4, int4). */
+export const isPacked4 = (t: DataType): boolean => t === 'uint4' || t === 'int4';
+
+/** Range of the 4-bit types. */
+const RANGE4: Record<'uint4' | 'int4', [number, number]> = { uint4: [0, 15], int4: [-8, 7] };
+
+/**
+ * Packs a uint4/int4 tensor's elements two per byte, as ONNX stores them: element 2i in the low nibble of byte i,
+ * element 2i+1 in the high nibble (an odd count leaves the last high nibble 0). Out-of-range elements are refused.
+ */
+export function pack4(t: OnnxTensor): Uint8Array {
+  const [lo, hi] = RANGE4[t.dataType as 'uint4' | 'int4'];
+  const data = t.data as Uint8Array | Int8Array;
+  const out = new Uint8Array(Math.ceil(data.length / 2));
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!(v >= lo && v <= hi)) throw new OnnxError(`tensor ${t.name}: element ${i} = ${v} is outside the ${t.dataType} range ${lo}..${hi}`);
+    out[i >> 1] |= (v & 0xf) << ((i & 1) * 4);
+  }
+  return out;
+}
+
+/** Unpacks `n` uint4/int4 elements from bytes packed as pack4 writes them (int4 sign-extended). */
+export function unpack4(bytes: ArrayLike<number>, n: number, dataType: 'uint4' | 'int4'): Uint8Array | Int8Array {
+  const out = dataType === 'int4' ? new Int8Array(n) : new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const nibble = (bytes[i >> 1] >> ((i & 1) * 4)) & 0xf;
+    out[i] = dataType === 'int4' && nibble >= 8 ? nibble - 16 : nibble;
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import { describeNode, isDefaultDomain } from './attrs.js';
 import { OnnxError } from './errors.js';
 import type { AttrValue, OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from './ir.js';
 import { onnx, type proto } from './proto.js';
-import { DTYPES } from './tensor.js';
+import { DTYPES, isPacked4, pack4 } from './tensor.js';
 
 /** An int64 field value; beyond 2^53 a decimal string (protobufjs parses it exactly) saturated to the int64 range. */
 function int64(v: number): number {
@@ -12,13 +12,13 @@ function int64(v: number): number {
   return (v > 0 ? '9223372036854775807' : '-9223372036854775808') as unknown as number;
 }
 
-/** TensorProto with the elements as little-endian raw_data. */
+/** TensorProto with the elements as little-endian raw_data (uint4/int4 packed two per byte, low nibble first). */
 function encodeTensor(t: OnnxTensor): proto.ITensorProto {
   return {
     name: t.name,
     dataType: DTYPES[t.dataType].code,
     dims: t.dims,
-    rawData: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+    rawData: isPacked4(t.dataType) ? pack4(t) : new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
   };
 }
 

@@ -1,0 +1,46 @@
+/** The quantized model as a deployable QDQ ONNX file: quantizer parameters → QdqSpec → src/onnx's writer. */
+import * as E from '../engine/index.js';
+import type { OnnxModel } from '../onnx/ir.js';
+import { attrInt } from '../onnx/attrs.js';
+import { toQdq, type QdqSpec } from '../onnx/qdq.js';
+import { writeOnnx, encodeOnnx } from '../onnx/write.js';
+import type { QuantizedModel } from '../quant/qmodel.js';
+
+const u8 = (t: E.Tensor) => Uint8Array.from(t.data() as Float32Array);
+
+/** Integer codes, scales and zero points of every quantizer, as the ONNX writer wants them. */
+export function qdqSpec(qmodel: QuantizedModel, metadata: Record<string, string>, int4Storage = false): QdqSpec {
+  const graph = qmodel.graph;
+  const weights = [...qmodel.weights.values()].map((w) => {
+    const node = graph.node(w.site.node);
+    const axis = node.opType === 'Conv' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 1) ? 0 : 1;
+    if (axis !== 0) throw new Error(`export: ${node.name} (${node.opType}) has its output channels on axis 1, which per-channel export does not handle yet`);
+    const codes = w.hard ? u8(w.hard.intWeights) : E.tidy(() => u8(w.q.quantizeInt(qmodel.fpWeight(w.site.node))));
+    return {
+      node: w.site.node,
+      bits: w.q.bits,
+      axis,
+      scale: Float32Array.from(w.q.delta.data() as Float32Array),
+      zeroPoint: u8(w.q.zeroPoint),
+      codes,
+    };
+  });
+  const acts = [...qmodel.acts.values()].map((a) => ({
+    value: a.site.value,
+    bits: a.q.bits,
+    scale: a.q.delta.item(),
+    zeroPoint: a.q.zeroPoint.item(),
+  }));
+  return { weights, acts, int4Storage, metadata };
+}
+
+/** The QDQ model for a BN-folded ONNX model (the one the quantized graph was built from). */
+export function qdqModel(folded: OnnxModel, spec: QdqSpec): OnnxModel {
+  return toQdq(folded, spec);
+}
+
+/** Writes the QDQ model atomically; returns its bytes for verification. */
+export function writeQdq(model: OnnxModel, path: string): Uint8Array {
+  writeOnnx(model, path);
+  return encodeOnnx(model);
+}
