@@ -23,7 +23,7 @@ export function evalCommand(program: Command): void {
       const { evaluateGraph, evaluateOrt } = await import('../eval/index.js');
       const loaded = loadModel(model);
       const dataset = await openData(o.data, o.split);
-      const transform = transformFor(o.preset, inputChw(loaded.fp).slice(1));
+      const transform = transformFor(o.preset, inputChw(loaded.fp).slice(1), loaded.onnx.metadata);
       const bar = progressBar(`eval (${o.backend})`);
       const opts = { transform, batchSize: o.batch, limit: o.limit, onProgress: (d: number, t: number) => bar.update(d, t) };
       let acc;

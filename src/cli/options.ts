@@ -29,12 +29,25 @@ export function existingPath(what: string) {
   };
 }
 
-/** The transform for --preset (default: cifar when the model input is 32×32, imagenet when 224×224, else none). */
-export function transformFor(preset: string | undefined, inputHw: (number | null)[]): Transform {
+/** Comma-separated numbers from model metadata, or undefined. */
+function numbers(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const v = text.split(',').map(Number);
+  return v.every(Number.isFinite) ? v : undefined;
+}
+
+/**
+ * The transform for --preset; without one: the model's own `preprocess_mean` / `preprocess_std` metadata
+ * when it has them, else cifar for a 32×32 input, imagenet for 224×224, and [0, 1] scaling otherwise.
+ */
+export function transformFor(preset: string | undefined, inputHw: (number | null)[], metadata: Record<string, string> = {}): Transform {
   if (preset !== undefined) {
     if (!(preset in presets)) throw new Error(`Unknown preset ${preset}; choose one of ${Object.keys(presets).join(', ')}`);
     return makeTransform(preset);
   }
+  const mean = numbers(metadata.preprocess_mean);
+  const std = numbers(metadata.preprocess_std);
+  if (mean && std) return makeTransform('none', { mean, std });
   const [h, w] = inputHw;
   if (h === 224 && w === 224) return makeTransform('imagenet');
   if (h === 32 && w === 32) return makeTransform('cifar');

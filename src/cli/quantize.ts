@@ -91,8 +91,9 @@ export function quantizeCommand(program: Command, version: string): void {
       const preset = method(f.method);
       const arch = ARCH_PRESETS[f.archPreset ?? 'resnet'];
       if (!arch) throw new Error(`Unknown --arch-preset ${f.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
-      const input = readOnnx(model).inputs[0]?.dims ?? [];
-      const transform = transformFor(f.preset, input.slice(2).map((d) => (typeof d === 'number' ? d : null)));
+      const onnx = readOnnx(model);
+      const input = onnx.inputs[0]?.dims ?? [];
+      const transform = transformFor(f.preset, input.slice(2).map((d) => (typeof d === 'number' ? d : null)), onnx.metadata);
       const given = {
         iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,
         dcLr: f.dcLr, dropP: f.dropP, weightLr: f.weightLr, actLr: f.actLr, warmup: f.warmup,

@@ -171,9 +171,17 @@ function collectUnits(g: GraphView, owner: Map<OnnxNode, { name: string; kind: '
   }
   const units: Unit[] = [];
   const names = new Set<string>();
+  const shortCount = new Map<string, number>();
+  for (const u of groups.keys()) {
+    const short = (u as { name: string }).name.split('/').pop()!;
+    shortCount.set(short, (shortCount.get(short) ?? 0) + 1);
+  }
   for (const [u, nodes] of groups) {
     const { kind } = u as { name: string; kind: 'layer' | 'block' };
-    const name = (u as { name: string }).name.split('/').pop()!;
+    // The module's own name ("layer1.0"), or its whole path ("stage2.block0") where that is ambiguous.
+    const path = (u as { name: string }).name;
+    const short = path.split('/').pop()!;
+    const name = shortCount.get(short)! > 1 ? path.replaceAll('/', '.') : short;
     const inside = new Set(nodes.flatMap((n) => n.outputs));
     const inputs = [...new Set(nodes.flatMap((n) => n.inputs).filter((i) => i && !inside.has(i) && !g.constants.has(i)))];
     const outsideUse = new Set(g.nodes.filter((n) => !nodes.includes(n)).flatMap((n) => n.inputs));
