@@ -57,6 +57,14 @@ export const checks: Check[] = [
       return { value: (await evaluateOrt(shared.resnet20, await openDataset(shared.cifarTest), opts)).top1 };
     },
   },
+  {
+    // A short PD-Quant run (100 iterations, 20 DC steps per unit): far below the 2000-iteration accuracy, but a broken
+    // method stays at the scale-only level (mse W4A2: 43.80) or below.
+    name: 'resnet20 pdquant W4A2 smoke (100 iterations) top-1',
+    expected: 68,
+    tolerance: 10,
+    run: () => quantizedTop1('pdquant', 4, 2, { iters: 100, dcSteps: 20 }),
+  },
   ...mseReference.map(([w, a, ref]): Check => ({
     name: `resnet20 mse W${w}A${a} top-1`,
     expected: ref,
