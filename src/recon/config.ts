@@ -24,6 +24,8 @@ export interface ReconConfig {
   actInitRows: number;
   /** Batch size of cache computations (no effect on results). */
   cacheBatch: number;
+  /** Rows corrected together by DC (whole batches; no effect on results). */
+  dcChunk: number;
 }
 
 export const DEFAULTS: ReconConfig = {
@@ -43,6 +45,7 @@ export const DEFAULTS: ReconConfig = {
   actLr: 4e-5,
   actInitRows: 256,
   cacheBatch: 256,
+  dcChunk: 128,
 };
 
 /** `--arch-preset`: w_round, T and λc per model family. */
