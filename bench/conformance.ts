@@ -5,7 +5,12 @@
 import { shared, requireShared } from './shared.js';
 import { checks, type Check } from './conformance-checks.js';
 
-requireShared(shared.resnet20, shared.cifarTest, shared.calib1024);
+try {
+  requireShared(shared.resnet20, shared.cifarTest, shared.calib1024);
+} catch (e) {
+  console.error(`conformance: ${(e as Error).message}`);
+  process.exit(1);
+}
 
 const only = process.argv.slice(2);
 const selected: Check[] = only.length ? checks.filter((c) => only.some((o) => c.name.includes(o))) : checks;
