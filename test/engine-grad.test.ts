@@ -1,19 +1,14 @@
 /** Autograd: gradients against central finite differences (float64), the straight-through path, and the switches. */
-import { describe, it, beforeEach, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Tensor, tensor, zeros, int64, tidy, keep, dispose, noGrad, liveTensors, conv2d, linear, batchNorm, softmax, logSoftmax,
+  Tensor, tensor, zeros, int64, tidy, keep, dispose, noGrad, conv2d, linear, batchNorm, softmax, logSoftmax,
   klDivBatchmean, mseLoss, crossEntropy, maxPool2d, avgPool2d, adaptiveAvgPool2d, pad, cat, hardtanh, sigmoid,
 } from '../src/engine/index.js';
 import { assertClose, assertThrows, f64, gradCheck, vals } from './helpers/engine-check.js';
+import { failOnLeaks } from './helpers/engine-check.js';
 
-let live0 = 0;
-beforeEach(() => {
-  live0 = liveTensors();
-});
-afterEach(() => {
-  assert.equal(liveTensors(), live0, 'native tensors leaked by the test');
-});
+failOnLeaks();
 
 /** Leaf float64 parameters (kept out of tidy so finite differences can perturb them), disposed after fn. */
 function withLeaves(specs: { shape: number[]; seed: number; scale?: number }[], fn: (...ts: Tensor[]) => void): void {

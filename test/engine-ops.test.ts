@@ -1,21 +1,15 @@
 /** Every engine op against small hand-computed values (forward only; gradients are in engine-grad). */
-import { describe, it, afterEach, beforeEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Tensor, tensor, int64, scalar, zeros, ones, full, arange, randn, rand, randint, bernoulli, manualSeed, tidy, liveTensors,
+  Tensor, tensor, int64, scalar, zeros, ones, full, arange, randn, rand, randint, bernoulli, manualSeed, tidy,
   where, maxPool2d, avgPool2d, adaptiveAvgPool2d, pad, cat, softmax, logSoftmax, klDivBatchmean, mseLoss, crossEntropy,
   relu, relu6, hardtanh, sigmoid, conv2d, linear, batchNorm, engineInfo,
 } from '../src/engine/index.js';
 import { assertClose, vals, f64, naiveConv2d, type ConvOpts } from './helpers/engine-check.js';
+import { failOnLeaks } from './helpers/engine-check.js';
 
-// Every test runs inside tidy() and must not leave native tensors behind.
-let live0 = 0;
-beforeEach(() => {
-  live0 = liveTensors();
-});
-afterEach(() => {
-  assert.equal(liveTensors(), live0, 'native tensors leaked by the test');
-});
+failOnLeaks();
 const t = (fn: () => void) => () => tidy(fn);
 
 describe('creation', () => {

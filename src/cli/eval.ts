@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { intIn, existingPath, transformFor, openData } from './options.js';
 import { progressBar } from './progress.js';
-import { writeJsonAtomic } from '../report/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 
 export function evalCommand(program: Command): void {
   program

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { bits, intIn, existingPath, positiveNumber, transformFor } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
-import { writeJsonAtomic } from '../report/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from '../recon/config.js';
 
 interface Flags {

@@ -1,5 +1,5 @@
 // OnnxModel → ONNX protobuf bytes, and an atomic file write.
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic.js';
 import { describeNode, isDefaultDomain } from './attrs.js';
 import { OnnxError } from './errors.js';
 import type { AttrValue, OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from './ir.js';
@@ -77,13 +77,5 @@ export function encodeOnnx(model: OnnxModel): Uint8Array {
 
 /** Writes a model to `path` atomically: a temporary file in the same folder, then a rename. */
 export function writeOnnx(model: OnnxModel, path: string): void {
-  const bytes = encodeOnnx(model);
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(path, encodeOnnx(model));
 }

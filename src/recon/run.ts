@@ -6,7 +6,7 @@ import { partitionLayers, type Unit } from '../graph/index.js';
 import type { LoadedModel } from '../graph/load.js';
 import type { QuantizedModel, QParamsFile } from '../quant/qmodel.js';
 import type { ReconPreset } from '../methods/registry.js';
-import { writeJsonAtomic } from '../report/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from './config.js';
 import { capture, cacheBytes } from './caches.js';
 import { distributionCorrection, unitBatchNorms } from './dc.js';

@@ -1,6 +1,7 @@
 /** Shared checks for the engine tests: closeness, error shape, a naive convolution and finite differences. */
 import assert from 'node:assert/strict';
-import { Tensor, tensor, tidy, noGrad } from '../../src/engine/index.js';
+import { beforeEach, afterEach } from 'node:test';
+import { Tensor, tensor, tidy, noGrad, liveTensors } from '../../src/engine/index.js';
 
 /** Asserts |a − e| ≤ atol + rtol·|e| elementwise (and equal lengths). */
 export function assertClose(actual: ArrayLike<number | bigint>, expected: ArrayLike<number>, atol = 1e-6, rtol = 1e-5, what = ''): void {
@@ -142,5 +143,16 @@ export function gradCheck(f: () => Tensor, inputs: Tensor[], tol = 1e-6, eps = 1
   inputs.forEach((t, k) => {
     const numeric = numericGrad(f, t, eps);
     assertClose(analytic[k]!, numeric, tol, tol, `grad of input ${k}`);
+  });
+}
+
+/** Registers hooks that fail a test which leaves native tensors behind. */
+export function failOnLeaks(): void {
+  let live0 = 0;
+  beforeEach(() => {
+    live0 = liveTensors();
+  });
+  afterEach(() => {
+    assert.equal(liveTensors(), live0, 'native tensors leaked by the test');
   });
 }
