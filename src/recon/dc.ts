@@ -11,6 +11,7 @@ import { execute, nodesBetween, type Graph } from '../graph/index.js';
 import type { OnnxNode } from '../onnx/ir.js';
 import type { ReconConfig } from './config.js';
 import { PlateauSchedules } from './schedule.js';
+import { dcStatPerSample } from './losses.js';
 
 export interface DcResult {
   xdc: E.Tensor;
@@ -31,17 +32,13 @@ function perSampleLoss(fp: Graph, nodes: OnnxNode[], bns: OnnxNode[], input: str
   const outs = execute(fp, { feeds: new Map([[input, x]]), outputs: bns.map((b) => b.inputs[0]!), nodes });
   let total: E.Tensor | null = null;
   for (const bn of bns) {
-    const y = outs.get(bn.inputs[0]!)!;
-    const mean = fp.params.get(bn.inputs[3]!)!;
-    const std = fp.params.get(bn.inputs[4]!)!.add(1e-6).sqrt();
-    const flat = y.reshape([y.shape[0]!, y.shape[1]!, -1]);
-    const mu = flat.mean([2]);
-    const sigma = flat.var([2], true).add(1e-6).sqrt();
-    const term = mu.sub(mean).pow(2).sum([1]).add(sigma.sub(std).pow(2).sum([1]));
+    const s = dcStatPerSample(outs.get(bn.inputs[0]!)!, fp.params.get(bn.inputs[3]!)!, fp.params.get(bn.inputs[4]!)!);
+    const term = s.mean.add(s.std);
     total = total ? total.add(term) : term;
   }
   // lp(a, b) per sample: Σ over channels and positions of (a − b)², averaged over positions.
-  const diff = x.sub(xfp).pow(2);
+  const d = x.sub(xfp);
+  const diff = d.mul(d);
   const positions = x.rank > 2 ? x.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
   const lp = diff.reshape([x.shape[0]!, -1]).sum([1]).div(positions * lambdaC);
   return total ? total.add(lp) : lp;

@@ -36,6 +36,15 @@ export function pdLoss(logitsQ: Tensor, logitsFp: Tensor, T: number): Tensor {
  * x [B, C, ...], σ_BN = sqrt(running var + eps), and the squared norms sum over samples and channels.
  */
 export function dcStatLoss(bnInput: Tensor, runningMean: Tensor, runningVar: Tensor, eps = 1e-6): { mean: Tensor; std: Tensor } {
+  const b = bnInput.shape[0]!;
+  return tidy(() => {
+    const s = dcStatPerSample(bnInput, runningMean, runningVar, eps);
+    return { mean: s.mean.sum().div(b), std: s.std.sum().div(b) };
+  });
+}
+
+/** The two DC terms per sample, [B] each: Σ_channels (μ_BN − μ̂)² and Σ_channels (σ_BN − σ̂)² (see dcStatLoss). */
+export function dcStatPerSample(bnInput: Tensor, runningMean: Tensor, runningVar: Tensor, eps = 1e-6): { mean: Tensor; std: Tensor } {
   if (bnInput.rank < 3) throw new RangeError(`Error in dcStatLoss: input must be rank 3 or more [B, C, ...], got rank ${bnInput.rank}`);
   const [b, c] = bnInput.shape as [number, number];
   if (runningMean.size !== c || runningVar.size !== c)
@@ -46,7 +55,7 @@ export function dcStatLoss(bnInput: Tensor, runningMean: Tensor, runningVar: Ten
     const sigma = x.var([2], true).add(eps).sqrt();
     const bnMean = runningMean.detach().reshape([1, c]);
     const bnStd = runningVar.detach().reshape([1, c]).add(eps).sqrt();
-    const sq = (t: Tensor) => t.mul(t).sum().div(b);
+    const sq = (t: Tensor) => t.mul(t).sum([1]);
     return { mean: sq(bnMean.sub(mu)), std: sq(bnStd.sub(sigma)) };
   });
 }
