@@ -5,6 +5,11 @@ import { evaluateGraph, evaluateOrt } from '../src/eval/index.js';
 import { openDataset, makeTransform } from '../src/data/index.js';
 import { quantize } from '../src/methods/pipeline.js';
 import { QuantizedModel } from '../src/quant/qmodel.js';
+import { execute } from '../src/graph/index.js';
+import * as E from '../src/engine/index.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 
 export interface Check {
   name: string;
@@ -16,10 +21,16 @@ export interface Check {
 const transform = makeTransform('cifar');
 const opts = { transform, batchSize: 200 };
 
-/** top-1 of resnet20 quantized by a method on calib-1024 and evaluated on the 10,000 test images. */
-async function quantizedTop1(method: string, w: number, a: number, recon?: Record<string, number>): Promise<{ value: number; note: string }> {
+/**
+ * top-1 of resnet20 quantized by a method on calib-1024 and evaluated on the 10,000 test images. With `exportTo`, the QDQ
+ * file is written and checked: the pipeline fails when onnxruntime's top-1 differs from the simulation's by > 0.05.
+ */
+async function quantizedTop1(method: string, w: number, a: number, recon?: Record<string, number>, exportTo?: string): Promise<{ value: number; note: string }> {
   const { record, qmodel, loaded } = await quantize(
-    { model: shared.resnet20, calib: shared.calib1024, method, wBits: w, aBits: a, numSamples: 1024, seed: 1005, transform, eightBitHeadStem: true, eval: shared.cifarTest, evalBatch: 200, recon },
+    {
+      model: shared.resnet20, calib: shared.calib1024, method, wBits: w, aBits: a, numSamples: 1024, seed: 1005, transform, eightBitHeadStem: true,
+      eval: shared.cifarTest, evalBatch: 200, recon, output: exportTo,
+    },
     'conformance',
   );
   // The saved parameters must reproduce the accuracy in a fresh simulation (what `eval --qparams` does).
@@ -27,7 +38,8 @@ async function quantizedTop1(method: string, w: number, a: number, recon?: Recor
   copy.load(JSON.parse(JSON.stringify(qmodel.state())));
   const again = await evaluateGraph(loaded.folded, await openDataset(shared.cifarTest), { ...opts, hooks: copy.hooks({ weights: true, acts: true }) });
   if (again.top1 !== record.top1) throw new Error(`saved quantization parameters give ${again.top1} instead of ${record.top1}`);
-  return { value: record.top1!, note: `(FP ${record.fp_top1!.toFixed(2)}, qparams reload identical)` };
+  const ort = record.export?.ort_top1 !== undefined ? `, exported QDQ file in onnxruntime ${record.export.ort_top1.toFixed(2)}` : '';
+  return { value: record.top1!, note: `(FP ${record.fp_top1!.toFixed(2)}, qparams reload identical${ort})` };
 }
 
 // Reference implementation on exactly this setup (PDQUANT.md, issue 4).
@@ -38,6 +50,43 @@ const mseReference: [number, number, number][] = [
   [2, 4, 16.31],
   [2, 2, 13.97],
 ];
+
+/** Units per shared model in the reference's partition (../shared/README.md). */
+const UNITS: Record<string, number> = { resnet18: 10, mobilenet_v2_w050: 20, mnasnet0_5: 21, regnet_x_400mf: 24, resnet20_cifar10: 11 };
+
+/**
+ * Each shared model: our executor (BN kept and BN folded) against onnxruntime on 8 random inputs — the check's value is
+ * max|Δlogit| / max|logit| (must be ≤ 1e-3) — and the unit count of the partition against the reference's table.
+ */
+function modelChecks(): Check[] {
+  return Object.entries(UNITS).map(([name, units]) => ({
+    name: `${name}: executor vs onnxruntime (relative max |Δlogit|), ${units} units`,
+    expected: 0,
+    tolerance: 1e-3,
+    async run() {
+      const path = name === 'resnet20_cifar10' ? shared.resnet20 : shared.torchvision(name);
+      const m = loadModel(path);
+      if (m.units.length !== units) throw new Error(`${m.units.length} units (${m.units.map((u) => u.name).join(', ')}), expected ${units}`);
+      const dims = (m.fp.input.dims ?? []).map((d) => (typeof d === 'number' ? d : 8));
+      E.manualSeed(0);
+      const x = E.keep(E.randn(dims));
+      const ort = await import('onnxruntime-node');
+      const session = await ort.InferenceSession.create(readFileSync(path));
+      const ref = Object.values(await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', x.data() as Float32Array, dims) }))[0]!.data as Float32Array;
+      await session.release();
+      let worst = 0;
+      const maxLogit = ref.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      for (const g of [m.fp, m.folded]) {
+        const y = E.noGrad(() => E.tidy(() => execute(g, { feeds: new Map([[g.input.name, x]]), outputs: [g.output.name] }).get(g.output.name)!));
+        const v = y.data() as Float32Array;
+        y.dispose();
+        for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - ref[i]!) / maxLogit);
+      }
+      x.dispose();
+      return { value: worst, note: `(BN kept and folded; units ${m.units.map((u) => u.name).join(' ')})` };
+    },
+  }));
+}
 
 export const checks: Check[] = [
   {
@@ -69,6 +118,9 @@ export const checks: Check[] = [
     name: `resnet20 mse W${w}A${a} top-1`,
     expected: ref,
     tolerance: 0.3,
-    run: () => quantizedTop1('mse', w, a),
+    // W4A4 and W2A2 also export the QDQ file and check it in onnxruntime (issue: equal within 0.05 points).
+    run: () => quantizedTop1('mse', w, a, undefined, (w === 4 && a === 4) || (w === 2 && a === 2) ? join(tmpdir(), `pdquant-conformance-w${w}a${a}.onnx`) : undefined),
   })),
+  ...modelChecks(),
 ];
+

@@ -21,7 +21,7 @@ for (const c of selected) {
     const r = await c.run();
     const ok = Math.abs(r.value - c.expected) <= c.tolerance;
     if (!ok) failed++;
-    console.log(`${ok ? 'ok  ' : 'FAIL'} ${c.name}: ${r.value.toFixed(2)} (expected ${c.expected} ± ${c.tolerance}) [${((performance.now() - t0) / 1000).toFixed(0)} s]${r.note ? ` ${r.note}` : ''}`);
+    console.log(`${ok ? 'ok  ' : 'FAIL'} ${c.name}: ${Math.abs(r.value) < 0.01 && r.value !== 0 ? r.value.toExponential(2) : r.value.toFixed(2)} (expected ${c.expected} ± ${c.tolerance}) [${((performance.now() - t0) / 1000).toFixed(0)} s]${r.note ? ` ${r.note}` : ''}`);
   } catch (e) {
     failed++;
     console.log(`FAIL ${c.name}: ${(e as Error).stack}`);

@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { writeJsonAtomic } from '../src/report/atomic.js';
+import { writeJsonAtomic } from '../src/util/atomic.js';
 
 /** A benchmark's result: flat metrics at the top level (numbers), any details alongside. */
 export type BenchResult = Record<string, unknown>;

@@ -26,9 +26,12 @@ test('the three units of the tiny model', () => {
 });
 
 for (const name of methodNames()) {
-  test(`${name} runs end to end${['minmax', 'mse', 'cosine'].includes(name) ? '' : ' and lowers its own loss'}`, async () => {
-    const { record, qmodel } = await quantize(base(name, { eval: ws.images }), 'test');
+  test(`${name} runs end to end${['minmax', 'mse', 'cosine'].includes(name) ? '' : ' and lowers its own loss'}, and its QDQ export computes the same in onnxruntime`, async () => {
+    const { record, qmodel } = await quantize(base(name, { eval: ws.images, output: join(ws.dir, `${name}.onnx`) }), 'test');
     assert.ok(record.top1! >= 0 && record.top1! <= 100);
+    // The pipeline throws when onnxruntime's top-1 differs by more than 0.05 points; the logits agree to float precision.
+    assert.equal(record.export?.ort_top1, record.top1);
+    assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!), `max |Δlogit| ${record.export!.max_logit_diff}`);
     for (const w of qmodel.weights.values()) assert.ok(w.q.initialized);
     for (const a of qmodel.acts.values()) assert.ok(a.q.initialized, `activation ${a.site.value} initialised`);
     if (record.recon) {
