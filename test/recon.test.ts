@@ -20,9 +20,12 @@ const base = (method: string, extra: Partial<QuantizeOptions> = {}): QuantizeOpt
   recon: { iters: 60, batch: 8, dcSteps: 20, actInitRows: 32, cacheBatch: 32 }, ...extra,
 });
 
-test('the three units of the tiny model', () => {
+test('the units of the tiny model, and a user-given grouping', () => {
   const m = loadModel(ws.model);
   assert.deepEqual(m.units.map((u) => `${u.name}:${u.kind}`), ['conv:layer', 'layer1.0:block', 'layer2.0:block', 'fc:layer']);
+  const o = loadModel(ws.model, { units: [{ name: 'body', match: ['/layer1/', 're:^/layer2/'] }] });
+  assert.deepEqual(o.units.map((u) => `${u.name}:${u.kind}`), ['conv:layer', 'body:block', 'fc:layer']);
+  assert.throws(() => loadModel(ws.model, { units: [{ name: 'split', match: ['/layer2/layer2.0/conv2', '/layer2/layer2.0/Add'] }] }), /unit .* must read one value and hand on one value/);
 });
 
 for (const name of methodNames()) {

@@ -1,6 +1,6 @@
 /** `pdquant inspect`: what the model is, what pdquant makes of it, and anything it cannot run. */
 import type { Command } from 'commander';
-import { existingPath } from './options.js';
+import { existingPath, unitsFile } from './options.js';
 
 export function inspectCommand(program: Command): void {
   program
@@ -9,7 +9,8 @@ export function inspectCommand(program: Command): void {
     .argument('<model>', 'ONNX model', existingPath('Model'))
     .option('--quant <w/a>', 'also list every quantizer and its bit-width for these weight/activation bits, e.g. 4/2')
     .option('--no-8bit-head-stem', 'with --quant: no 8-bit first/last layers and classifier input')
-    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean }) => {
+    .option('--units <file>', 'JSON list overriding the grouping into reconstruction units', existingPath('Units file'))
+    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; units?: string }) => {
       const wa = o.quant?.match(/^([2-8])\/([2-8])$/);
       if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 for --quant but received ${o.quant}`);
       const { readOnnx } = await import('../onnx/read.js');
@@ -32,7 +33,7 @@ export function inspectCommand(program: Command): void {
         return;
       }
       const { loadModel } = await import('../graph/load.js');
-      const loaded = loadModel(model);
+      const loaded = loadModel(model, { units: unitsFile(o.units) });
       console.log(`reconstruction units (${loaded.units.length}):`);
       loaded.units.forEach((u, k) => {
         const layers = u.nodes.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).length;

@@ -1,5 +1,6 @@
 /** Parsing and checking of the options several commands share; messages say what was expected and what came. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { UnitOverride } from '../graph/index.js';
 import { InvalidArgumentError } from 'commander';
 import { openDataset, makeTransform, presets, type Dataset, type Transform } from '../data/index.js';
 
@@ -57,4 +58,18 @@ export function transformFor(preset: string | undefined, inputHw: (number | null
 export async function openData(spec: string, split?: string): Promise<Dataset> {
   if (split !== undefined && split !== 'train' && split !== 'test') throw new Error(`Expected train or test for --split but received ${split}`);
   return openDataset(spec, { split: split as 'train' | 'test' | undefined });
+}
+
+/** Reads a --units file: [{ "name": "block1", "kind": "block", "match": ["/layer1/", "re:^/conv2/"] }, ...] (node-name prefixes or "re:" regular expressions). */
+export function unitsFile(path: string | undefined): UnitOverride | undefined {
+  if (path === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`Cannot read the units file ${path}: ${(e as Error).message}`);
+  }
+  const ok = Array.isArray(v) && v.every((u) => u && typeof u.name === 'string' && Array.isArray(u.match) && u.match.every((m: unknown) => typeof m === 'string') && (u.kind === undefined || u.kind === 'layer' || u.kind === 'block'));
+  if (!ok) throw new Error(`The units file ${path} must be a JSON list of {"name": string, "kind"?: "layer" | "block", "match": [node-name prefixes or "re:<regex>"]}`);
+  return v as UnitOverride;
 }

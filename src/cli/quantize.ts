@@ -1,7 +1,7 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import type { Command } from 'commander';
 import { basename, join } from 'node:path';
-import { bits, intIn, existingPath, positiveNumber, transformFor } from './options.js';
+import { bits, intIn, existingPath, positiveNumber, transformFor, unitsFile } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -23,6 +23,7 @@ interface Flags {
   '8bitHeadStem': boolean;
   runDir?: string;
   resume?: string;
+  units?: string;
   output?: string;
   int4Storage?: boolean;
   verify: boolean;
@@ -68,6 +69,7 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)')
     .option('--int4-storage', 'store weights of 4 bits or fewer as packed UINT4 (ONNX opset 21)')
     .option('--no-verify', 'skip checking the exported model in onnxruntime against the simulation')
+    .option('--units <file>', 'JSON list overriding the grouping into reconstruction units (see `pdquant inspect`)', existingPath('Units file'))
     .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)')
     .option('--resume <dir>', 'continue a crashed run from its run folder, skipping finished units')
     .option('--arch-preset <name>', 'w_round, T and λc of PDQUANT.md §6: resnet | regnet | mobilenetv2 | mnasnet', 'resnet')
@@ -107,7 +109,7 @@ export function quantizeCommand(program: Command, version: string): void {
           model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed, transform,
           eightBitHeadStem: f['8bitHeadStem'], eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
           runDir: preset.recon ? runDir : undefined, resume: f.resume !== undefined,
-          output: f.output, int4Storage: f.int4Storage, verify: f.verify,
+          output: f.output, int4Storage: f.int4Storage, verify: f.verify, units: unitsFile(f.units),
         },
         version,
         { ...rp, stage: (p: string) => console.error(`pdquant: ${p}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },

@@ -18,7 +18,7 @@ export interface Unit {
   output: string;
 }
 
-/** A user-given grouping: unit name → node-name prefixes (or /regex/). */
+/** A user-given grouping: unit name → node-name prefixes, or regular expressions written "re:<pattern>". */
 export type UnitOverride = { name: string; kind?: 'layer' | 'block'; match: string[] }[];
 
 interface GraphView {
@@ -115,7 +115,7 @@ export function partition(g: GraphView, override?: UnitOverride): Unit[] {
   };
   if (override) {
     const matches = (n: OnnxNode, pat: string) =>
-      pat.startsWith('/') && pat.endsWith('/') && pat.length > 2 ? new RegExp(pat.slice(1, -1)).test(n.name) : n.name.startsWith(pat);
+      pat.startsWith('re:') ? new RegExp(pat.slice(3)).test(n.name) : n.name.startsWith(pat);
     for (const n of g.nodes) {
       const u = override.find((o) => o.match.some((p) => matches(n, p)));
       if (u) owner.set(n, group(u.name, u.kind ?? 'block'));

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
 import { loadModel, inputChw, type LoadedModel } from '../graph/load.js';
+import type { UnitOverride } from '../graph/index.js';
 import { QuantizedModel } from '../quant/qmodel.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
@@ -37,6 +38,8 @@ export interface QuantizeOptions {
   int4Storage?: boolean;
   /** Check the exported file in onnxruntime against the simulation (default true). */
   verify?: boolean;
+  /** Overrides the grouping into reconstruction units. */
+  units?: UnitOverride;
 }
 
 /** Largest top-1 difference (points) tolerated between the exported file in onnxruntime and the simulation. */
@@ -98,7 +101,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     },
   };
   E.manualSeed(o.seed);
-  const loaded = await timed('load', () => loadModel(o.model));
+  const loaded = await timed('load', () => loadModel(o.model, { units: o.units }));
   const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed));
   const chw = inputChw(loaded.folded);
   const got = calib.images.shape.slice(1);
