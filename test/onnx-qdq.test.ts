@@ -3,11 +3,10 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import * as ort from 'onnxruntime-node';
 import { OnnxError, encodeOnnx, readOnnx, writeOnnx, type OnnxModel, type OnnxTensor } from '../src/onnx/index.js';
 import { onnx } from '../src/onnx/proto.js';
 import { toQdq, type QdqActivation, type QdqSpec, type QdqWeight } from '../src/onnx/qdq.js';
-import { attr, buildModel, randomFloats, tensor } from './helpers/onnx-builder.js';
+import { attr, buildModel, randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
 
 // ---------- plain-JS reference of the simulation ----------
 
@@ -37,15 +36,8 @@ function dequantWeight(w: QdqWeight, dims: number[]): Float32Array {
 type Feed = { dims: number[]; data: Float32Array };
 type Level = 'disabled' | 'basic' | 'extended' | 'all';
 
-async function run(bytes: Uint8Array, feeds: Record<string, Feed>, level: Level = 'disabled'): Promise<Record<string, Feed>> {
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, graphOptimizationLevel: level });
-  try {
-    const inputs = Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, new ort.Tensor('float32', f.data, f.dims)]));
-    const out = await session.run(inputs);
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { dims: [...t.dims], data: t.data as Float32Array }]));
-  } finally {
-    await session.release();
-  }
+function run(bytes: Uint8Array, feeds: Record<string, Feed>, level: Level = 'disabled'): Promise<Record<string, Feed>> {
+  return runOrt(bytes, feeds, { graphOptimizationLevel: level });
 }
 
 /** Deterministic PRNG in [0, 1). */
@@ -197,12 +189,7 @@ const BIT_SETS: { w: [number, number, number]; a: [number, number, number, numbe
 
 /** Runs the QDQ CNN with onnxruntime's QDQ optimizers turned off (session config disable_quant_qdq). */
 async function runNoQdqOptimizers(bytes: Uint8Array, level: Level): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, graphOptimizationLevel: level, extra: { session: { disable_quant_qdq: '1' } } });
-  try {
-    return (await session.run({ x: new ort.Tensor('float32', xFeed.data, xFeed.dims) })).y_dq.data as Float32Array;
-  } finally {
-    await session.release();
-  }
+  return (await runOrt(bytes, { x: xFeed }, { graphOptimizationLevel: level, extra: { session: { disable_quant_qdq: '1' } } })).y_dq!.data;
 }
 
 /**

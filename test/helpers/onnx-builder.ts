@@ -99,12 +99,13 @@ export function randomFloats(n: number, seed = 1): Float32Array {
   });
 }
 
-/** Runs model bytes in onnxruntime-node on float32 inputs; returns every output as [dims, data]. */
+/** Runs model bytes in onnxruntime-node on float32 inputs (with extra session options); returns every output as [dims, data]. */
 export async function runOrt(
   bytes: Uint8Array,
   feeds: Record<string, { dims: number[]; data: Float32Array }>,
+  options: ort.InferenceSession.SessionOptions = {},
 ): Promise<Record<string, { dims: number[]; data: Float32Array }>> {
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, ...options });
   try {
     const inputs = Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, new ort.Tensor('float32', f.data, f.dims)]));
     const outputs = await session.run(inputs);
