@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { makeTransform } from '../src/data/index.js';
 import { quantize } from '../src/methods/pipeline.js';
 import { shared, requireShared } from './shared.js';
-import { resultsDir, type BenchResult } from './run.js';
+import { resultsDir, writeJsonAtomic, type BenchResult } from './run.js';
 
 interface Entry {
   method: string;
@@ -23,6 +23,8 @@ interface Entry {
   seconds: Record<string, number>;
   phase_seconds: { caching: number; dc: number; optimization: number };
   iterations_per_second: number;
+  /** Continued from a checkpoint: the times cover only the units run after it. */
+  resumed?: boolean;
   peak_rss_mb: number;
   threads: number;
   torch: string;
@@ -37,15 +39,16 @@ export async function run(): Promise<BenchResult> {
     return { method: method!, w: Number(w), a: Number(a) };
   });
   const file = join(resultsDir(), 'recon.json');
-  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs?: Entry[] }).runs ?? [] : [];
-  const entries = new Map(previous.map((e) => [`${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}`, e]));
   for (const r of runs) {
     console.log(`bench recon: ${r.method} W${r.w}A${r.a}, ${iters} iterations`);
+    // A queue that was stopped picks up its unfinished run at the next unit (its times then cover only part of it).
+    const runDir = join(resultsDir(), '..', 'out', `${r.method}-w${r.w}a${r.a}-${iters}`);
+    const resumed = existsSync(join(runDir, 'checkpoint.json'));
     const { record } = await quantize(
       {
         model: shared.resnet20, calib: shared.calib1024, method: r.method, wBits: r.w, aBits: r.a, numSamples: 1024, seed: 1005,
         transform: makeTransform('cifar'), eightBitHeadStem: true, eval: shared.cifarTest, evalBatch: 200, recon: { iters },
-        runDir: join(resultsDir(), '..', 'out', `${r.method}-w${r.w}a${r.a}-${iters}`),
+        runDir, resume: resumed,
       },
       'bench',
     );
@@ -58,12 +61,25 @@ export async function run(): Promise<BenchResult> {
       wall_seconds_to_last_unit: (s.load ?? 0) + (s['calibration data'] ?? 0) + (s['weight init'] ?? 0) + (s.reconstruction ?? s['activation init'] ?? 0),
       seconds: s, phase_seconds: phase,
       iterations_per_second: phase.optimization > 0 ? (units.length * iters) / phase.optimization : 0,
-      peak_rss_mb: record.peak_rss_mb, threads: record.tool.threads, torch: record.tool.torch, date: record.started,
+      ...(resumed ? { resumed: true } : {}), peak_rss_mb: record.peak_rss_mb, threads: record.tool.threads, torch: record.tool.torch, date: record.started,
     };
     console.log(`bench recon: ${r.method} W${r.w}A${r.a}: top-1 ${entry.top1.toFixed(2)}, ${entry.wall_seconds_to_last_unit.toFixed(0)} s to the last unit`);
-    entries.set(`${r.method} W${r.w}A${r.a} ${iters}`, entry);
+    // Re-read and write after every run: a long queue keeps what it finished, and queues run side by side
+    // (e.g. two one-thread processes) merge instead of overwriting each other.
+    writeJsonAtomic(file, { benchmark: 'recon', ...summary(mergeEntry(file, entry)) });
   }
-  const all = [...entries.values()];
+  return summary(mergeEntry(file));
+}
+
+function mergeEntry(file: string, entry?: Entry): Entry[] {
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs?: Entry[] }).runs ?? [] : [];
+  const key = (e: Entry): string => `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}`;
+  const entries = new Map(previous.map((e) => [key(e), e]));
+  if (entry) entries.set(key(entry), entry);
+  return [...entries.values()];
+}
+
+function summary(all: Entry[]): BenchResult {
   const main = all.find((e) => e.method === 'pdquant' && e.w_bits === 4 && e.a_bits === 2);
   return {
     ...(main ? { pdquant_w4a2_top1: main.top1, pdquant_w4a2_seconds: main.wall_seconds_to_last_unit, pdquant_w4a2_iterations_per_second: main.iterations_per_second } : {}),

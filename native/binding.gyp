@@ -1,7 +1,7 @@
 {
   "targets": [{
     "target_name": "pdquant_engine",
-    "sources": ["src/addon.cc", "src/tensor.cc", "src/ops.cc"],
+    "sources": ["src/addon.cc", "src/tensor.cc", "src/ops.cc", "src/fused.cc"],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
       "<!@(node scripts/find-libtorch.mjs includes)"

@@ -4,6 +4,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   pdq::RegisterTensorFns(env, exports);
   pdq::RegisterOps(env, exports);
+  pdq::RegisterFused(env, exports);
   return exports;
 }
 

@@ -46,6 +46,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 
 void RegisterTensorFns(Napi::Env env, Napi::Object exports);
 void RegisterOps(Napi::Env env, Napi::Object exports);
+void RegisterFused(Napi::Env env, Napi::Object exports);
 
 }  // namespace pdq
 

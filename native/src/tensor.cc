@@ -260,6 +260,43 @@ static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
 }
 
 // ---- in-place updates (optimisers and parameter assignment), outside autograd ----
+// One pass of Adam over CPU float tensors of one layout, lr a number or one rate per row (dim 0); false when
+// the tensors do not fit (the ATen path then runs). Same operations per element as the ATen path.
+static bool AdamFused(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const at::Tensor& lrRows, double lr,
+                      double b1, double b2, double eps, double bc1, double bc2) {
+  auto cpuFloat = [](const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; };
+  if (!cpuFloat(p) || !cpuFloat(g) || !cpuFloat(m) || !cpuFloat(v) || p.dim() == 0) return false;
+  auto fmt = p.suggest_memory_format();
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&p, &g, &m, &v})
+    if (!t->is_contiguous(fmt) || t->strides() != p.strides() || t->sizes() != p.sizes()) return false;
+  const int64_t rows = p.size(0), per = p.numel() / std::max<int64_t>(rows, 1);
+  at::Tensor rates;
+  if (lrRows.defined()) {
+    bool perRow = lrRows.dim() == p.dim() && lrRows.size(0) == rows && lrRows.numel() == rows;
+    if (!cpuFloat(lrRows) || !(perRow || lrRows.numel() == 1)) return false;
+    rates = lrRows.contiguous();
+  }
+  const float* pr = rates.defined() ? rates.data_ptr<float>() : nullptr;
+  const bool oneRate = rates.defined() && rates.numel() == 1;
+  float *pp = p.data_ptr<float>(), *pm = m.data_ptr<float>(), *pv = v.data_ptr<float>();
+  const float* pg = g.data_ptr<float>();
+  const float fb1 = b1, fb2 = b2, a1 = 1 - b1, a2 = 1 - b2, sbc2 = std::sqrt(bc2), feps = eps;
+  at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float step = -(pr ? pr[oneRate ? 0 : r] : static_cast<float>(lr)) / static_cast<float>(bc1);
+      for (int64_t i = r * per, e = i + per; i < e; i++) {
+        float gi = pg[i];
+        float mi = pm[i] * fb1 + a1 * gi;
+        float vi = pv[i] * fb2 + a2 * gi * gi;
+        pm[i] = mi;
+        pv[i] = vi;
+        pp[i] += step * (mi / (std::sqrt(vi) / sbc2 + feps));
+      }
+    }
+  });
+  return true;
+}
+
 // Adam as torch.optim.Adam (no amsgrad): lr is a number or a tensor broadcast against the parameter.
 static Napi::Value AdamStep(const Napi::CallbackInfo& info) {  // (p, g, m, v, step, lr, b1, b2, eps, wd)
   at::NoGradGuard ng;
@@ -267,9 +304,12 @@ static Napi::Value AdamStep(const Napi::CallbackInfo& info) {  // (p, g, m, v, s
   at::Tensor g = Arg(info, 1);
   double step = Num(info, 4), b1 = Num(info, 6), b2 = Num(info, 7), eps = Num(info, 8), wd = Num(info, 9);
   if (wd != 0) g = g.add(p, wd);
+  double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
+  if (AdamFused(p, g, m, v, info[5].IsNumber() ? at::Tensor() : Arg(info, 5), info[5].IsNumber() ? Num(info, 5) : 0, b1, b2, eps,
+                bc1, bc2))
+    return info.Env().Undefined();
   m.mul_(b1).add_(g, 1 - b1);
   v.mul_(b2).addcmul_(g, g, 1 - b2);
-  double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
   auto denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
   if (info[5].IsNumber()) {
     p.addcdiv_(m, denom, -Num(info, 5) / bc1);

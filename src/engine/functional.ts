@@ -127,6 +127,25 @@ export function mseLoss(a: Tensor, b: Tensor): Tensor {
   return new Tensor(call('mseLoss', () => native.mseLoss(a.handle, b.handle)));
 }
 
+/**
+ * Per-row moment matching, [B]: Σ_c (mean_c − μ_bc)² + (std_c − σ_bc)², where μ_bc and σ_bc² are the mean and the
+ * unbiased variance of x[b, c, ...] and σ = √(σ² + eps). `mean` and `std` [C] are constants. One fused pass forward
+ * and backward on CPU (float); the composite of mean/var elsewhere.
+ */
+export function rowMomentLoss(x: Tensor, mean: Tensor, std: Tensor, eps: number): Tensor {
+  if (x.rank < 3) throw new RangeError(`Error in rowMomentLoss: input must be rank 3 or more [B, C, ...], got rank ${x.rank}`);
+  const c = x.shape[1]!;
+  if (mean.size !== c || std.size !== c)
+    throw new RangeError(`Error in rowMomentLoss: input has ${c} channels but the statistics have ${mean.size} and ${std.size}`);
+  return new Tensor(call('rowMomentLoss', () => native.rowMomentLoss(x.handle, mean.handle, std.handle, eps)));
+}
+
+/** Per-row squared distance, [B]: Σ over all but dim 0 of (x − y)²; y is a constant (no gradient). */
+export function rowSqDist(x: Tensor, y: Tensor): Tensor {
+  if (x.shape.join() !== y.shape.join()) throw new RangeError(`Error in rowSqDist: shapes differ: [${x.shape}] vs [${y.shape}]`);
+  return new Tensor(call('rowSqDist', () => native.rowSqDist(x.handle, y.handle)));
+}
+
 /** Mean cross-entropy of logits [N,C] against int64 class indices [N]. */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   checkRank('crossEntropy', 'logits', logits.shape, [2]);

@@ -64,6 +64,8 @@ export interface NativeEngine {
   hardtanh(x: Handle, min: number, max: number): Handle;
   klDivSum(logInput: Handle, target: Handle): Handle;
   mseLoss(a: Handle, b: Handle): Handle;
+  rowMomentLoss(x: Handle, mean: Handle, std: Handle, eps: number): Handle;
+  rowSqDist(x: Handle, y: Handle): Handle;
   crossEntropy(logits: Handle, targets: Handle): Handle;
   argmax(x: Handle, dim: number): Handle;
   topk(x: Handle, k: number, dim: number): Handle;

@@ -11,7 +11,7 @@ import { execute, nodesBetween, type Graph } from '../graph/index.js';
 import type { OnnxNode } from '../onnx/ir.js';
 import type { ReconConfig } from './config.js';
 import { PlateauSchedules } from './schedule.js';
-import { dcStatPerSample } from './losses.js';
+import { dcStatTotalPerSample } from './losses.js';
 
 export interface DcResult {
   xdc: E.Tensor;
@@ -32,15 +32,12 @@ function perSampleLoss(fp: Graph, nodes: OnnxNode[], bns: OnnxNode[], input: str
   const outs = execute(fp, { feeds: new Map([[input, x]]), outputs: bns.map((b) => b.inputs[0]!), nodes });
   let total: E.Tensor | null = null;
   for (const bn of bns) {
-    const s = dcStatPerSample(outs.get(bn.inputs[0]!)!, fp.params.get(bn.inputs[3]!)!, fp.params.get(bn.inputs[4]!)!);
-    const term = s.mean.add(s.std);
+    const term = dcStatTotalPerSample(outs.get(bn.inputs[0]!)!, fp.params.get(bn.inputs[3]!)!, fp.params.get(bn.inputs[4]!)!);
     total = total ? total.add(term) : term;
   }
   // lp(a, b) per sample: Σ over channels and positions of (a − b)², averaged over positions.
-  const d = x.sub(xfp);
-  const diff = d.mul(d);
   const positions = x.rank > 2 ? x.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
-  const lp = diff.reshape([x.shape[0]!, -1]).sum([1]).div(positions * lambdaC);
+  const lp = E.rowSqDist(x, xfp).div(positions * lambdaC);
   return total ? total.add(lp) : lp;
 }
 

@@ -1,0 +1,145 @@
+/**
+ * The fused engine ops (rowMomentLoss, rowSqDist, the one-pass float32 Adam) against their composite definitions,
+ * values and gradients, for contiguous and channels-last layouts.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Tensor, tensor, tidy, keep, dispose, Adam, rowMomentLoss, rowSqDist } from '../src/engine/index.js';
+import { dcStatPerSample } from '../src/recon/losses.js';
+import { assertClose, failOnLeaks, seq, vals } from './helpers/engine-check.js';
+
+failOnLeaks();
+
+const f32 = (v: number[], shape: number[]): Tensor => tensor(Float32Array.from(v), shape);
+
+/** The gradient of Σ_b w_b · f(x)_b with respect to x, for a fixed weight per row. */
+function gradOf(x0: Tensor, f: (x: Tensor) => Tensor, weights: number[]): { value: number[]; grad: number[] } {
+  const x = keep(x0.detach().clone().requiresGrad_(true));
+  try {
+    const value = tidy(() => {
+      const out = f(x);
+      out.mul(f32(weights, [weights.length])).sum().backward();
+      return vals(out);
+    });
+    return { value, grad: vals(x.grad!.contiguous()) };
+  } finally {
+    dispose(x);
+  }
+}
+
+/** Composite reference: dcStatPerSample's two terms summed, with eps added to the running variance. */
+const composite = (mean: Tensor, variance: Tensor, eps: number) => (x: Tensor) => {
+  const s = dcStatPerSample(x, mean, variance, eps);
+  return s.mean.add(s.std);
+};
+
+describe('rowMomentLoss', () => {
+  const [B, C, H, W] = [3, 4, 5, 6];
+  const weights = [1, -0.5, 2];
+  for (const layout of ['contiguous', 'channels-last'] as const) {
+    it(`equals the composite mean/var expression and its gradient (${layout})`, () => {
+      tidy(() => {
+        const x0 = f32(seq(B * C * H * W, 7).map((v, i) => 2 * v + (i % 5) * 0.3), [B, C, H, W]);
+        const x = layout === 'channels-last' ? x0.channelsLast() : x0;
+        const mean = f32([0.1, -0.2, 0.3, 0.05], [C]);
+        const variance = f32([0.5, 1.5, 0.8, 2.0], [C]);
+        const eps = 1e-5;
+        const fused = gradOf(x, (t) => rowMomentLoss(t, mean, variance.add(eps).sqrt(), eps), weights);
+        const ref = gradOf(x0, composite(mean, variance, eps), weights);
+        assertClose(fused.value, ref.value, 1e-5, 1e-5, 'value');
+        assertClose(fused.grad, ref.grad, 1e-6, 1e-4, 'gradient');
+        assert.ok(fused.grad.some((g) => Math.abs(g) > 1e-3), 'the gradient is not trivially zero');
+      });
+    });
+  }
+
+  it('takes rank-3 input and float64 (the composite path) with the same values', () => {
+    tidy(() => {
+      const x = f32(seq(2 * 3 * 7, 3), [2, 3, 7]);
+      const mean = f32([0, 0.1, -0.1], [3]);
+      const std = f32([1, 0.5, 0.25], [3]);
+      const a = vals(rowMomentLoss(x, mean, std, 1e-6));
+      const b = vals(rowMomentLoss(x.to({ dtype: 'float64' }), mean.to({ dtype: 'float64' }), std.to({ dtype: 'float64' }), 1e-6));
+      assertClose(a, b, 1e-5, 1e-5);
+    });
+  });
+
+  it('rejects a channel mismatch and rank below 3', () => {
+    tidy(() => {
+      assert.throws(() => rowMomentLoss(f32([1, 2, 3, 4], [1, 2, 2]), f32([0], [1]), f32([1], [1]), 1e-6), /2 channels but the statistics have 1 and 1/);
+      assert.throws(() => rowMomentLoss(f32([1, 2], [1, 2]), f32([0, 0], [2]), f32([1, 1], [2]), 1e-6), /rank 3 or more/);
+    });
+  });
+});
+
+describe('rowSqDist', () => {
+  for (const layout of ['contiguous', 'channels-last'] as const) {
+    it(`equals Σ (x − y)² per row and its gradient 2(x − y) (${layout} x, contiguous y)`, () => {
+      tidy(() => {
+        const shape = [3, 2, 4, 5];
+        const x0 = f32(seq(120, 11), shape);
+        const y = f32(seq(120, 12), shape);
+        const x = layout === 'channels-last' ? x0.channelsLast() : x0;
+        const fused = gradOf(x, (t) => rowSqDist(t, y), [1, 2, -1]);
+        const ref = gradOf(x0, (t) => { const d = t.sub(y); return d.mul(d).reshape([3, -1]).sum([1]); }, [1, 2, -1]);
+        assertClose(fused.value, ref.value, 1e-5, 1e-6, 'value');
+        assertClose(fused.grad, ref.grad, 1e-6, 1e-6, 'gradient');
+      });
+    });
+  }
+  it('rejects different shapes', () => {
+    tidy(() => assert.throws(() => rowSqDist(f32([1, 2], [2, 1]), f32([1, 2], [1, 2])), /shapes differ/));
+  });
+});
+
+describe('Adam on float32 (the one-pass path)', () => {
+  /** torch.optim.Adam in float64 over flat arrays; lr is one number or one per element. */
+  function refAdam(p: number[], grads: number[][], lr: (i: number) => number): number[] {
+    const m = p.map(() => 0), v = p.map(() => 0);
+    let out = p;
+    grads.forEach((g, k) => {
+      const t = k + 1;
+      const bc1 = 1 - 0.9 ** t, bc2 = 1 - 0.999 ** t;
+      out = out.map((pi, i) => {
+        m[i] = 0.9 * m[i]! + 0.1 * g[i]!;
+        v[i] = 0.999 * v[i]! + 0.001 * g[i]! * g[i]!;
+        return pi - (lr(i) / bc1) * (m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(bc2) + 1e-8));
+      });
+    });
+    return out;
+  }
+
+  const shape = [4, 2, 3, 3];
+  const n = 72;
+  const rowLr = [0.1, 0.01, 0.001, 0.05];
+  const cases: { name: string; lr: () => number | Tensor; at: (i: number) => number; channelsLast?: boolean }[] = [
+    { name: 'a number', lr: () => 0.02, at: () => 0.02 },
+    { name: 'one rate per row [4,1,1,1]', lr: () => f32(rowLr, [4, 1, 1, 1]), at: (i) => rowLr[Math.floor(i / 18)]! },
+    { name: 'one rate per row, channels-last parameter', lr: () => f32(rowLr, [4, 1, 1, 1]), at: (i) => rowLr[Math.floor(i / 18)]!, channelsLast: true },
+    { name: 'a single-element tensor', lr: () => f32([0.03], [1]), at: () => 0.03 },
+    // Not one rate per row: must take the broadcasting path and still be right.
+    { name: 'one rate per channel [1,2,1,1]', lr: () => f32([0.1, 0.001], [1, 2, 1, 1]), at: (i) => [0.1, 0.001][Math.floor(i / 9) % 2]! },
+  ];
+  for (const c of cases) {
+    it(`matches torch.optim.Adam with lr as ${c.name}`, () => {
+      const p0 = seq(n, 21);
+      const grads = [seq(n, 22), seq(n, 23), seq(n, 24)];
+      const p = keep(tidy(() => (c.channelsLast ? f32(p0, shape).channelsLast() : f32(p0, shape))).requiresGrad_(true));
+      const lr = c.lr();
+      if (typeof lr !== 'number') keep(lr);
+      const opt = new Adam([{ params: [p], lr }]);
+      try {
+        for (const g of grads) {
+          p.zeroGrad();
+          // gradient exactly g in logical (NCHW) order
+          tidy(() => p.mul(f32(g, shape)).sum().backward());
+          opt.step();
+        }
+        assertClose(tidy(() => vals(p.contiguous())), refAdam(p0, grads, c.at), 2e-6, 1e-5);
+      } finally {
+        opt.dispose();
+        dispose(typeof lr === 'number' ? [p] : [p, lr]);
+      }
+    });
+  }
+});
