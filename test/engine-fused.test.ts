@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor, tidy, keep, dispose, Adam, rowMomentLoss, rowSqDist } from '../src/engine/index.js';
+import { Tensor, tensor, tidy, keep, dispose, Adam, rowMomentLoss, rowSqDist, fakeQuantize } from '../src/engine/index.js';
 import { dcStatPerSample } from '../src/recon/losses.js';
 import { assertClose, failOnLeaks, seq, vals } from './helpers/engine-check.js';
 
@@ -142,4 +142,48 @@ describe('Adam on float32 (the one-pass path)', () => {
       }
     });
   }
+});
+
+describe('fakeQuantize', () => {
+  /** The composite expression the reference writes: x/δ → round (straight-through) → +z → clamp → −z → ·δ. */
+  const composite = (x: Tensor, d: Tensor, z: Tensor, hi: number) => x.div(d).roundSte().add(z).clamp(0, hi).sub(z).mul(d);
+
+  function both(x0: Tensor, delta: number[], deltaShape: number[], z: number[], hi: number, channelsLast: boolean) {
+    const run = (fused: boolean) =>
+      tidy(() => {
+        const x = keep(x0.detach().clone().requiresGrad_(true));
+        const d = keep(f32(delta, deltaShape).requiresGrad_(true));
+        const zt = f32(z, deltaShape);
+        const input = channelsLast ? x.channelsLast() : x;
+        const y = fused ? fakeQuantize(input, d, zt, 0, hi) : composite(input, d, zt, hi);
+        // a gradient that differs per element
+        y.mul(f32(seq(x0.size, 5), x0.shape)).sum().backward();
+        const out = { y: vals(y.contiguous()), gx: vals(x.grad!.contiguous()), gd: vals(d.grad!) };
+        dispose([x, d]);
+        return out;
+      });
+    return { fused: run(true), ref: run(false) };
+  }
+
+  for (const channelsLast of [false, true]) {
+    it(`per tensor: the composite's values and x gradient exactly, its δ gradient closely (${channelsLast ? 'channels-last' : 'contiguous'})`, () => {
+      // x/δ spans the clamp range on both sides and hits exact .5 ties (round half to even).
+      const x0 = keep(f32(seq(2 * 3 * 4 * 4, 9).map((v, i) => (i % 7 === 0 ? 0.25 * ((i % 5) + 0.5) : 3 * v)), [2, 3, 4, 4]));
+      const { fused, ref } = both(x0, [0.25], [], [3], 7, channelsLast);
+      x0.dispose();
+      assert.deepEqual(fused.y, ref.y);
+      assert.deepEqual(fused.gx, ref.gx);
+      assert.ok(fused.gx.some((g) => g === 0) && fused.gx.some((g) => g !== 0), 'some elements are clamped, some not');
+      assertClose(fused.gd, ref.gd, 1e-5, 1e-5, 'δ gradient');
+    });
+  }
+
+  it('per channel (the composite path inside the engine) equals the composite', () => {
+    const x0 = keep(f32(seq(2 * 3 * 2 * 2, 4).map((v) => 2 * v), [2, 3, 2, 2]));
+    const { fused, ref } = both(x0, [0.1, 0.2, 0.3], [1, 3, 1, 1], [1, 2, 0], 3, false);
+    x0.dispose();
+    assert.deepEqual(fused.y, ref.y);
+    assert.deepEqual(fused.gx, ref.gx);
+    assertClose(fused.gd, ref.gd, 1e-6, 1e-6);
+  });
 });

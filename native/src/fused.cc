@@ -13,7 +13,9 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-bool FastPath(const at::Tensor& x) { return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= 2; }
+bool FastPath(const at::Tensor& x, int64_t minDim = 2) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= minDim;
+}
 
 // Rows of a channels-last tensor hold [positions, channels]; of a contiguous one [channels, positions].
 bool IsChannelsLast(const at::Tensor& x) {
@@ -170,6 +172,76 @@ class RowSqDist : public torch::autograd::Function<RowSqDist> {
     return {gx, at::Tensor()};
   }
 };
+
+// The memory of x in its own layout (contiguous or channels-last), copied only when it is neither.
+at::Tensor Dense(const at::Tensor& x) {
+  auto fmt = x.suggest_memory_format();
+  return x.is_contiguous(fmt) ? x : x.contiguous(fmt);
+}
+
+// y = (clamp(round(x/δ) + z, qmin, qmax) − z)·δ with round straight-through, δ and z one value each: the
+// composite's value exactly, its gradients for x (1 inside the clamp range, inclusive) and δ (LSQ: (c − z) −
+// [inside]·x/δ, summed). z gets no gradient. Sums run over fixed blocks, so δ's gradient does not depend on the
+// thread count.
+class FakeQuant : public torch::autograd::Function<FakeQuant> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& delta, const at::Tensor& zero,
+                            double qmin, double qmax) {
+    auto x = Dense(x_in);
+    const float d = delta.item<float>(), z = zero.item<float>(), lo = qmin, hi = qmax;
+    auto y = at::empty_like(x);
+    const float* px = x.data_ptr<float>();
+    float* py = y.data_ptr<float>();
+    at::parallel_for(0, x.numel(), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) {
+        float c = std::nearbyint(px[i] / d) + z;
+        c = c < lo ? lo : (c > hi ? hi : c);
+        py[i] = (c - z) * d;
+      }
+    });
+    ctx->save_for_backward({x, delta, zero});
+    ctx->saved_data["qmin"] = qmin;
+    ctx->saved_data["qmax"] = qmax;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto &x = saved[0], &delta = saved[1], &zero = saved[2];
+    const float d = delta.item<float>(), z = zero.item<float>();
+    const float lo = ctx->saved_data["qmin"].toDouble(), hi = ctx->saved_data["qmax"].toDouble();
+    auto g = grads[0].contiguous(x.suggest_memory_format());
+    const bool wantX = ctx->needs_input_grad(0), wantD = ctx->needs_input_grad(1);
+    at::Tensor gx = wantX ? at::empty_like(x) : at::Tensor();
+    const float *px = x.data_ptr<float>(), *pg = g.data_ptr<float>();
+    float* pgx = wantX ? gx.data_ptr<float>() : nullptr;
+    const int64_t n = x.numel(), blocks = std::min<int64_t>(64, std::max<int64_t>(1, n / 4096));
+    std::vector<double> partial(blocks, 0.0);
+    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; b++) {
+        const int64_t i0 = n * b / blocks, i1 = n * (b + 1) / blocks;
+        double acc = 0;
+        for (int64_t i = i0; i < i1; i++) {
+          float t = px[i] / d;
+          float r = std::nearbyint(t) + z;
+          bool inside = r >= lo && r <= hi;
+          float c = r < lo ? lo : (r > hi ? hi : r);
+          float gi = pg[i];
+          if (pgx) pgx[i] = inside ? (gi * d) / d : 0.0f;
+          if (wantD) acc += static_cast<double>(gi) * ((c - z) - (inside ? t : 0.0f));
+        }
+        partial[b] = acc;
+      }
+    });
+    at::Tensor gd;
+    if (wantD) {
+      double sum = 0;
+      for (double v : partial) sum += v;
+      gd = at::full(delta.sizes(), sum, delta.options());
+    }
+    return {gx, gd, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 }  // namespace
 
 // (x [B, C, ...], m [C], s [C], eps) -> [B]
@@ -191,7 +263,23 @@ static Napi::Value RowSqDistOp(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), RowSqDist::apply(x, y));
 }
 
+// (x, delta, zeroPoint, qmin, qmax) -> fake-quantized x; delta and zeroPoint of one element for the fused path.
+static Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
+  auto& x = Arg(info, 0);
+  auto &d = Arg(info, 1), &z = Arg(info, 2);
+  double lo = Num(info, 3), hi = Num(info, 4);
+  bool scalarParams = d.numel() == 1 && z.numel() == 1 && d.device().is_cpu() && z.device().is_cpu() &&
+                      d.scalar_type() == at::kFloat && z.scalar_type() == at::kFloat;
+  if (!FastPath(x, 0) || !scalarParams) {
+    auto t = x / d;
+    auto r = (t.round() - t).detach() + t;
+    return Wrap(info.Env(), ((r + z).clamp(lo, hi) - z) * d);
+  }
+  return Wrap(info.Env(), FakeQuant::apply(x, d, z, lo, hi));
+}
+
 void RegisterFused(Napi::Env env, Napi::Object exports) {
+  PDQ_EXPORT("fakeQuantize", FakeQuantize);
   PDQ_EXPORT("rowMomentLoss", RowMomentLoss);
   PDQ_EXPORT("rowSqDist", RowSqDistOp);
 }

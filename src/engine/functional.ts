@@ -146,6 +146,15 @@ export function rowSqDist(x: Tensor, y: Tensor): Tensor {
   return new Tensor(call('rowSqDist', () => native.rowSqDist(x.handle, y.handle)));
 }
 
+/**
+ * Uniform fake quantization y = (clamp(round(x/δ) + z, qmin, qmax) − z)·δ with a straight-through round: gradients
+ * reach x (1 inside the clamp range, inclusive, 0 outside) and δ (through x/δ and ·δ, as LSQ); z gets none. δ and z
+ * broadcast against x; with one value each, CPU float32 runs one fused pass forward and one backward.
+ */
+export function fakeQuantize(x: Tensor, delta: Tensor, zeroPoint: Tensor, qmin: number, qmax: number): Tensor {
+  return new Tensor(call('fakeQuantize', () => native.fakeQuantize(x.handle, delta.handle, zeroPoint.handle, qmin, qmax)));
+}
+
 /** Mean cross-entropy of logits [N,C] against int64 class indices [N]. */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   checkRank('crossEntropy', 'logits', logits.shape, [2]);

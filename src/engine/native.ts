@@ -66,6 +66,7 @@ export interface NativeEngine {
   mseLoss(a: Handle, b: Handle): Handle;
   rowMomentLoss(x: Handle, mean: Handle, std: Handle, eps: number): Handle;
   rowSqDist(x: Handle, y: Handle): Handle;
+  fakeQuantize(x: Handle, delta: Handle, zeroPoint: Handle, qmin: number, qmax: number): Handle;
   crossEntropy(logits: Handle, targets: Handle): Handle;
   argmax(x: Handle, dim: number): Handle;
   topk(x: Handle, k: number, dim: number): Handle;

@@ -1,5 +1,5 @@
 /** Uniform affine (asymmetric) fake quantizer with minmax / MSE / cosine scale initialisation (PDQUANT.md §2). */
-import { Tensor, tensor, keep, tidy, noGrad } from '../engine/index.js';
+import { Tensor, tensor, keep, tidy, noGrad, fakeQuantize } from '../engine/index.js';
 import { searchRange, calcQParams, type InitMethod, type SearchStrategy } from './search.js';
 
 export type { InitMethod, SearchStrategy } from './search.js';
@@ -90,7 +90,7 @@ export class UniformQuantizer {
   /** Fake-quantizes x (see the class comment). */
   forward(x: Tensor): Tensor {
     const d = this.delta, z = this.zeroPoint;
-    return tidy(() => x.div(d).roundSte().add(z).clamp(0, this.levels - 1).sub(z).mul(d));
+    return fakeQuantize(x, d, z, 0, this.levels - 1);
   }
 
   /** The integer codes q = clamp(round(x/δ) + z, 0, n−1) (float tensor, no gradient). */
