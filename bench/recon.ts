@@ -1,10 +1,11 @@
 /**
  * `npm run bench -- recon`: the 2000-iteration reconstruction runs on the shared resnet20 / CIFAR-10
  * (accuracy on the 10,000 test images, seconds per phase, iterations per second).
- * Methods and bit-widths come from PDQUANT_BENCH_RUNS, e.g. "pdquant:4:2,qdrop:2:2" (default pdquant:4:2).
- * Results accumulate in bench/results/recon.json, one entry per method and bit-width.
+ * Methods and bit-widths come from PDQUANT_BENCH_RUNS, e.g. "pdquant:4:2,qdrop:2:2" (default pdquant:4:2), with an
+ * optional seed: "qdrop:2:2:7" (default 1005). Results accumulate in bench/results/recon.json, one entry per method,
+ * bit-width and seed. A stopped queue resumes its unfinished run; PDQUANT_BENCH_FRESH=1 starts every run anew.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTransform } from '../src/data/index.js';
 import { quantize } from '../src/methods/pipeline.js';
@@ -16,6 +17,7 @@ interface Entry {
   w_bits: number;
   a_bits: number;
   iters: number;
+  seed: number;
   top1: number;
   fp_top1: number;
   /** From loading the model to the end of the last unit (what the reference's 3108 s measures). */
@@ -35,18 +37,19 @@ export async function run(): Promise<BenchResult> {
   requireShared(shared.resnet20, shared.calib1024, shared.cifarTest);
   const iters = Number(process.env.PDQUANT_BENCH_ITERS ?? 2000);
   const runs = (process.env.PDQUANT_BENCH_RUNS ?? 'pdquant:4:2').split(',').map((r) => {
-    const [method, w, a] = r.split(':');
-    return { method: method!, w: Number(w), a: Number(a) };
+    const [method, w, a, seed] = r.split(':');
+    return { method: method!, w: Number(w), a: Number(a), seed: seed ? Number(seed) : DEFAULT_SEED };
   });
   const file = join(resultsDir(), 'recon.json');
   for (const r of runs) {
-    console.log(`bench recon: ${r.method} W${r.w}A${r.a}, ${iters} iterations`);
+    console.log(`bench recon: ${r.method} W${r.w}A${r.a}, ${iters} iterations, seed ${r.seed}`);
     // A queue that was stopped picks up its unfinished run at the next unit (its times then cover only part of it).
-    const runDir = join(resultsDir(), '..', 'out', `${r.method}-w${r.w}a${r.a}-${iters}`);
+    const runDir = join(resultsDir(), '..', 'out', `${r.method}-w${r.w}a${r.a}-${iters}${r.seed === DEFAULT_SEED ? '' : `-seed${r.seed}`}`);
+    if (process.env.PDQUANT_BENCH_FRESH === '1') rmSync(runDir, { recursive: true, force: true });
     const resumed = existsSync(join(runDir, 'checkpoint.json'));
     const { record } = await quantize(
       {
-        model: shared.resnet20, calib: shared.calib1024, method: r.method, wBits: r.w, aBits: r.a, numSamples: 1024, seed: 1005,
+        model: shared.resnet20, calib: shared.calib1024, method: r.method, wBits: r.w, aBits: r.a, numSamples: 1024, seed: r.seed,
         transform: makeTransform('cifar'), eightBitHeadStem: true, eval: shared.cifarTest, evalBatch: 200, recon: { iters },
         runDir, resume: resumed,
       },
@@ -57,7 +60,7 @@ export async function run(): Promise<BenchResult> {
     for (const u of units) for (const k of Object.keys(phase) as (keyof typeof phase)[]) phase[k] += u.seconds[k];
     const s = record.seconds;
     const entry: Entry = {
-      method: r.method, w_bits: r.w, a_bits: r.a, iters, top1: record.top1!, fp_top1: record.fp_top1!,
+      method: r.method, w_bits: r.w, a_bits: r.a, iters, seed: r.seed, top1: record.top1!, fp_top1: record.fp_top1!,
       wall_seconds_to_last_unit: (s.load ?? 0) + (s['calibration data'] ?? 0) + (s['weight init'] ?? 0) + (s.reconstruction ?? s['activation init'] ?? 0),
       seconds: s, phase_seconds: phase,
       iterations_per_second: phase.optimization > 0 ? (units.length * iters) / phase.optimization : 0,
@@ -68,12 +71,29 @@ export async function run(): Promise<BenchResult> {
     // (e.g. two one-thread processes) merge instead of overwriting each other.
     writeJsonAtomic(file, { benchmark: 'recon', ...summary(mergeEntry(file, entry)) });
   }
-  return summary(mergeEntry(file));
+  const all = mergeEntry(file);
+  console.log(markdownTable(all));
+  return summary(all);
+}
+
+const DEFAULT_SEED = 1005;
+const key = (e: Entry): string => `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}${(e.seed ?? DEFAULT_SEED) === DEFAULT_SEED ? '' : ` seed ${e.seed}`}`;
+
+/** Top-1 per method at W4A2 and W2A2 (the README's table), other seeds in parentheses. */
+export function markdownTable(all: Entry[]): string {
+  const methods = [...new Set(all.map((e) => e.method))];
+  const cell = (m: string, w: number, a: number): string => {
+    const es = all.filter((e) => e.method === m && e.w_bits === w && e.a_bits === a);
+    const main = es.find((e) => (e.seed ?? DEFAULT_SEED) === DEFAULT_SEED);
+    const others = es.filter((e) => e !== main).map((e) => `${e.top1.toFixed(2)} seed ${e.seed}`);
+    return [main ? main.top1.toFixed(2) : '–', ...(others.length ? [`(${others.join(', ')})`] : [])].join(' ');
+  };
+  const rows = methods.map((m) => `| ${m} | ${cell(m, 4, 2)} | ${cell(m, 2, 2)} |`);
+  return ['| method | W4A2 | W2A2 |', '|---|---|---|', ...rows].join('\n');
 }
 
 function mergeEntry(file: string, entry?: Entry): Entry[] {
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs?: Entry[] }).runs ?? [] : [];
-  const key = (e: Entry): string => `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}`;
   const entries = new Map(previous.map((e) => [key(e), e]));
   if (entry) entries.set(key(entry), entry);
   return [...entries.values()];

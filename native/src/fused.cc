@@ -13,6 +13,14 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// Round half to even in the current (default) rounding mode without a libm call, so loops vectorise: adding and
+// subtracting 2^23 leaves the nearest integer for |t| < 2^23; larger floats are integers already.
+inline float RoundHalfEven(float t) {
+  const float big = 8388608.0f;
+  float a = std::fabs(t);
+  return a < big ? std::copysign((a + big) - big, t) : t;
+}
+
 bool FastPath(const at::Tensor& x, int64_t minDim = 2) {
   return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= minDim;
 }
@@ -194,7 +202,7 @@ class FakeQuant : public torch::autograd::Function<FakeQuant> {
     float* py = y.data_ptr<float>();
     at::parallel_for(0, x.numel(), 16384, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; i++) {
-        float c = std::nearbyint(px[i] / d) + z;
+        float c = RoundHalfEven(px[i] / d) + z;
         c = c < lo ? lo : (c > hi ? hi : c);
         py[i] = (c - z) * d;
       }
@@ -223,7 +231,7 @@ class FakeQuant : public torch::autograd::Function<FakeQuant> {
         double acc = 0;
         for (int64_t i = i0; i < i1; i++) {
           float t = px[i] / d;
-          float r = std::nearbyint(t) + z;
+          float r = RoundHalfEven(t) + z;
           bool inside = r >= lo && r <= hi;
           float c = r < lo ? lo : (r > hi ? hi : r);
           float gi = pg[i];
