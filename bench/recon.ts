@@ -17,7 +17,8 @@ interface Entry {
   w_bits: number;
   a_bits: number;
   iters: number;
-  seed: number;
+  /** Absent in entries written before runs took a seed: those used DEFAULT_SEED. */
+  seed?: number;
   top1: number;
   fp_top1: number;
   /** From loading the model to the end of the last unit (what the reference's 3108 s measures). */

@@ -25,6 +25,12 @@ bool FastPath(const at::Tensor& x, int64_t minDim = 2) {
   return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= minDim;
 }
 
+// The memory of x in its own layout (contiguous or channels-last), copied only when it is neither.
+at::Tensor Dense(const at::Tensor& x) {
+  auto fmt = x.suggest_memory_format();
+  return x.is_contiguous(fmt) ? x : x.contiguous(fmt);
+}
+
 // Rows of a channels-last tensor hold [positions, channels]; of a contiguous one [channels, positions].
 bool IsChannelsLast(const at::Tensor& x) {
   return x.dim() == 4 && x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
@@ -141,8 +147,7 @@ class MomentLoss : public torch::autograd::Function<MomentLoss> {
 class RowSqDist : public torch::autograd::Function<RowSqDist> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& y_in) {
-    auto fmt = IsChannelsLast(x_in) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-    auto x = x_in.contiguous(fmt), y = y_in.detach().contiguous(fmt);
+    auto x = Dense(x_in), y = y_in.detach().contiguous(x.suggest_memory_format());
     const int64_t B = x.size(0), R = x.numel() / B;
     auto out = at::empty({B}, x.options());
     const float *px = x.data_ptr<float>(), *py = y.data_ptr<float>();
@@ -180,12 +185,6 @@ class RowSqDist : public torch::autograd::Function<RowSqDist> {
     return {gx, at::Tensor()};
   }
 };
-
-// The memory of x in its own layout (contiguous or channels-last), copied only when it is neither.
-at::Tensor Dense(const at::Tensor& x) {
-  auto fmt = x.suggest_memory_format();
-  return x.is_contiguous(fmt) ? x : x.contiguous(fmt);
-}
 
 // y = (clamp(round(x/δ) + z, qmin, qmax) − z)·δ with round straight-through, δ and z one value each: the
 // composite's value exactly, its gradients for x (1 inside the clamp range, inclusive) and δ (LSQ: (c − z) −
@@ -279,9 +278,7 @@ static Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
   bool scalarParams = d.numel() == 1 && z.numel() == 1 && d.device().is_cpu() && z.device().is_cpu() &&
                       d.scalar_type() == at::kFloat && z.scalar_type() == at::kFloat;
   if (!FastPath(x, 0) || !scalarParams) {
-    auto t = x / d;
-    auto r = (t.round() - t).detach() + t;
-    return Wrap(info.Env(), ((r + z).clamp(lo, hi) - z) * d);
+    return Wrap(info.Env(), ((RoundSte(x / d) + z).clamp(lo, hi) - z) * d);
   }
   return Wrap(info.Env(), FakeQuant::apply(x, d, z, lo, hi));
 }

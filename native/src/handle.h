@@ -44,6 +44,9 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
   }
 }
 
+// Forward round, gradient 1 (straight-through estimator).
+at::Tensor RoundSte(const at::Tensor& x);
+
 void RegisterTensorFns(Napi::Env env, Napi::Object exports);
 void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterFused(Napi::Env env, Napi::Object exports);

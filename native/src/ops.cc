@@ -3,12 +3,11 @@
 
 namespace pdq {
 
+at::Tensor RoundSte(const at::Tensor& x) { return (x.round() - x).detach() + x; }
+
 namespace {
 using Unary = at::Tensor (*)(const at::Tensor&);
 using Binary = at::Tensor (*)(const at::Tensor&, const at::Tensor&);
-
-// Forward round, gradient 1 (straight-through estimator).
-at::Tensor RoundSte(const at::Tensor& x) { return (x.round() - x).detach() + x; }
 
 const std::vector<std::pair<const char*, Unary>> kUnary = {
     {"neg", [](const at::Tensor& x) { return x.neg(); }},
