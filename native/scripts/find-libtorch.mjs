@@ -53,7 +53,11 @@ export function findLibTorch() {
   const libs = ['torch', 'torch_cpu', 'c10'];
   const cuda = has('torch_cuda');
   if (cuda) libs.push('torch_cuda', 'c10_cuda');
-  return { ...found, libs, cuda, abi: found.abi ?? 1 };
+  // Our own kernels use at::parallel_for, whose OpenMP loop is compiled into the addon (ATen/ParallelOpenMP.h):
+  // it must link the OpenMP runtime LibTorch uses, the copy bundled with a pip or downloaded LibTorch if there is one.
+  const bundledGomp = readdirSync(found.libdir).find((f) => /^libgomp.*\.so/.test(f));
+  const openmp = bundledGomp ? `-l:${bundledGomp}` : '-lgomp';
+  return { ...found, libs, openmp, cuda, abi: found.abi ?? 1 };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -63,7 +67,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const out = {
       includes: t.includes.join(' '),
       libdir: t.libdir,
-      libs: t.libs.map((l) => `-l${l}`).join(' '),
+      libs: [...t.libs.map((l) => `-l${l}`), t.openmp].join(' '),
       abi: String(t.abi),
       json: JSON.stringify(t, null, 2),
     }[what];

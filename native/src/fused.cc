@@ -2,8 +2,12 @@
 // six to ten passes over a large activation each (mean, var, their backward, the broadcasts); these make one
 // forward and one backward pass. CPU float tensors take the loops; anything else takes the composite, so CUDA
 // builds stay correct.
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <mutex>
 #include <cmath>
+#include <algorithm>
+#include <cstring>
 
 #include "handle.h"
 
@@ -15,10 +19,23 @@ using torch::autograd::variable_list;
 
 // Round half to even in the current (default) rounding mode without a libm call, so loops vectorise: adding and
 // subtracting 2^23 leaves the nearest integer for |t| < 2^23; larger floats are integers already.
+inline uint32_t Bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  return u;
+}
+inline float Float(uint32_t u) {
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
 inline float RoundHalfEven(float t) {
   const float big = 8388608.0f;
   float a = std::fabs(t);
-  return a < big ? std::copysign((a + big) - big, t) : t;
+  float r = std::copysign((a + big) - big, t);
+  uint32_t small = 0u - static_cast<uint32_t>(a < big);  // a select by bit mask: no branch, so loops vectorise
+  return Float((Bits(r) & small) | (Bits(t) & ~small));
 }
 
 bool FastPath(const at::Tensor& x, int64_t minDim = 2) {
@@ -186,29 +203,140 @@ class RowSqDist : public torch::autograd::Function<RowSqDist> {
   }
 };
 
+// The loops below are compiled for AVX-512, AVX2 and the baseline, the clone chosen at load time. They are
+// branch-free (min/max clamps, selects by bit mask) so that every clone vectorises.
+#define PDQ_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// where(u_i < p, a, b) with u_i a uniform draw per element from a counter-based hash of (seed, i): the masks of
+// QDrop and of the input drop without materialising a random tensor (ATen's CPU generator is serial and took
+// longer than the convolution it fed). Deterministic for a seed and independent of the thread count; the backward
+// pass recomputes the mask instead of saving it.
+// All ones where element i takes a, else zero. Branch-free so the loops below vectorise (a data-dependent branch
+// mispredicts on every other element of a p = 0.5 mask).
+inline uint32_t DropMask(uint32_t seedA, uint32_t seedB, uint32_t threshold, int64_t i) {
+  uint32_t h = (static_cast<uint32_t>(i) * 0x9E3779B9u + seedA) ^ seedB ^ static_cast<uint32_t>(i >> 32);
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return 0u - static_cast<uint32_t>((h >> 8) < threshold);  // 24-bit uniform below p·2^24
+}
+
+PDQ_VECTOR_CLONES void DropSelectLoop(uint32_t sa, uint32_t sb, uint32_t th,
+                                                                                 int64_t i0, int64_t i1, const float* pa,
+                                                                                 const float* pb, float* py) {
+  for (int64_t i = i0; i < i1; i++) {
+    uint32_t m = DropMask(sa, sb, th, i);
+    py[i] = Float((Bits(pa[i]) & m) | (Bits(pb[i]) & ~m));
+  }
+}
+
+PDQ_VECTOR_CLONES void DropSplitLoop(uint32_t sa, uint32_t sb, uint32_t th,
+                                                                                int64_t i0, int64_t i1, const float* pg,
+                                                                                float* pa, float* pb) {
+  for (int64_t i = i0; i < i1; i++) {
+    uint32_t m = DropMask(sa, sb, th, i), g = Bits(pg[i]);
+    if (pa) pa[i] = Float(g & m);
+    if (pb) pb[i] = Float(g & ~m);
+  }
+}
+
+// QDrop inside the fake quantizer: element i is quantized where Keep(i), else passed through (on = false: all).
+// p·2^24: DropMask's 24-bit draw is below it with probability p.
+inline uint32_t DropThreshold(double p) {
+  double t = std::round(p * 16777216.0);
+  return static_cast<uint32_t>(t < 0 ? 0 : (t > 16777216.0 ? 16777216.0 : t));
+}
+
+struct Drop {
+  uint32_t seedA, seedB, threshold;
+  bool on;
+};
+inline float Select(uint32_t m, float a, float b) { return Float((Bits(a) & m) | (Bits(b) & ~m)); }
+
+// All ones where lo <= r <= hi.
+inline uint32_t InsideMask(float r, float lo, float hi) { return 0u - static_cast<uint32_t>((r >= lo) & (r <= hi)); }
+
+// Each loop body is a template on whether it drops, inlined into the vector clones: one loop per case, as the
+// vectoriser does not split a loop on the flag by itself.
+#define PDQ_INLINE __attribute__((always_inline)) inline
+#define PDQ_KEEP(i) (kDrop ? DropMask(dr.seedA, dr.seedB, dr.threshold, i) : ~0u)
+
+template <bool kDrop>
+PDQ_INLINE void FakeQuantBody(const float* __restrict px, float* __restrict py, int64_t i0, int64_t i1, float d, float z,
+                              float lo, float hi, const Drop dr) {
+  for (int64_t i = i0; i < i1; i++) {
+    float c = std::min(std::max(RoundHalfEven(px[i] / d) + z, lo), hi);
+    py[i] = Select(PDQ_KEEP(i), (c - z) * d, px[i]);
+  }
+}
+PDQ_VECTOR_CLONES void FakeQuantLoop(const float* px, float* py, int64_t i0, int64_t i1, float d, float z, float lo,
+                                     float hi, Drop dr) {
+  dr.on ? FakeQuantBody<true>(px, py, i0, i1, d, z, lo, hi, dr) : FakeQuantBody<false>(px, py, i0, i1, d, z, lo, hi, dr);
+}
+
+// d/dx: 1 inside the clamp range (inclusive), written as (g·δ)/δ, the composite's rounding; g where not quantized.
+template <bool kDrop>
+PDQ_INLINE void GradXBody(const float* __restrict px, const float* __restrict pg, float* __restrict pgx, int64_t i0,
+                          int64_t i1, float d, float z, float lo, float hi, const Drop dr) {
+  for (int64_t i = i0; i < i1; i++) {
+    float r = RoundHalfEven(px[i] / d) + z;
+    pgx[i] = Select(PDQ_KEEP(i), Float(Bits((pg[i] * d) / d) & InsideMask(r, lo, hi)), pg[i]);
+  }
+}
+PDQ_VECTOR_CLONES void FakeQuantGradXLoop(const float* px, const float* pg, float* pgx, int64_t i0, int64_t i1, float d,
+                                          float z, float lo, float hi, Drop dr) {
+  dr.on ? GradXBody<true>(px, pg, pgx, i0, i1, d, z, lo, hi, dr) : GradXBody<false>(px, pg, pgx, i0, i1, d, z, lo, hi, dr);
+}
+
+// Σ over quantized elements of g·((c − z) − [inside]·x/δ) in double, eight partial sums (one vector lane each).
+template <bool kDrop>
+PDQ_INLINE double GradDeltaBody(const float* __restrict px, const float* __restrict pg, int64_t i0, int64_t i1, float d,
+                                float z, float lo, float hi, const Drop dr) {
+  constexpr int kLanes = 8;
+  double acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  auto term = [=](int64_t i) {
+    float t = px[i] / d;
+    float r = RoundHalfEven(t) + z;
+    float c = std::min(std::max(r, lo), hi);
+    float f = Float(Bits((c - z) - Float(Bits(t) & InsideMask(r, lo, hi))) & PDQ_KEEP(i));
+    return static_cast<double>(pg[i]) * static_cast<double>(f);
+  };
+  int64_t i = i0;
+  for (; i + kLanes <= i1; i += kLanes)
+    for (int j = 0; j < kLanes; j++) acc[j] += term(i + j);
+  double tail = 0;
+  for (; i < i1; i++) tail += term(i);
+  return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + tail;
+}
+PDQ_VECTOR_CLONES double FakeQuantGradDeltaLoop(const float* px, const float* pg, int64_t i0, int64_t i1, float d, float z,
+                                               float lo, float hi, Drop dr) {
+  return dr.on ? GradDeltaBody<true>(px, pg, i0, i1, d, z, lo, hi, dr) : GradDeltaBody<false>(px, pg, i0, i1, d, z, lo, hi, dr);
+}
+
 // y = (clamp(round(x/δ) + z, qmin, qmax) − z)·δ with round straight-through, δ and z one value each: the
 // composite's value exactly, its gradients for x (1 inside the clamp range, inclusive) and δ (LSQ: (c − z) −
 // [inside]·x/δ, summed). z gets no gradient. Sums run over fixed blocks, so δ's gradient does not depend on the
 // thread count.
 class FakeQuant : public torch::autograd::Function<FakeQuant> {
  public:
+  // seedA, seedB, p: the QDrop mask (p < 0: no drop, every element quantized).
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& delta, const at::Tensor& zero,
-                            double qmin, double qmax) {
+                            double qmin, double qmax, double seedA, double seedB, double p) {
     auto x = Dense(x_in);
     const float d = delta.item<float>(), z = zero.item<float>(), lo = qmin, hi = qmax;
+    const Drop dr = MakeDrop(seedA, seedB, p);
     auto y = at::empty_like(x);
     const float* px = x.data_ptr<float>();
     float* py = y.data_ptr<float>();
-    at::parallel_for(0, x.numel(), 16384, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; i++) {
-        float c = RoundHalfEven(px[i] / d) + z;
-        c = c < lo ? lo : (c > hi ? hi : c);
-        py[i] = (c - z) * d;
-      }
-    });
+    at::parallel_for(0, x.numel(), 16384, [&](int64_t i0, int64_t i1) { FakeQuantLoop(px, py, i0, i1, d, z, lo, hi, dr); });
     ctx->save_for_backward({x, delta, zero});
     ctx->saved_data["qmin"] = qmin;
     ctx->saved_data["qmax"] = qmax;
+    ctx->saved_data["seedA"] = seedA;
+    ctx->saved_data["seedB"] = seedB;
+    ctx->saved_data["p"] = p;
     return y;
   }
 
@@ -217,6 +345,7 @@ class FakeQuant : public torch::autograd::Function<FakeQuant> {
     auto &x = saved[0], &delta = saved[1], &zero = saved[2];
     const float d = delta.item<float>(), z = zero.item<float>();
     const float lo = ctx->saved_data["qmin"].toDouble(), hi = ctx->saved_data["qmax"].toDouble();
+    const Drop dr = MakeDrop(ctx->saved_data["seedA"].toDouble(), ctx->saved_data["seedB"].toDouble(), ctx->saved_data["p"].toDouble());
     auto g = grads[0].contiguous(x.suggest_memory_format());
     const bool wantX = ctx->needs_input_grad(0), wantD = ctx->needs_input_grad(1);
     at::Tensor gx = wantX ? at::empty_like(x) : at::Tensor();
@@ -227,17 +356,8 @@ class FakeQuant : public torch::autograd::Function<FakeQuant> {
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; b++) {
         const int64_t i0 = n * b / blocks, i1 = n * (b + 1) / blocks;
-        double acc = 0;
-        for (int64_t i = i0; i < i1; i++) {
-          float t = px[i] / d;
-          float r = RoundHalfEven(t) + z;
-          bool inside = r >= lo && r <= hi;
-          float c = r < lo ? lo : (r > hi ? hi : r);
-          float gi = pg[i];
-          if (pgx) pgx[i] = inside ? (gi * d) / d : 0.0f;
-          if (wantD) acc += static_cast<double>(gi) * ((c - z) - (inside ? t : 0.0f));
-        }
-        partial[b] = acc;
+        if (pgx) FakeQuantGradXLoop(px, pg, pgx, i0, i1, d, z, lo, hi, dr);
+        if (wantD) partial[b] = FakeQuantGradDeltaLoop(px, pg, i0, i1, d, z, lo, hi, dr);
       }
     });
     at::Tensor gd;
@@ -246,7 +366,47 @@ class FakeQuant : public torch::autograd::Function<FakeQuant> {
       for (double v : partial) sum += v;
       gd = at::full(delta.sizes(), sum, delta.options());
     }
-    return {gx, gd, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {gx, gd, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+
+ private:
+  static Drop MakeDrop(double seedA, double seedB, double p) {
+    return {static_cast<uint32_t>(seedA), static_cast<uint32_t>(seedB), DropThreshold(p < 0 ? 1 : p), p >= 0};
+  }
+};
+
+class DropSelect : public torch::autograd::Function<DropSelect> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a_in, const at::Tensor& b_in, double seedA, double seedB,
+                            double p) {
+    auto a = Dense(a_in);
+    auto b = b_in.contiguous(a.suggest_memory_format());
+    const uint32_t sa = static_cast<uint32_t>(seedA), sb = static_cast<uint32_t>(seedB), th = DropThreshold(p);
+    auto y = at::empty_like(a);
+    const float *pa = a.data_ptr<float>(), *pb = b.data_ptr<float>();
+    float* py = y.data_ptr<float>();
+    at::parallel_for(0, a.numel(), 16384, [&](int64_t i0, int64_t i1) { DropSelectLoop(sa, sb, th, i0, i1, pa, pb, py); });
+    ctx->saved_data["seedA"] = seedA;
+    ctx->saved_data["seedB"] = seedB;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["fmtA"] = static_cast<int64_t>(a.suggest_memory_format());
+    ctx->saved_data["fmtB"] = static_cast<int64_t>(b_in.suggest_memory_format());
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const uint32_t sa = static_cast<uint32_t>(ctx->saved_data["seedA"].toDouble());
+    const uint32_t sb = static_cast<uint32_t>(ctx->saved_data["seedB"].toDouble());
+    const uint32_t th = DropThreshold(ctx->saved_data["p"].toDouble());
+    auto fmt = static_cast<at::MemoryFormat>(ctx->saved_data["fmtA"].toInt());
+    auto g = grads[0].to(at::kFloat).contiguous(fmt);
+    const bool wantA = ctx->needs_input_grad(0), wantB = ctx->needs_input_grad(1);
+    at::Tensor ga = wantA ? at::empty_like(g) : at::Tensor(), gb = wantB ? at::empty_like(g) : at::Tensor();
+    const float* pg = g.data_ptr<float>();
+    float *pa = wantA ? ga.data_ptr<float>() : nullptr, *pb = wantB ? gb.data_ptr<float>() : nullptr;
+    at::parallel_for(0, g.numel(), 16384, [&](int64_t i0, int64_t i1) { DropSplitLoop(sa, sb, th, i0, i1, pg, pa, pb); });
+    if (wantB) gb = gb.contiguous(static_cast<at::MemoryFormat>(ctx->saved_data["fmtB"].toInt()));
+    return {ga, gb, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 }  // namespace
@@ -270,23 +430,64 @@ static Napi::Value RowSqDistOp(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), RowSqDist::apply(x, y));
 }
 
+// A seed for the counter-based drop masks, drawn from the engine's CPU generator (so manualSeed governs it).
+static std::pair<double, double> DrawDropSeed() {
+  uint64_t seed;
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  seed = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+  return {static_cast<double>(seed & 0xFFFFFFFFu), static_cast<double>(seed >> 32)};
+}
+
+static at::Tensor FakeQuantizeComposite(const at::Tensor& x, const at::Tensor& d, const at::Tensor& z, double lo, double hi) {
+  return ((RoundSte(x / d) + z).clamp(lo, hi) - z) * d;
+}
+
+static bool FusedFakeQuant(const at::Tensor& x, const at::Tensor& d, const at::Tensor& z) {
+  return FastPath(x, 0) && d.numel() == 1 && z.numel() == 1 && d.device().is_cpu() && z.device().is_cpu() &&
+         d.scalar_type() == at::kFloat && z.scalar_type() == at::kFloat;
+}
+
 // (x, delta, zeroPoint, qmin, qmax) -> fake-quantized x; delta and zeroPoint of one element for the fused path.
 static Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
   auto& x = Arg(info, 0);
   auto &d = Arg(info, 1), &z = Arg(info, 2);
   double lo = Num(info, 3), hi = Num(info, 4);
-  bool scalarParams = d.numel() == 1 && z.numel() == 1 && d.device().is_cpu() && z.device().is_cpu() &&
-                      d.scalar_type() == at::kFloat && z.scalar_type() == at::kFloat;
-  if (!FastPath(x, 0) || !scalarParams) {
-    return Wrap(info.Env(), ((RoundSte(x / d) + z).clamp(lo, hi) - z) * d);
+  if (!FusedFakeQuant(x, d, z)) return Wrap(info.Env(), FakeQuantizeComposite(x, d, z, lo, hi));
+  return Wrap(info.Env(), FakeQuant::apply(x, d, z, lo, hi, 0.0, 0.0, -1.0));
+}
+
+// (x, delta, zeroPoint, qmin, qmax, p) -> where(u < p, fake-quantized x, x), u uniform per element: QDrop's
+// activation quantizer in one pass each way (no random tensor, no second select, no gradient sum for x).
+static Napi::Value DropFakeQuantize(const Napi::CallbackInfo& info) {
+  auto& x = Arg(info, 0);
+  auto &d = Arg(info, 1), &z = Arg(info, 2);
+  double lo = Num(info, 3), hi = Num(info, 4), p = Num(info, 5);
+  if (!FusedFakeQuant(x, d, z))
+    return Wrap(info.Env(), at::where(at::rand_like(x) < p, FakeQuantizeComposite(x, d, z, lo, hi), x));
+  auto seed = DrawDropSeed();
+  return Wrap(info.Env(), FakeQuant::apply(x, d, z, lo, hi, seed.first, seed.second, p));
+}
+
+// (a, b, p) -> where(u < p, a, b) elementwise, u uniform per element (seeded by the engine's generator);
+// gradients to a where a was taken and to b elsewhere. a and b of one shape and dtype.
+static Napi::Value DropSelectOp(const Napi::CallbackInfo& info) {
+  auto &a = Arg(info, 0), &b = Arg(info, 1);
+  double p = Num(info, 2);
+  if (a.sizes() != b.sizes()) throw Napi::RangeError::New(info.Env(), "dropSelect: the two tensors differ in shape");
+  if (!FastPath(a, 0) || b.scalar_type() != at::kFloat || !b.device().is_cpu()) {
+    return Wrap(info.Env(), at::where(at::rand_like(a) < p, a, b));
   }
-  return Wrap(info.Env(), FakeQuant::apply(x, d, z, lo, hi));
+  auto seed = DrawDropSeed();
+  return Wrap(info.Env(), DropSelect::apply(a, b, seed.first, seed.second, p));
 }
 
 void RegisterFused(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("fakeQuantize", FakeQuantize);
   PDQ_EXPORT("rowMomentLoss", RowMomentLoss);
   PDQ_EXPORT("rowSqDist", RowSqDistOp);
+  PDQ_EXPORT("dropSelect", DropSelectOp);
+  PDQ_EXPORT("dropFakeQuantize", DropFakeQuantize);
 }
 
 }  // namespace pdq

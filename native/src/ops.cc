@@ -144,7 +144,24 @@ static Napi::Value Flip(const Napi::CallbackInfo& info) {  // (x, dims)
   return Wrap(info.Env(), Arg(info, 0).flip(IntList(info, 1)));
 }
 static Napi::Value IndexSelect(const Napi::CallbackInfo& info) {  // (x, dim, indices)
-  return Wrap(info.Env(), at::index_select(Arg(info, 0), Int(info, 1), Arg(info, 2)));
+  auto& x = Arg(info, 0);
+  int64_t dim = Int(info, 1);
+  auto& idx = Arg(info, 2);
+  // Rows of a channels-last tensor are contiguous blocks too: gather them as such, so the result stays
+  // channels-last (at::index_select returns NCHW, and the next convolution would copy it back).
+  if (dim == 0 && x.dim() == 4 && x.size(1) > 1 && x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
+      x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    auto nhwc = x.permute({0, 2, 3, 1});
+    auto rows = at::index_select(nhwc.reshape({x.size(0), -1}), 0, idx);
+    return Wrap(info.Env(), rows.view({idx.numel(), x.size(2), x.size(3), x.size(1)}).permute({0, 3, 1, 2}));
+  }
+  return Wrap(info.Env(), at::index_select(x, dim, idx));
+}
+static Napi::Value Split(const Napi::CallbackInfo& info) {  // (x, sizes, dim) -> [views]
+  auto parts = at::split_with_sizes(Arg(info, 0), IntList(info, 1), Int(info, 2));
+  auto out = Napi::Array::New(info.Env(), parts.size());
+  for (size_t i = 0; i < parts.size(); i++) out.Set(static_cast<uint32_t>(i), Wrap(info.Env(), parts[i]));
+  return out;
 }
 static Napi::Value Cat(const Napi::CallbackInfo& info) {  // ([tensors], dim)
   auto arr = info[0].As<Napi::Array>();
@@ -208,6 +225,7 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("flip", Flip);
   PDQ_EXPORT("indexSelect", IndexSelect);
   PDQ_EXPORT("cat", Cat);
+  PDQ_EXPORT("split", Split);
   PDQ_EXPORT("reshape", Reshape);
   PDQ_EXPORT("permute", Permute);
   PDQ_EXPORT("expand", Expand);

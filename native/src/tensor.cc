@@ -1,6 +1,8 @@
 // Handles, conversions to and from typed arrays, creation, autograd and engine settings.
 #include "handle.h"
 #include <atomic>
+#include <mutex>
+#include <unordered_map>
 #include <cmath>
 #include <cstring>
 #include <torch/version.h>
@@ -364,6 +366,33 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Tensors passed between worker threads: each thread has its own handles, so a tensor leaves one thread as a
+// number and is taken (once) by another. Both then hold the same storage; no copy is made.
+namespace {
+std::mutex g_sharedMutex;
+std::unordered_map<int64_t, at::Tensor> g_shared;
+int64_t g_nextShared = 1;
+}  // namespace
+static Napi::Value ShareTensor(const Napi::CallbackInfo& info) {
+  auto t = Arg(info, 0).detach();
+  std::lock_guard<std::mutex> lock(g_sharedMutex);
+  int64_t id = g_nextShared++;
+  g_shared.emplace(id, std::move(t));
+  return Napi::Number::New(info.Env(), static_cast<double>(id));
+}
+static Napi::Value TakeShared(const Napi::CallbackInfo& info) {
+  int64_t id = Int(info, 0);
+  at::Tensor t;
+  {
+    std::lock_guard<std::mutex> lock(g_sharedMutex);
+    auto it = g_shared.find(id);
+    if (it == g_shared.end()) throw Napi::Error::New(info.Env(), "no shared tensor " + std::to_string(id));
+    t = std::move(it->second);
+    g_shared.erase(it);
+  }
+  return Wrap(info.Env(), std::move(t));
+}
+
 void RegisterTensorFns(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("fromArray", FromArray);
   PDQ_EXPORT("toArray", ToArray);
@@ -392,6 +421,8 @@ void RegisterTensorFns(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("setThreads", SetThreads);
   PDQ_EXPORT("manualSeed", ManualSeed);
   PDQ_EXPORT("setMkldnn", SetMkldnn);
+  PDQ_EXPORT("shareTensor", ShareTensor);
+  PDQ_EXPORT("takeShared", TakeShared);
 }
 
 }  // namespace pdq

@@ -155,6 +155,27 @@ export function fakeQuantize(x: Tensor, delta: Tensor, zeroPoint: Tensor, qmin: 
   return new Tensor(call('fakeQuantize', () => native.fakeQuantize(x.handle, delta.handle, zeroPoint.handle, qmin, qmax)));
 }
 
+/**
+ * QDrop's activation quantizer: where(u < p, fakeQuantize(x, ...), x) with u uniform per element (the engine's
+ * seeded generator), gradients as the composite's. With one δ and z on CPU float32 it is one fused pass each way, the
+ * draws coming from a counter-based hash (the mask for a seed does not depend on the thread count).
+ */
+export function dropFakeQuantize(x: Tensor, delta: Tensor, zeroPoint: Tensor, qmin: number, qmax: number, p: number): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
+  return new Tensor(call('dropFakeQuantize', () => native.dropFakeQuantize(x.handle, delta.handle, zeroPoint.handle, qmin, qmax, p)));
+}
+
+/**
+ * where(u < p, a, b) elementwise with u uniform in [0, 1) per element, drawn from the engine's seeded generator:
+ * gradients reach a where it was taken and b elsewhere. On CPU float32 the draws come from a counter-based hash in
+ * the same pass (no random tensor is made), so the mask for a seed does not depend on the thread count.
+ */
+export function dropSelect(a: Tensor, b: Tensor, p: number): Tensor {
+  if (a.shape.join() !== b.shape.join()) throw new RangeError(`Error in dropSelect: shapes differ: [${a.shape}] vs [${b.shape}]`);
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
+  return new Tensor(call('dropSelect', () => native.dropSelect(a.handle, b.handle, p)));
+}
+
 /** Mean cross-entropy of logits [N,C] against int64 class indices [N]. */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   checkRank('crossEntropy', 'logits', logits.shape, [2]);

@@ -7,3 +7,4 @@ export { tidy, keep, dispose } from './scope.js';
 export { Adam, SGD } from './optim.js';
 export type { ParamGroup, AdamOptions } from './optim.js';
 export { manualSeed, setThreads, engineInfo, liveTensors } from './settings.js';
+export { shareTensor, takeShared } from './share.js';

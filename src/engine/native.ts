@@ -39,6 +39,8 @@ export interface NativeEngine {
   version(): { torch: string; cuda: boolean; cudaDevices: number; threads: number };
   setThreads(n: number): void;
   manualSeed(seed: number): void;
+  shareTensor(x: Handle): number;
+  takeShared(id: number): Handle;
   unary(id: number, x: Handle): Handle;
   binary(id: number, a: HandleOrNum, b: HandleOrNum): Handle;
   reduce(name: string, x: Handle, dims: Opt<number[]>, keepdim: boolean, unbiased: boolean): Handle;
@@ -54,6 +56,7 @@ export interface NativeEngine {
   slice(x: Handle, dim: number, start: number, end: number, step: number): Handle;
   flip(x: Handle, dims: number[]): Handle;
   indexSelect(x: Handle, dim: number, idx: Handle): Handle;
+  split(x: Handle, sizes: number[], dim: number): Handle[];
   cat(xs: Handle[], dim: number): Handle;
   reshape(x: Handle, shape: number[]): Handle;
   permute(x: Handle, dims: number[]): Handle;
@@ -67,6 +70,8 @@ export interface NativeEngine {
   rowMomentLoss(x: Handle, mean: Handle, std: Handle, eps: number): Handle;
   rowSqDist(x: Handle, y: Handle): Handle;
   fakeQuantize(x: Handle, delta: Handle, zeroPoint: Handle, qmin: number, qmax: number): Handle;
+  dropSelect(a: Handle, b: Handle, p: number): Handle;
+  dropFakeQuantize(x: Handle, delta: Handle, zeroPoint: Handle, qmin: number, qmax: number, p: number): Handle;
   crossEntropy(logits: Handle, targets: Handle): Handle;
   argmax(x: Handle, dim: number): Handle;
   topk(x: Handle, k: number, dim: number): Handle;

@@ -185,6 +185,13 @@ export class Tensor implements Disposable {
     checkInt('slice', 'step', step, 1);
     return new Tensor(call('slice', () => native.slice(this.handle, dim, start, end, step)));
   }
+  /** Consecutive pieces along dim with the given sizes (views; one backward step for all of them, unlike slices). */
+  split(sizes: number[], dim = 0): Tensor[] {
+    const d = dim < 0 ? dim + this.rank : dim;
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (total !== this.shape[d]) throw new RangeError(`Error in split: sizes [${sizes}] add up to ${total} but dim ${dim} has ${this.shape[d]}`);
+    return call('split', () => native.split(this.handle, sizes, dim)).map((h) => new Tensor(h));
+  }
   flip(dims: number[]): Tensor { return new Tensor(call('flip', () => native.flip(this.handle, dims))); }
   /** Rows (or slices along dim) picked by an int64 index tensor. */
   indexSelect(dim: number, indices: Tensor): Tensor {

@@ -1,5 +1,5 @@
 /** QDrop: activation quantization switched off at random per element while a unit is optimised (PDQUANT.md §5 step 7). */
-import { Tensor, rand, where, tidy } from '../engine/index.js';
+import { Tensor, dropSelect } from '../engine/index.js';
 import type { UniformQuantizer } from './uniform.js';
 
 /** 'fp': x unchanged; 'quant': x̂ everywhere; 'drop': x̂ where rand < p, x elsewhere (a fresh mask each call). */
@@ -12,7 +12,7 @@ function checkP(p: number): void {
 
 /** where(rand < p, a, b) elementwise (the mask drawn with the engine's seeded generator). */
 function mix(a: Tensor, b: Tensor, p: number): Tensor {
-  return tidy(() => where(rand(a.shape, { device: a.device }).lt(p), a, b));
+  return dropSelect(a, b, p);
 }
 
 /** An activation quantizer with a mode; the reference's UniformAffineQuantizer with `prob` and `is_training`. */
@@ -49,7 +49,7 @@ export class QDropQuantizer {
   forward(x: Tensor): Tensor {
     if (this.#mode === 'fp') return x;
     if (this.#mode === 'quant') return this.quantizer.forward(x);
-    return tidy(() => mix(this.quantizer.forward(x), x, this.#p));
+    return this.quantizer.forwardDrop(x, this.#p);
   }
 }
 

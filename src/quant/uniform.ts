@@ -1,5 +1,5 @@
 /** Uniform affine (asymmetric) fake quantizer with minmax / MSE / cosine scale initialisation (PDQUANT.md §2). */
-import { Tensor, tensor, keep, tidy, noGrad, fakeQuantize } from '../engine/index.js';
+import { Tensor, tensor, keep, tidy, noGrad, fakeQuantize, dropFakeQuantize } from '../engine/index.js';
 import { searchRange, calcQParams, type InitMethod, type SearchStrategy } from './search.js';
 
 export type { InitMethod, SearchStrategy } from './search.js';
@@ -91,6 +91,11 @@ export class UniformQuantizer {
   forward(x: Tensor): Tensor {
     const d = this.delta, z = this.zeroPoint;
     return fakeQuantize(x, d, z, 0, this.levels - 1);
+  }
+
+  /** QDrop: fake-quantizes each element of x with probability p (a fresh draw every call), passes it through otherwise. */
+  forwardDrop(x: Tensor, p: number): Tensor {
+    return dropFakeQuantize(x, this.delta, this.zeroPoint, 0, this.levels - 1, p);
   }
 
   /** The integer codes q = clamp(round(x/δ) + z, 0, n−1) (float tensor, no gradient). */

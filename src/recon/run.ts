@@ -10,6 +10,7 @@ import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from './config.js';
 import { capture, cacheBytes } from './caches.js';
 import { distributionCorrection, unitBatchNorms } from './dc.js';
+import { BackgroundDc } from './dc-background.js';
 import { initUnitActs, reconstructUnit, type LossPoint } from './unit.js';
 
 export interface UnitRecord {
@@ -76,45 +77,62 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   }
   const logitsFp = preset.pd ? capture(fp, images, input, output, cfg.cacheBatch) : null;
   const quantHooks = qmodel.hooks({ weights: true, acts: true });
-
-  units.forEach((unit, k) => {
-    if (done.has(unit.name)) return;
-    ev.unitStart?.(k, units.length, unit);
-    E.manualSeed(o.seed + k);
-    const t0 = performance.now();
-    ev.phase?.(unit, 'caching');
-    const xq = capture(graph, images, input, unit.input, cfg.cacheBatch, quantHooks);
-    const xfp = capture(fp, images, input, unit.input, cfg.cacheBatch);
-    let xin = xfp;
-    let dc: UnitRecord['dc'];
-    let dcSeconds = 0;
-    if (preset.dc && unitBatchNorms(fp, unit.input, unit.output).length > 0) {
-      ev.phase?.(unit, 'dc');
-      const tdc = performance.now();
-      const r = distributionCorrection(fp, unit.input, unit.output, xfp, cfg, cfg.batch);
-      dcSeconds = (performance.now() - tdc) / 1000;
-      xin = r.xdc;
-      dc = { lossStart: r.lossStart, lossEnd: r.lossEnd, curve: r.curve };
-    }
-    const yfp = capture(fp, xin, unit.input, unit.output, cfg.cacheBatch);
-    const t2 = performance.now();
-    ev.phase?.(unit, 'optimization');
-    if (preset.unit === 'block') initUnitActs({ qmodel, graph, preset, cfg }, unit, xq);
-    const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin, yfp, logitsFp }, (it, p) => ev.iteration?.(unit, k, it, p));
-    const t3 = performance.now();
-    const bytes = [xq, xfp, yfp, ...(xin !== xfp ? [xin] : [])].reduce((s, t) => s + cacheBytes(t), logitsFp ? cacheBytes(logitsFp) : 0);
-    E.dispose([xq, xfp, yfp, xin]);
-    records.push({
-      name: unit.name,
-      kind: unit.kind,
-      seconds: { caching: (t2 - t0) / 1000 - dcSeconds, dc: dcSeconds, optimization: (t3 - t2) / 1000 },
-      cacheBytes: bytes,
-      ...(dc ? { dc } : {}),
-      curve,
+  // With more than one core, DC runs ahead on a worker thread (dc-background.ts) and everything on this thread takes
+  // one intra-op thread until the DC work is done, so results do not depend on timing.
+  const dcUnits = preset.dc ? units.filter((u) => !done.has(u.name) && unitBatchNorms(fp, u.input, u.output).length > 0) : [];
+  const threads = E.engineInfo().threads;
+  const background = threads > 1 && dcUnits.length > 0 ? new BackgroundDc(fp, images, input, dcUnits, cfg, cfg.batch) : null;
+  if (background) E.setThreads(1);
+  try {
+    units.forEach((unit, k) => {
+      if (done.has(unit.name)) return;
+      ev.unitStart?.(k, units.length, unit);
+      E.manualSeed(o.seed + k);
+      const t0 = performance.now();
+      ev.phase?.(unit, 'caching');
+      const xq = capture(graph, images, input, unit.input, cfg.cacheBatch, quantHooks);
+      const dcIndex = dcUnits.indexOf(unit);
+      // With background DC the FP input is computed chunk by chunk where it is corrected.
+      const xfp = background && dcIndex >= 0 ? null : capture(fp, images, input, unit.input, cfg.cacheBatch);
+      let xin = xfp;
+      let dc: UnitRecord['dc'];
+      let dcSeconds = 0;
+      if (dcIndex >= 0) {
+        ev.phase?.(unit, 'dc');
+        const tdc = performance.now();
+        const r = background ? background.take(dcIndex) : distributionCorrection(fp, unit.input, unit.output, xfp!, cfg, cfg.batch);
+        dcSeconds = (performance.now() - tdc) / 1000;
+        xin = r.xdc;
+        dc = { lossStart: r.lossStart, lossEnd: r.lossEnd, curve: r.curve };
+      }
+      if (background && dcIndex === dcUnits.length - 1) {
+        background.close();
+        E.setThreads(threads);
+      }
+      const yfp = capture(fp, xin!, unit.input, unit.output, cfg.cacheBatch);
+      const t2 = performance.now();
+      ev.phase?.(unit, 'optimization');
+      if (preset.unit === 'block') initUnitActs({ qmodel, graph, preset, cfg }, unit, xq);
+      const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin!, yfp, logitsFp }, (it, p) => ev.iteration?.(unit, k, it, p));
+      const t3 = performance.now();
+      const caches = [...new Set([xq, xfp, yfp, xin].filter((t): t is E.Tensor => t !== null))];
+      const bytes = caches.reduce((s, t) => s + cacheBytes(t), logitsFp ? cacheBytes(logitsFp) : 0);
+      E.dispose(caches);
+      records.push({
+        name: unit.name,
+        kind: unit.kind,
+        seconds: { caching: (t2 - t0) / 1000 - dcSeconds, dc: dcSeconds, optimization: (t3 - t2) / 1000 },
+        cacheBytes: bytes,
+        ...(dc ? { dc } : {}),
+        curve,
     });
     done.add(unit.name);
     if (ckptPath) writeJsonAtomic(ckptPath, { fingerprint: o.fingerprint, done: [...done], units: records, qparams: qmodel.state() } satisfies Checkpoint);
-  });
+    });
+  } finally {
+    background?.close();
+    E.setThreads(threads);
+  }
   logitsFp?.dispose();
   return records;
 }

@@ -99,8 +99,8 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
       const input = twoPasses ? E.cat([xrec, xq], 0) : preset.pd && !preset.rec ? xq : xrec;
       const out = execute(qmodel.graph, { feeds: new Map([[unit.input, input]]), outputs: [unit.output], nodes: unit.nodes, hooks }).get(unit.output)!;
       const b = cfg.batch;
-      const outRec = twoPasses ? out.slice(0, 0, b) : out;
-      const outQ = twoPasses ? out.slice(0, b, 2 * b) : out;
+      // split, not two slices: one backward step (a cat) instead of two zero-filled full-size gradients and a sum.
+      const [outRec, outQ] = twoPasses ? out.split([b, b], 0) : [out, out];
       let loss = E.scalar(0);
       let rec = 0, pd = 0, round = 0;
       if (preset.rec) {
