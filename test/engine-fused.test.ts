@@ -4,9 +4,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor, tidy, keep, dispose, Adam, rowMomentLoss, rowSqDist, fakeQuantize } from '../src/engine/index.js';
+import {
+  Tensor, tensor, tidy, keep, dispose, Adam, rowMomentLoss, rowSqDist, fakeQuantize, dropSelect, dropFakeQuantize, manualSeed, setThreads,
+  engineInfo, ones, zeros, where, shareTensor, takeShared,
+} from '../src/engine/index.js';
 import { dcStatPerSample } from '../src/recon/losses.js';
-import { assertClose, failOnLeaks, seq, vals } from './helpers/engine-check.js';
+import { assertClose, assertThrows, failOnLeaks, seq, vals } from './helpers/engine-check.js';
 
 failOnLeaks();
 
@@ -185,5 +188,163 @@ describe('fakeQuantize', () => {
     assert.deepEqual(fused.y, ref.y);
     assert.deepEqual(fused.gx, ref.gx);
     assertClose(fused.gd, ref.gd, 1e-6, 1e-6);
+  });
+});
+
+/** The mask a seeded drop op draws: 1 where it takes its first operand. */
+function maskFor(seed: number, shape: number[], p: number, layout: 'contiguous' | 'channels-last'): Tensor {
+  manualSeed(seed);
+  const a = layout === 'channels-last' ? ones(shape).channelsLast() : ones(shape);
+  const b = layout === 'channels-last' ? zeros(shape).channelsLast() : zeros(shape);
+  return dropSelect(a, b, p);
+}
+
+describe('dropSelect', () => {
+  it('takes a with probability p, b elsewhere, the same mask for a seed whatever the thread count', () => {
+    tidy(() => {
+      const threads = engineInfo().threads;
+      try {
+        for (const p of [0.5, 0.2]) {
+          setThreads(1);
+          const one = vals(maskFor(11, [64, 4, 16, 16], p, 'contiguous'));
+          setThreads(2);
+          const two = vals(maskFor(11, [64, 4, 16, 16], p, 'contiguous'));
+          assert.deepEqual(one, two);
+          const mean = one.reduce((s, v) => s + v, 0) / one.length;
+          assert.ok(Math.abs(mean - p) < 0.01, `mask mean ${mean} for p ${p}`);
+          assert.ok(one.every((v) => v === 0 || v === 1));
+        }
+        assert.notDeepEqual(vals(maskFor(11, [4096], 0.5, 'contiguous')), vals(maskFor(12, [4096], 0.5, 'contiguous')), 'another seed, another mask');
+        manualSeed(5);
+        const first = vals(dropSelect(ones([4096]), zeros([4096]), 0.5));
+        const second = vals(dropSelect(ones([4096]), zeros([4096]), 0.5));
+        assert.notDeepEqual(first, second, 'a fresh mask every call');
+        assert.deepEqual(vals(dropSelect(ones([100]), zeros([100]), 1)), Array(100).fill(1));
+        assert.deepEqual(vals(dropSelect(ones([100]), zeros([100]), 0)), Array(100).fill(0));
+      } finally {
+        setThreads(threads);
+      }
+    });
+  });
+
+  for (const layout of ['contiguous', 'channels-last'] as const) {
+    it(`passes each gradient to the operand it took (${layout})`, () => {
+      tidy(() => {
+        const shape = [3, 4, 5, 6];
+        const n = 3 * 4 * 5 * 6;
+        const m = maskFor(21, shape, 0.5, layout);
+        const a = keep(f32(seq(n, 1), shape).requiresGrad_(true));
+        const b = keep(f32(seq(n, 2), shape).requiresGrad_(true));
+        const g = f32(seq(n, 3), shape);
+        manualSeed(21);
+        const y = dropSelect(layout === 'channels-last' ? a.channelsLast() : a, layout === 'channels-last' ? b.channelsLast() : b, 0.5);
+        y.mul(g).sum().backward();
+        const take = m.gt(0.5);
+        assert.deepEqual(vals(y.contiguous()), vals(where(take, a, b)));
+        assert.deepEqual(vals(a.grad!), vals(where(take, g, zeros(shape))));
+        assert.deepEqual(vals(b.grad!), vals(where(take, zeros(shape), g)));
+        dispose([a, b]);
+      });
+    });
+  }
+
+  it('refuses tensors of different shapes and probabilities outside 0..1', () => {
+    tidy(() => {
+      assertThrows(() => dropSelect(ones([2, 3]), ones([3, 2]), 0.5), RangeError, /shapes differ/);
+      assertThrows(() => dropSelect(ones([2]), ones([2]), 1.5), RangeError, /probability/);
+    });
+  });
+});
+
+describe('dropFakeQuantize', () => {
+  for (const layout of ['contiguous', 'channels-last'] as const) {
+    it(`equals where(mask, fakeQuantize(x), x) in value and gradients (${layout})`, () => {
+      tidy(() => {
+        const shape = [4, 3, 8, 8];
+        const n = 4 * 3 * 8 * 8;
+        const m = maskFor(31, shape, 0.5, layout).gt(0.5);
+        const x0 = f32(seq(n, 4).map((v) => 3 * v), shape);
+        const g = f32(seq(n, 5), shape);
+        const run = (fused: boolean) => {
+          const x = keep(x0.clone().requiresGrad_(true));
+          const d = keep(f32([0.25], []).requiresGrad_(true));
+          const z = f32([2], []);
+          const input = layout === 'channels-last' ? x.channelsLast() : x;
+          manualSeed(31);
+          const y = fused ? dropFakeQuantize(input, d, z, 0, 3, 0.5) : where(m, fakeQuantize(input, d, z, 0, 3), input);
+          y.mul(g).sum().backward();
+          const out = { y: vals(y.contiguous()), gx: vals(x.grad!), gd: vals(d.grad!) };
+          dispose([x, d]);
+          return out;
+        };
+        const fused = run(true);
+        const ref = run(false);
+        assert.deepEqual(fused.y, ref.y);
+        assert.deepEqual(fused.gx, ref.gx);
+        assertClose(fused.gd, ref.gd, 1e-5, 1e-5, 'δ gradient');
+        assert.ok(fused.gd[0] !== 0);
+      });
+    });
+  }
+
+  it('with p = 1 is fakeQuantize, with p = 0 the identity', () => {
+    tidy(() => {
+      const x = f32(seq(200, 6).map((v) => 2 * v), [200]);
+      const d = f32([0.1], []);
+      const z = f32([1], []);
+      assert.deepEqual(vals(dropFakeQuantize(x, d, z, 0, 7, 1)), vals(fakeQuantize(x, d, z, 0, 7)));
+      assert.deepEqual(vals(dropFakeQuantize(x, d, z, 0, 7, 0)), vals(x));
+    });
+  });
+
+  it('takes per-channel steps and float64 through the composite path', () => {
+    tidy(() => {
+      const x = f32(seq(2 * 3 * 4, 7), [2, 3, 4]);
+      const d = f32([0.1, 0.2, 0.3], [1, 3, 1]);
+      const z = f32([0, 1, 2], [1, 3, 1]);
+      const y = vals(dropFakeQuantize(x, d, z, 0, 3, 0.5));
+      const q = vals(fakeQuantize(x, d, z, 0, 3));
+      const xs = vals(x);
+      assert.ok(y.every((v, i) => v === q[i] || v === xs[i]));
+      const y64 = dropFakeQuantize(x.to({ dtype: 'float64' }), d.to({ dtype: 'float64' }), z.to({ dtype: 'float64' }), 0, 3, 0.5);
+      assert.equal(y64.dtype, 'float64');
+    });
+  });
+});
+
+describe('split, channels-last rows and shared tensors', () => {
+  it('split gives the pieces and one gradient for all of them', () => {
+    tidy(() => {
+      const x = keep(f32(seq(6 * 4, 8), [6, 4]).requiresGrad_(true));
+      const [a, b] = x.split([2, 4], 0);
+      assert.deepEqual(vals(a!), vals(x.slice(0, 0, 2)));
+      assert.deepEqual(vals(b!), vals(x.slice(0, 2, 6)));
+      a!.mul(2).sum().add(b!.mul(3).sum()).backward();
+      assert.deepEqual(vals(x.grad!), [...Array(8).fill(2), ...Array(16).fill(3)]);
+      assertThrows(() => x.split([2, 2], 0), RangeError, /add up to 4 but dim 0 has 6/);
+      dispose(x);
+    });
+  });
+
+  it('indexSelect of rows keeps a channels-last tensor channels-last, with the same values', () => {
+    tidy(() => {
+      const x = f32(seq(5 * 3 * 4 * 4, 9), [5, 3, 4, 4]);
+      const idx = tensor(BigInt64Array.from([4n, 0n, 4n]), [3]);
+      const cl = x.channelsLast().indexSelect(0, idx);
+      assert.equal(cl.layout, 'channels-last');
+      assert.deepEqual(vals(cl.contiguous()), vals(x.indexSelect(0, idx)));
+      assert.equal(x.indexSelect(0, idx).layout, 'contiguous');
+    });
+  });
+
+  it('a shared tensor is taken once', () => {
+    tidy(() => {
+      const x = keep(f32([1, 2, 3], [3]));
+      const id = shareTensor(x);
+      const y = takeShared(id);
+      assert.deepEqual(vals(y), [1, 2, 3]);
+      assertThrows(() => takeShared(id), Error, /no shared tensor/);
+      dispose(x);
+    });
   });
 });

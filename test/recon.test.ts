@@ -7,7 +7,9 @@ import * as E from '../src/engine/index.js';
 import { quantize, type QuantizeOptions } from '../src/methods/pipeline.js';
 import { methodNames } from '../src/methods/registry.js';
 import { loadModel } from '../src/graph/load.js';
-import { distributionCorrection } from '../src/recon/dc.js';
+import { distributionCorrection, unitBatchNorms } from '../src/recon/dc.js';
+import { BackgroundDc } from '../src/recon/dc-background.js';
+import { capture } from '../src/recon/caches.js';
 import { DEFAULTS } from '../src/recon/config.js';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
 
@@ -81,4 +83,42 @@ test('DC moves the BN input statistics towards the running statistics', () => {
   assert.ok(r.lossEnd < r.lossStart * 0.9, `DC loss ${r.lossStart} → ${r.lossEnd}`);
   r.xdc.dispose();
   x.dispose();
+});
+
+test('DC on a worker thread, a unit ahead, equals DC on this thread', () => {
+  const m = loadModel(ws.model);
+  const units = m.units.filter((u) => unitBatchNorms(m.fp, u.input, u.output).length > 0).slice(0, 3);
+  assert.equal(units.length, 3);
+  E.manualSeed(1);
+  const images = E.keep(E.rand([48, 3, 8, 8]));
+  // 3 chunks of 16 rows per unit, shared out between the two threads.
+  const cfg = { ...DEFAULTS, dcSteps: 30, dcLr: 0.02, dcChunk: 16, cacheBatch: 32 };
+  const background = new BackgroundDc(m.fp, images, m.fp.input.name, units, cfg, 8);
+  try {
+    units.forEach((u, i) => {
+      const r = background.take(i);
+      const xfp = capture(m.fp, images, m.fp.input.name, u.input, 32);
+      const s = distributionCorrection(m.fp, u.input, u.output, xfp, cfg, 8);
+      assert.ok(r.lossEnd < r.lossStart, `${u.name}: DC lowers its loss`);
+      assert.ok(r.xdc.sub(s.xdc).abs().amax().item() <= 1e-6, `${u.name}: same corrected input`);
+      assert.ok(Math.abs(r.lossEnd - s.lossEnd) <= 1e-6 * Math.abs(s.lossEnd), `${u.name}: loss ${r.lossEnd} vs ${s.lossEnd}`);
+      assert.equal(r.curve.length, s.curve.length);
+      E.dispose([r.xdc, s.xdc, xfp]);
+    });
+  } finally {
+    background.close();
+    images.dispose();
+  }
+});
+
+test('a DC failure is one error on the main thread', () => {
+  const m = loadModel(ws.model);
+  const images = E.keep(E.rand([16, 3, 8, 8]));
+  const background = new BackgroundDc(m.fp, images, m.fp.input.name, [{ input: 'no-such-value', output: m.units[1]!.output }], { ...DEFAULTS, dcSteps: 5 }, 8);
+  try {
+    assert.throws(() => background.take(0), /no-such-value/);
+  } finally {
+    background.close();
+    images.dispose();
+  }
 });

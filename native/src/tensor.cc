@@ -187,6 +187,10 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("dtype", DTypeName(t.scalar_type()));
   o.Set("device", t.device().str());
   o.Set("requiresGrad", t.requires_grad());
+  const char* layout = t.is_contiguous() ? "contiguous"
+                       : t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) ? "channels-last"
+                                                                                           : "strided";
+  o.Set("layout", layout);
   return o;
 }
 

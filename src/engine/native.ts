@@ -16,7 +16,7 @@ export interface NativeEngine {
   fromArray(data: ArrayBufferView, shape: number[], device: Opt<string>, isBool?: boolean): Handle;
   toArray(t: Handle): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
   item(t: Handle): number;
-  info(t: Handle): { shape: number[]; dtype: string; device: string; requiresGrad: boolean };
+  info(t: Handle): { shape: number[]; dtype: string; device: string; requiresGrad: boolean; layout: 'contiguous' | 'channels-last' | 'strided' };
   shape(t: Handle): number[];
   free(t: Handle): void;
   liveCount(): number;

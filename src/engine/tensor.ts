@@ -66,6 +66,10 @@ export class Tensor implements Disposable {
   get device(): string {
     return native.info(this.handle).device;
   }
+  /** How the elements lie in memory: 'contiguous' (row-major), 'channels-last' (NHWC order of an NCHW tensor) or 'strided'. */
+  get layout(): 'contiguous' | 'channels-last' | 'strided' {
+    return native.info(this.handle).layout;
+  }
 
   /** A copy of the values (on the CPU): Float32Array for float32, BigInt64Array for int64, Uint8Array for bool. */
   data(): TypedArray {
