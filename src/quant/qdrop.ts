@@ -10,11 +10,6 @@ function checkP(p: number): void {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
 }
 
-/** where(rand < p, a, b) elementwise (the mask drawn with the engine's seeded generator). */
-function mix(a: Tensor, b: Tensor, p: number): Tensor {
-  return dropSelect(a, b, p);
-}
-
 /** An activation quantizer with a mode; the reference's UniformAffineQuantizer with `prob` and `is_training`. */
 export class QDropQuantizer {
   readonly quantizer: UniformQuantizer;
@@ -58,5 +53,5 @@ export function dropMix(xq: Tensor, xfp: Tensor, p = 0.5): Tensor {
   checkP(p);
   if (xq.shape.join() !== xfp.shape.join())
     throw new RangeError(`Error in dropMix: shapes differ: [${xq.shape}] vs [${xfp.shape}]`);
-  return mix(xq, xfp, p);
+  return dropSelect(xq, xfp, p);
 }
