@@ -17,8 +17,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Round half to even in the current (default) rounding mode without a libm call, so loops vectorise: adding and
-// subtracting 2^23 leaves the nearest integer for |t| < 2^23; larger floats are integers already.
 inline uint32_t Bits(float v) {
   uint32_t u;
   std::memcpy(&u, &v, 4);
@@ -30,12 +28,16 @@ inline float Float(uint32_t u) {
   return v;
 }
 
+// Bit-mask select: a where m is all ones, b where it is zero (no branch, so loops vectorise).
+inline float Select(uint32_t m, float a, float b) { return Float((Bits(a) & m) | (Bits(b) & ~m)); }
+
+// Round half to even in the current (default) rounding mode without a libm call, so loops vectorise: adding and
+// subtracting 2^23 leaves the nearest integer for |t| < 2^23; larger floats are integers already.
 inline float RoundHalfEven(float t) {
   const float big = 8388608.0f;
   float a = std::fabs(t);
   float r = std::copysign((a + big) - big, t);
-  uint32_t small = 0u - static_cast<uint32_t>(a < big);  // a select by bit mask: no branch, so loops vectorise
-  return Float((Bits(r) & small) | (Bits(t) & ~small));
+  return Select(0u - static_cast<uint32_t>(a < big), r, t);
 }
 
 bool FastPath(const at::Tensor& x, int64_t minDim = 2) {
@@ -207,12 +209,10 @@ class RowSqDist : public torch::autograd::Function<RowSqDist> {
 // branch-free (min/max clamps, selects by bit mask) so that every clone vectorises.
 #define PDQ_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-// where(u_i < p, a, b) with u_i a uniform draw per element from a counter-based hash of (seed, i): the masks of
-// QDrop and of the input drop without materialising a random tensor (ATen's CPU generator is serial and took
-// longer than the convolution it fed). Deterministic for a seed and independent of the thread count; the backward
-// pass recomputes the mask instead of saving it.
-// All ones where element i takes a, else zero. Branch-free so the loops below vectorise (a data-dependent branch
-// mispredicts on every other element of a p = 0.5 mask).
+// The drop masks of QDrop and of the input drop, without materialising a random tensor (ATen's CPU generator is
+// serial and took longer than the convolution it fed): element i's uniform draw is a counter-based hash of
+// (seed, i), so a mask is deterministic for a seed and independent of the thread count, and backward passes
+// recompute it instead of saving it. DropMask is all ones where the 24-bit draw is below p·2^24, else zero.
 inline uint32_t DropMask(uint32_t seedA, uint32_t seedB, uint32_t threshold, int64_t i) {
   uint32_t h = (static_cast<uint32_t>(i) * 0x9E3779B9u + seedA) ^ seedB ^ static_cast<uint32_t>(i >> 32);
   h ^= h >> 16;
@@ -220,40 +220,34 @@ inline uint32_t DropMask(uint32_t seedA, uint32_t seedB, uint32_t threshold, int
   h ^= h >> 13;
   h *= 0xC2B2AE35u;
   h ^= h >> 16;
-  return 0u - static_cast<uint32_t>((h >> 8) < threshold);  // 24-bit uniform below p·2^24
+  return 0u - static_cast<uint32_t>((h >> 8) < threshold);
 }
 
-PDQ_VECTOR_CLONES void DropSelectLoop(uint32_t sa, uint32_t sb, uint32_t th,
-                                                                                 int64_t i0, int64_t i1, const float* pa,
-                                                                                 const float* pb, float* py) {
-  for (int64_t i = i0; i < i1; i++) {
-    uint32_t m = DropMask(sa, sb, th, i);
-    py[i] = Float((Bits(pa[i]) & m) | (Bits(pb[i]) & ~m));
-  }
-}
-
-PDQ_VECTOR_CLONES void DropSplitLoop(uint32_t sa, uint32_t sb, uint32_t th,
-                                                                                int64_t i0, int64_t i1, const float* pg,
-                                                                                float* pa, float* pb) {
-  for (int64_t i = i0; i < i1; i++) {
-    uint32_t m = DropMask(sa, sb, th, i), g = Bits(pg[i]);
-    if (pa) pa[i] = Float(g & m);
-    if (pb) pb[i] = Float(g & ~m);
-  }
-}
-
-// QDrop inside the fake quantizer: element i is quantized where Keep(i), else passed through (on = false: all).
-// p·2^24: DropMask's 24-bit draw is below it with probability p.
-inline uint32_t DropThreshold(double p) {
-  double t = std::round(p * 16777216.0);
-  return static_cast<uint32_t>(t < 0 ? 0 : (t > 16777216.0 ? 16777216.0 : t));
-}
-
+// A drop mask's seed and threshold; on = false: no drop (every element takes the first operand).
 struct Drop {
   uint32_t seedA, seedB, threshold;
   bool on;
 };
-inline float Select(uint32_t m, float a, float b) { return Float((Bits(a) & m) | (Bits(b) & ~m)); }
+// p < 0: no drop.
+inline Drop MakeDrop(double seedA, double seedB, double p) {
+  double t = std::round((p < 0 ? 1 : p) * 16777216.0);
+  return {static_cast<uint32_t>(seedA), static_cast<uint32_t>(seedB),
+          static_cast<uint32_t>(t < 0 ? 0 : (t > 16777216.0 ? 16777216.0 : t)), p >= 0};
+}
+
+// y = a where the mask takes a, else b.
+PDQ_VECTOR_CLONES void DropSelectLoop(Drop dr, int64_t i0, int64_t i1, const float* pa, const float* pb, float* py) {
+  for (int64_t i = i0; i < i1; i++) py[i] = Select(DropMask(dr.seedA, dr.seedB, dr.threshold, i), pa[i], pb[i]);
+}
+
+// The gradient g split: to a where the mask took a, to b elsewhere (either output may be null).
+PDQ_VECTOR_CLONES void DropSplitLoop(Drop dr, int64_t i0, int64_t i1, const float* pg, float* pa, float* pb) {
+  for (int64_t i = i0; i < i1; i++) {
+    uint32_t m = DropMask(dr.seedA, dr.seedB, dr.threshold, i);
+    if (pa) pa[i] = Select(m, pg[i], 0.0f);
+    if (pb) pb[i] = Select(m, 0.0f, pg[i]);
+  }
+}
 
 // All ones where lo <= r <= hi.
 inline uint32_t InsideMask(float r, float lo, float hi) { return 0u - static_cast<uint32_t>((r >= lo) & (r <= hi)); }
@@ -368,11 +362,6 @@ class FakeQuant : public torch::autograd::Function<FakeQuant> {
     }
     return {gx, gd, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
-
- private:
-  static Drop MakeDrop(double seedA, double seedB, double p) {
-    return {static_cast<uint32_t>(seedA), static_cast<uint32_t>(seedB), DropThreshold(p < 0 ? 1 : p), p >= 0};
-  }
 };
 
 class DropSelect : public torch::autograd::Function<DropSelect> {
@@ -381,11 +370,11 @@ class DropSelect : public torch::autograd::Function<DropSelect> {
                             double p) {
     auto a = Dense(a_in);
     auto b = b_in.contiguous(a.suggest_memory_format());
-    const uint32_t sa = static_cast<uint32_t>(seedA), sb = static_cast<uint32_t>(seedB), th = DropThreshold(p);
+    const Drop dr = MakeDrop(seedA, seedB, p);
     auto y = at::empty_like(a);
     const float *pa = a.data_ptr<float>(), *pb = b.data_ptr<float>();
     float* py = y.data_ptr<float>();
-    at::parallel_for(0, a.numel(), 16384, [&](int64_t i0, int64_t i1) { DropSelectLoop(sa, sb, th, i0, i1, pa, pb, py); });
+    at::parallel_for(0, a.numel(), 16384, [&](int64_t i0, int64_t i1) { DropSelectLoop(dr, i0, i1, pa, pb, py); });
     ctx->saved_data["seedA"] = seedA;
     ctx->saved_data["seedB"] = seedB;
     ctx->saved_data["p"] = p;
@@ -395,16 +384,14 @@ class DropSelect : public torch::autograd::Function<DropSelect> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const uint32_t sa = static_cast<uint32_t>(ctx->saved_data["seedA"].toDouble());
-    const uint32_t sb = static_cast<uint32_t>(ctx->saved_data["seedB"].toDouble());
-    const uint32_t th = DropThreshold(ctx->saved_data["p"].toDouble());
+    const Drop dr = MakeDrop(ctx->saved_data["seedA"].toDouble(), ctx->saved_data["seedB"].toDouble(), ctx->saved_data["p"].toDouble());
     auto fmt = static_cast<at::MemoryFormat>(ctx->saved_data["fmtA"].toInt());
     auto g = grads[0].to(at::kFloat).contiguous(fmt);
     const bool wantA = ctx->needs_input_grad(0), wantB = ctx->needs_input_grad(1);
     at::Tensor ga = wantA ? at::empty_like(g) : at::Tensor(), gb = wantB ? at::empty_like(g) : at::Tensor();
     const float* pg = g.data_ptr<float>();
     float *pa = wantA ? ga.data_ptr<float>() : nullptr, *pb = wantB ? gb.data_ptr<float>() : nullptr;
-    at::parallel_for(0, g.numel(), 16384, [&](int64_t i0, int64_t i1) { DropSplitLoop(sa, sb, th, i0, i1, pg, pa, pb); });
+    at::parallel_for(0, g.numel(), 16384, [&](int64_t i0, int64_t i1) { DropSplitLoop(dr, i0, i1, pg, pa, pb); });
     if (wantB) gb = gb.contiguous(static_cast<at::MemoryFormat>(ctx->saved_data["fmtB"].toInt()));
     return {ga, gb, at::Tensor(), at::Tensor(), at::Tensor()};
   }

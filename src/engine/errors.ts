@@ -21,3 +21,7 @@ export function checkRank(op: string, what: string, shape: readonly number[], ra
 export function checkInt(op: string, what: string, v: number, min = -Infinity): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`Error in ${op}: ${what} must be an integer${min > -Infinity ? ` >= ${min}` : ''}, got ${v}`);
 }
+
+export function checkProbability(p: number): void {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
+}

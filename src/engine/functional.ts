@@ -1,7 +1,7 @@
 /** Neural-network ops over tensors (NCHW layout), forward and autograd gradients by LibTorch. */
 import { native } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
-import { call, checkRank, checkInt } from './errors.js';
+import { call, checkRank, checkInt, checkProbability } from './errors.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -161,7 +161,7 @@ export function fakeQuantize(x: Tensor, delta: Tensor, zeroPoint: Tensor, qmin: 
  * draws coming from a counter-based hash (the mask for a seed does not depend on the thread count).
  */
 export function dropFakeQuantize(x: Tensor, delta: Tensor, zeroPoint: Tensor, qmin: number, qmax: number, p: number): Tensor {
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
+  checkProbability(p);
   return new Tensor(call('dropFakeQuantize', () => native.dropFakeQuantize(x.handle, delta.handle, zeroPoint.handle, qmin, qmax, p)));
 }
 
@@ -172,7 +172,7 @@ export function dropFakeQuantize(x: Tensor, delta: Tensor, zeroPoint: Tensor, qm
  */
 export function dropSelect(a: Tensor, b: Tensor, p: number): Tensor {
   if (a.shape.join() !== b.shape.join()) throw new RangeError(`Error in dropSelect: shapes differ: [${a.shape}] vs [${b.shape}]`);
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
+  checkProbability(p);
   return new Tensor(call('dropSelect', () => native.dropSelect(a.handle, b.handle, p)));
 }
 

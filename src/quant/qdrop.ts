@@ -50,8 +50,5 @@ export class QDropQuantizer {
 
 /** The input drop of §5 step 7: where(rand < p, xq, xfp) elementwise (xq where the draw is below p). */
 export function dropMix(xq: Tensor, xfp: Tensor, p = 0.5): Tensor {
-  checkP(p);
-  if (xq.shape.join() !== xfp.shape.join())
-    throw new RangeError(`Error in dropMix: shapes differ: [${xq.shape}] vs [${xfp.shape}]`);
-  return dropSelect(xq, xfp, p);
+  return dropSelect(xq, xfp, p); // checks p and the shapes
 }

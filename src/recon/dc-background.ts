@@ -56,7 +56,7 @@ export interface DcSharedState {
 const STATS_HEAD = 2;
 const curveLength = (cfg: ReconConfig) => Math.ceil(cfg.dcSteps / 50);
 
-export function newSharedState(units: number, chunks: number, cfg: ReconConfig): DcSharedState {
+function newSharedState(units: number, chunks: number, cfg: ReconConfig): DcSharedState {
   const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
   return {
     claimed: shared((b) => new Int32Array(b), 4 * units),
@@ -80,9 +80,9 @@ export function workOnUnit(fp: Graph, images: E.Tensor, imageInput: string, spec
   while (!Atomics.load(s.control, 2)) {
     const c = Atomics.add(s.claimed, u, 1);
     if (c >= chunks) return;
-    const xfp = E.keep(E.tidy(() => images.slice(0, c * chunk, Math.min(rows, (c + 1) * chunk))));
-    const input = capture(fp, xfp, imageInput, spec.input, cfg.cacheBatch);
-    xfp.dispose();
+    const chunkImages = E.keep(E.tidy(() => images.slice(0, c * chunk, Math.min(rows, (c + 1) * chunk))));
+    const input = capture(fp, chunkImages, imageInput, spec.input, cfg.cacheBatch);
+    chunkImages.dispose();
     const r = correctChunk(fp, spec.input, spec.output, input, cfg, batch);
     input.dispose();
     const at = u * chunks + c;
