@@ -3,7 +3,7 @@
  * (accuracy on the 10,000 test images, seconds per phase, iterations per second).
  * Methods and bit-widths come from PDQUANT_BENCH_RUNS, e.g. "pdquant:4:2,qdrop:2:2" (default pdquant:4:2), with an
  * optional seed: "qdrop:2:2:7" (default 1005). Results accumulate in bench/results/recon.json, one entry per method,
- * bit-width and seed. A stopped queue resumes its unfinished run; PDQUANT_BENCH_FRESH=1 starts every run anew.
+ * bit-width, seed and iteration count (PDQUANT_BENCH_ITERS, default 2000). A stopped queue resumes its unfinished run; PDQUANT_BENCH_FRESH=1 starts every run anew.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { quantize } from '../src/methods/pipeline.js';
 import { shared, requireShared } from './shared.js';
 import { resultsDir, writeJsonAtomic, type BenchResult } from './run.js';
 
-interface Entry {
+export interface Entry {
   method: string;
   w_bits: number;
   a_bits: number;
@@ -36,7 +36,7 @@ interface Entry {
 
 export async function run(): Promise<BenchResult> {
   requireShared(shared.resnet20, shared.calib1024, shared.cifarTest);
-  const iters = Number(process.env.PDQUANT_BENCH_ITERS ?? 2000);
+  const iters = Number(process.env.PDQUANT_BENCH_ITERS ?? DEFAULT_ITERS);
   const runs = (process.env.PDQUANT_BENCH_RUNS ?? 'pdquant:4:2').split(',').map((r) => {
     const [method, w, a, seed] = r.split(':');
     return { method: method!, w: Number(w), a: Number(a), seed: seed ? Number(seed) : DEFAULT_SEED };
@@ -80,13 +80,18 @@ export async function run(): Promise<BenchResult> {
 const DEFAULT_SEED = 1005;
 const key = (e: Entry): string => `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}${(e.seed ?? DEFAULT_SEED) === DEFAULT_SEED ? '' : ` seed ${e.seed}`}`;
 
-/** Top-1 per method at W4A2 and W2A2 (the README's table), other seeds in parentheses. */
+const DEFAULT_ITERS = 2000;
+const isMain = (e: Entry): boolean => (e.seed ?? DEFAULT_SEED) === DEFAULT_SEED && e.iters === DEFAULT_ITERS;
+
+/** Top-1 per method at W4A2 and W2A2 (the README's table): default seed at 2000 iterations, other runs in parentheses. */
 export function markdownTable(all: Entry[]): string {
   const methods = [...new Set(all.map((e) => e.method))];
   const cell = (m: string, w: number, a: number): string => {
     const es = all.filter((e) => e.method === m && e.w_bits === w && e.a_bits === a);
-    const main = es.find((e) => (e.seed ?? DEFAULT_SEED) === DEFAULT_SEED);
-    const others = es.filter((e) => e !== main).map((e) => `${e.top1.toFixed(2)} seed ${e.seed}`);
+    const main = es.find(isMain);
+    const others = es
+      .filter((e) => e !== main)
+      .map((e) => [e.top1.toFixed(2), ...((e.seed ?? DEFAULT_SEED) !== DEFAULT_SEED ? [`seed ${e.seed}`] : []), ...(e.iters !== DEFAULT_ITERS ? [`at ${e.iters} iterations`] : [])].join(' '));
     return [main ? main.top1.toFixed(2) : '–', ...(others.length ? [`(${others.join(', ')})`] : [])].join(' ');
   };
   const rows = methods.map((m) => `| ${m} | ${cell(m, 4, 2)} | ${cell(m, 2, 2)} |`);
@@ -101,7 +106,7 @@ function mergeEntry(file: string, entry?: Entry): Entry[] {
 }
 
 function summary(all: Entry[]): BenchResult {
-  const main = all.find((e) => e.method === 'pdquant' && e.w_bits === 4 && e.a_bits === 2);
+  const main = all.find((e) => e.method === 'pdquant' && e.w_bits === 4 && e.a_bits === 2 && isMain(e));
   return {
     ...(main ? { pdquant_w4a2_top1: main.top1, pdquant_w4a2_seconds: main.wall_seconds_to_last_unit, pdquant_w4a2_iterations_per_second: main.iterations_per_second } : {}),
     reference: { pdquant_w4a2_top1: 73.16, pdquant_w2a2_top1: 69.72, pdquant_w4a2_seconds: 3108, pdquant_w2a2_seconds: 3160 },
