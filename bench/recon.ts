@@ -78,10 +78,10 @@ export async function run(): Promise<BenchResult> {
 }
 
 const DEFAULT_SEED = 1005;
-const key = (e: Entry): string => `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}${(e.seed ?? DEFAULT_SEED) === DEFAULT_SEED ? '' : ` seed ${e.seed}`}`;
-
 const DEFAULT_ITERS = 2000;
-const isMain = (e: Entry): boolean => (e.seed ?? DEFAULT_SEED) === DEFAULT_SEED && e.iters === DEFAULT_ITERS;
+const seedOf = (e: Entry): number => e.seed ?? DEFAULT_SEED;
+const key = (e: Entry): string => `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}${seedOf(e) === DEFAULT_SEED ? '' : ` seed ${e.seed}`}`;
+const isMain = (e: Entry): boolean => seedOf(e) === DEFAULT_SEED && e.iters === DEFAULT_ITERS;
 
 /** Top-1 per method at W4A2 and W2A2 (the README's table): default seed at 2000 iterations, other runs in parentheses. */
 export function markdownTable(all: Entry[]): string {
@@ -91,7 +91,7 @@ export function markdownTable(all: Entry[]): string {
     const main = es.find(isMain);
     const others = es
       .filter((e) => e !== main)
-      .map((e) => [e.top1.toFixed(2), ...((e.seed ?? DEFAULT_SEED) !== DEFAULT_SEED ? [`seed ${e.seed}`] : []), ...(e.iters !== DEFAULT_ITERS ? [`at ${e.iters} iterations`] : [])].join(' '));
+      .map((e) => [e.top1.toFixed(2), ...(seedOf(e) !== DEFAULT_SEED ? [`seed ${e.seed}`] : []), ...(e.iters !== DEFAULT_ITERS ? [`at ${e.iters} iterations`] : [])].join(' '));
     return [main ? main.top1.toFixed(2) : '–', ...(others.length ? [`(${others.join(', ')})`] : [])].join(' ');
   };
   const rows = methods.map((m) => `| ${m} | ${cell(m, 4, 2)} | ${cell(m, 2, 2)} |`);

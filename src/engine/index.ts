@@ -8,3 +8,4 @@ export { Adam, SGD } from './optim.js';
 export type { ParamGroup, AdamOptions } from './optim.js';
 export { manualSeed, setThreads, engineInfo, liveTensors } from './settings.js';
 export { shareTensor, takeShared } from './share.js';
+export { checkProbability } from './errors.js';

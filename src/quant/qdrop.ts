@@ -1,14 +1,10 @@
 /** QDrop: activation quantization switched off at random per element while a unit is optimised (PDQUANT.md §5 step 7). */
-import { Tensor, dropSelect } from '../engine/index.js';
+import { Tensor, dropSelect, checkProbability } from '../engine/index.js';
 import type { UniformQuantizer } from './uniform.js';
 
 /** 'fp': x unchanged; 'quant': x̂ everywhere; 'drop': x̂ where rand < p, x elsewhere (a fresh mask each call). */
 export type ActMode = 'fp' | 'quant' | 'drop';
 export const ACT_MODES: readonly ActMode[] = ['fp', 'quant', 'drop'];
-
-function checkP(p: number): void {
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability 0..1 for p but received ${p}`);
-}
 
 /** An activation quantizer with a mode; the reference's UniformAffineQuantizer with `prob` and `is_training`. */
 export class QDropQuantizer {
@@ -36,7 +32,7 @@ export class QDropQuantizer {
     return this.#p;
   }
   set p(p: number) {
-    checkP(p);
+    checkProbability(p);
     this.#p = p;
   }
 
