@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchmarks, select, writeJsonAtomic } from '../bench/run.js';
-import { markdownTable, type Entry } from '../bench/recon.js';
+import { markdownTable, parseRun, type Entry } from '../bench/recon.js';
 
 describe('bench runner', () => {
   it('no name selects every benchmark; names select themselves once', () => {
@@ -45,5 +45,17 @@ describe('bench runner', () => {
     // The 20000-iteration and seed-7 entries come first, so a table that took the first match would show them.
     const table = markdownTable([e('qdrop', 2, 20000, 69.7, 1005), e('qdrop', 2, 2000, 68.1, 7), e('qdrop', 2, 2000, 67.97, 1005), e('qdrop', 4, 2000, 70.32)]);
     assert.equal(table.split('\n')[2], '| qdrop | 70.32 | 67.97 (69.70 at 20000 iterations, 68.10 seed 7) |');
+  });
+
+  it('recon ablation runs: settings parsed from the run list, kept out of the method table, listed in their own', () => {
+    assert.deepEqual(parseRun('qdrop:2:2:1005:inputDropP=1:dropP=0.5'), { method: 'qdrop', w: 2, a: 2, seed: 1005, recon: { inputDropP: 1, dropP: 0.5 } });
+    assert.deepEqual(parseRun('brecq:4:2'), { method: 'brecq', w: 4, a: 2, seed: 1005, recon: {} });
+    assert.throws(() => parseRun('qdrop:2:2:1005:inputDrop=1'), /cannot read the setting "inputDrop=1"/);
+    assert.throws(() => parseRun('qdrop:2:2:1005:dropP=x'), /cannot read the setting "dropP=x"/);
+    const e = (top1: number, recon?: Entry['recon'], seed = 1005): Entry =>
+      ({ method: 'qdrop', w_bits: 2, a_bits: 2, iters: 2000, top1, seed, ...(recon ? { recon } : {}) }) as Entry;
+    const all = [e(69.1, { inputDropP: 1 }), e(67.97), e(68.4, { inputDropP: 1 }, 7)];
+    assert.equal(markdownTable(all).split('\n')[2], '| qdrop | – | 67.97 |');
+    assert.equal(markdownTable(all, { settings: true }).split('\n').slice(2).join('\n'), '| qdrop inputDropP=1 | – | 69.10 (68.40 seed 7) |');
   });
 });

@@ -237,6 +237,14 @@ test('QDrop: fp / quant / drop modes, drop rate ≈ p with a fresh mask per call
   const m = dropMix(xq, x, 0.7);
   assert.ok(Math.abs(tidy(() => m.eq(1).to({ dtype: 'float32' }).mean().item()) - 0.7) < 0.01);
   assert.throws(() => dropMix(xq, tensor([1, 2]), 0.5), { name: 'RangeError', message: /shapes differ/ });
+  // p = 1 is no drop at all: every element quantized, xq taken whole, and no draw from the random stream.
+  act.mode = 'drop';
+  act.p = 1;
+  manualSeed(4);
+  const fresh = tidy(() => rand([4]).toArray());
+  manualSeed(4);
+  tidy(() => assert.equal(rate(act.forward(x)), 1));
+  assert.equal(dropMix(xq, x, 1), xq);
+  assert.deepEqual(tidy(() => rand([4]).toArray()), fresh);
   for (const t of [a, b, c, m, x, xq, q]) t.dispose();
-  void rand;
 });

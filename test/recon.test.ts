@@ -52,6 +52,20 @@ for (const name of methodNames()) {
   });
 }
 
+test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone changes the result', async () => {
+  const run = async (method: string, recon: Partial<QuantizeOptions['recon']> = {}) => {
+    const o = base(method);
+    const { qmodel } = await quantize({ ...o, recon: { ...o.recon, ...recon } }, 'test');
+    const state = qmodel.state();
+    qmodel.dispose();
+    return state;
+  };
+  const brecq = await run('brecq');
+  assert.deepEqual(await run('qdrop', { dropP: 1, inputDropP: 1 }), brecq);
+  assert.notDeepEqual(await run('qdrop', { dropP: 1, inputDropP: 0.5 }), brecq, 'the input drop alone');
+  assert.notDeepEqual(await run('qdrop', { dropP: 0.5, inputDropP: 1 }), brecq, 'the quantizer drop alone');
+});
+
 test('a resumed run ends exactly where an uninterrupted one does', async () => {
   const full = await quantize(base('pdquant', { runDir: join(ws.dir, 'run-full') }), 'test');
   const crashDir = join(ws.dir, 'run-crash');

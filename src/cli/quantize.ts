@@ -37,6 +37,7 @@ interface Flags {
   dcSteps?: number;
   dcLr?: number;
   dropP?: number;
+  inputDropP?: number;
   weightLr?: number;
   actLr?: number;
   warmup?: number;
@@ -81,7 +82,8 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--lambda-c <x>', 'DC anchor term divided by λc', positiveNumber('--lambda-c'))
     .option('--dc-steps <n>', 'DC Adam steps (default 500)', intIn('--dc-steps', 0))
     .option('--dc-lr <x>', 'DC learning rate (default 1e-3)', positiveNumber('--dc-lr'))
-    .option('--drop-p <x>', 'QDrop probability (default 0.5)', probability('--drop-p'))
+    .option('--drop-p <x>', 'QDrop: probability that an activation quantizer quantizes an element (default 0.5)', probability('--drop-p'))
+    .option('--input-drop-p <x>', 'input drop: probability that a unit input element is the quantized one, else FP (default 0.5)', probability('--input-drop-p'))
     .option('--weight-lr <x>', 'rounding learning rate (default 3e-3)', positiveNumber('--weight-lr'))
     .option('--act-lr <x>', 'activation step learning rate (default 4e-5)', positiveNumber('--act-lr'))
     .option('--warmup <x>', 'fraction of iterations without rounding loss (default 0.2)', probability('--warmup'))
@@ -98,7 +100,7 @@ export function quantizeCommand(program: Command, version: string): void {
       const transform = transformFor(f.preset, input.slice(2).map((d) => (typeof d === 'number' ? d : null)), onnx.metadata);
       const given = {
         iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,
-        dcLr: f.dcLr, dropP: f.dropP, weightLr: f.weightLr, actLr: f.actLr, warmup: f.warmup,
+        dcLr: f.dcLr, dropP: f.dropP, inputDropP: f.inputDropP, weightLr: f.weightLr, actLr: f.actLr, warmup: f.warmup,
       };
       const recon: Partial<ReconConfig> = { ...arch, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
       const runDir = f.resume ?? f.runDir ?? join('runs', `${basename(model, '.onnx')}-${f.method}-w${f.w}a${f.a}-seed${f.seed}`);

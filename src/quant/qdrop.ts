@@ -39,12 +39,14 @@ export class QDropQuantizer {
   /** In 'fp' mode returns x itself (no copy). */
   forward(x: Tensor): Tensor {
     if (this.#mode === 'fp') return x;
-    if (this.#mode === 'quant') return this.quantizer.forward(x);
+    // p = 1 is 'quant' exactly: no mask is drawn, so the random stream matches a run without drop.
+    if (this.#mode === 'quant' || this.#p === 1) return this.quantizer.forward(x);
     return this.quantizer.forwardDrop(x, this.#p);
   }
 }
 
-/** The input drop of §5 step 7: where(rand < p, xq, xfp) elementwise (xq where the draw is below p). */
+/** The input drop of §5 step 7: where(rand < p, xq, xfp) elementwise (xq where the draw is below p). p = 1 returns xq itself, drawing nothing. */
 export function dropMix(xq: Tensor, xfp: Tensor, p = 0.5): Tensor {
+  if (p === 1 && xq.shape.join() === xfp.shape.join()) return xq;
   return dropSelect(xq, xfp, p); // checks p and the shapes
 }

@@ -16,8 +16,10 @@ export interface ReconConfig {
   lambdaC: number;
   dcSteps: number;
   dcLr: number;
-  /** QDrop: probability that an activation quantizer quantizes an element; input drop probability. */
+  /** QDrop: probability that an activation quantizer of the unit quantizes an element (the reference's `prob`). */
   dropP: number;
+  /** Input drop: probability that an element of the unit input comes from the quantized input, else from the FP/DC input (the reference's `input_prob`). */
+  inputDropP: number;
   weightLr: number;
   actLr: number;
   /** Rows of the calibration cache used to initialise a unit's activation steps. */
@@ -41,6 +43,7 @@ export const DEFAULTS: ReconConfig = {
   dcSteps: 500,
   dcLr: 1e-3,
   dropP: 0.5,
+  inputDropP: 0.5,
   weightLr: 3e-3,
   actLr: 4e-5,
   actInitRows: 256,

@@ -95,7 +95,7 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
       const idx = E.randint(0, n, [cfg.batch]);
       const xq = c.xq.indexSelect(0, idx);
       let xrec = xq;
-      if (preset.drop) xrec = dropMix(xq, c.xfp.indexSelect(0, idx), cfg.dropP);
+      if (preset.drop) xrec = dropMix(xq, c.xfp.indexSelect(0, idx), cfg.inputDropP);
       const input = twoPasses ? E.cat([xrec, xq], 0) : preset.pd && !preset.rec ? xq : xrec;
       const out = execute(qmodel.graph, { feeds: new Map([[unit.input, input]]), outputs: [unit.output], nodes: unit.nodes, hooks }).get(unit.output)!;
       const b = cfg.batch;
