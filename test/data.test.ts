@@ -130,6 +130,23 @@ describe('ImageFolder', () => {
     await writeImage(path.join(root, 'a', '0.png'), 2, 2);
     await rejectsData(openDataset(root), 'Found no valid file for the classes b');
   });
+
+  test('unlabeled (calibration): a folder holding images directly, in file-name order, labels −1', async () => {
+    const root = freshDir();
+    for (const f of ['b.png', 'a.jpg', 'notes.txt', 'c.png']) {
+      if (f.endsWith('.txt')) fs.writeFileSync(path.join(root, f), 'x');
+      else await writeImage(path.join(root, f), 3, 2);
+    }
+    const ds = await openDataset(root, { unlabeled: true });
+    assert.equal(ds.size, 3);
+    assert.deepEqual([0, 1, 2].map((i) => path.basename(ds.sample(i).path)), ['a.jpg', 'b.png', 'c.png']);
+    assert.deepEqual([0, 1, 2].map((i) => ds.sample(i).label), [-1, -1, -1]);
+    assert.deepEqual((await ds.get(2)).shape, [3, 2, 3]);
+    assert.equal((await openDataset(root, { unlabeled: true, limit: 2 })).size, 2);
+    await rejectsData(openDataset(root), 'No class sub-folders', '3 images directly');
+    const empty = freshDir();
+    await rejectsData(openDataset(empty, { unlabeled: true }), 'No images in', empty);
+  });
 });
 
 describe('list file', () => {

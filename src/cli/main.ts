@@ -9,7 +9,8 @@ const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta
 const program = new Command('pdquant')
   .description('Post-training quantization of CNNs (PD-Quant, QDrop, BRECQ, AdaRound) — ONNX in, verified ONNX out')
   .version(pkg.version, '-V, --version')
-  .showHelpAfterError()
+  // The message alone, not the whole usage after it: one clear line and where the options are.
+  .showHelpAfterError('(add --help for the options)')
   .exitOverride();
 
 registerCommands(program, pkg.version);

@@ -1,5 +1,5 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { basename, join } from 'node:path';
 import { bits, intIn, existingPath, positiveNumber, transformFor, unitsFile } from './options.js';
 import { progressBar } from './progress.js';
@@ -45,7 +45,7 @@ interface Flags {
 
 const probability = (flag: string) => (v: string) => {
   const n = positiveNumber(flag)(v);
-  if (n > 1) throw new Error(`Expected a number in (0, 1] for ${flag} but received ${v}`);
+  if (n > 1) throw new InvalidArgumentError(`Expected a number in (0, 1] for ${flag} but received ${v}`);
   return n;
 };
 

@@ -70,6 +70,8 @@ export interface OpenOptions {
   limit?: number;
   /** Channels to produce: 1 (grayscale, PIL luma) or 3 (RGB); defaults to the data's own. */
   channels?: 1 | 3;
+  /** Labels are not needed (calibration): a folder holding images directly opens too, every label −1. */
+  unlabeled?: boolean;
 }
 
 /** A kind of dataset on disk: how to recognise it and how to open it. */

@@ -31,7 +31,7 @@ export function seededPermutation(n: number, seed: number): number[] {
 
 /** A list file is used in its order (first N); a folder or other dataset gives a seeded random draw of N. */
 export async function loadCalibration(spec: string, count: number, transform: Transform, seed = 0): Promise<Calibration> {
-  const ds = await openDataset(spec);
+  const ds = await openDataset(spec, { unlabeled: true });
   if (ds.size === 0) throw new Error(`The calibration data ${spec} holds no images`);
   const n = Math.min(count, ds.size);
   if (n < count) console.warn(`pdquant: ${spec} holds ${ds.size} images; calibrating on all of them instead of ${count}`);

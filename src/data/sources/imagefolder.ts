@@ -26,19 +26,27 @@ function imagesUnder(dir: string): string[] {
   return folders.flatMap((f) => f.files.filter(isImageFile).map((name) => path.join(f.dir, name)));
 }
 
-/** `<root>/<class>/**\/<image>` as torchvision's ImageFolder: class folders sorted give labels 0..K-1. */
+/**
+ * `<root>/<class>/**\/<image>` as torchvision's ImageFolder: class folders sorted give labels 0..K-1. With `unlabeled`,
+ * a folder without sub-folders that holds images directly is a dataset too (file-name order, label −1).
+ */
 export const imageFolderSource: Source = {
   kind: 'imagefolder',
-  summary: 'a folder of class sub-folders holding images (torchvision ImageFolder)',
+  summary: 'a folder of class sub-folders holding images (torchvision ImageFolder); for calibration also a folder of images',
   detect: (_path, isDir) => isDir,
   async open(root, opts) {
     if (!isDirectory(root)) throw new DataError(`${root} is not a folder of class sub-folders`);
     const dir = opts.split && isDirectory(path.join(root, opts.split)) ? path.join(root, opts.split) : root;
     const { dirs: classes, files } = listDir(dir);
+    const loose = files.filter(isImageFile);
+    if (classes.length === 0 && opts.unlabeled && loose.length) {
+      const samples: Sample[] = loose.slice(0, limited(loose.length, opts.limit)).map((name) => ({ path: path.join(dir, name), label: -1 }));
+      return makeDataset({ kind: 'imagefolder', root: dir, classes: [], channels: opts.channels ?? 3, samples, pixels: (i) => decodeImage(samples[i]!.path) });
+    }
+    if (classes.length === 0 && opts.unlabeled) throw new DataError(`No images in ${dir} (extensions: ${IMAGE_EXTENSIONS.join(' ')})`);
     if (classes.length === 0) {
-      const loose = files.filter(isImageFile).length;
-      const images = `${loose} image${loose > 1 ? 's' : ''}`;
-      const hint = loose ? `; it holds ${images} directly: move them into class sub-folders or list them in a .txt file` : '';
+      const images = `${loose.length} image${loose.length > 1 ? 's' : ''}`;
+      const hint = loose.length ? `; it holds ${images} directly: move them into class sub-folders or list them in a .txt file` : '';
       throw new DataError(`No class sub-folders in ${dir}: expected ${path.join(dir, '<class>', '<image>')}${hint}`);
     }
     const perClass = classes.map((c) => imagesUnder(path.join(dir, c)));

@@ -1,0 +1,73 @@
+// The command line on bad input: one clear message, a non-zero exit, no stack trace, no output file left behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+
+const root = resolve(fileURLToPath(import.meta.url), '../../..');
+const bin = join(root, 'bin', 'pdquant.js');
+const model = join(root, 'examples', 'fashion-cnn.onnx');
+const dir = mkdtempSync(join(tmpdir(), 'pdq-cli-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+function pdquant(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, PDQUANT_DEBUG: '' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Fails unless the run exited non-zero with exactly one error line matching `message` and no stack trace. */
+function assertOneError(r: ReturnType<typeof pdquant>, message: RegExp): void {
+  assert.notEqual(r.status, 0, `exit status: ${r.stderr}`);
+  const errors = r.stderr.split('\n').filter((l) => /error/i.test(l));
+  assert.equal(errors.length, 1, r.stderr);
+  assert.match(errors[0]!, message);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'a stack trace');
+  assert.ok(r.stderr.split('\n').filter(Boolean).length <= 4, `a short message, not the usage:\n${r.stderr}`);
+  assert.equal(r.stdout, '');
+}
+
+const images = join(dir, 'images');
+mkdirSync(images);
+for (let k = 0; k < 4; k++)
+  await sharp(Buffer.alloc(28 * 28 * 3, 40 * k), { raw: { width: 28, height: 28, channels: 3 } }).png().toFile(join(images, `${k}.png`));
+const quantize = (...more: string[]) => pdquant('quantize', model, '--calib', images, '--w', '4', '--a', '4', ...more);
+
+test('a path that does not exist', () => {
+  assertOneError(pdquant('quantize', join(dir, 'nope.onnx'), '--calib', images, '--w', '4', '--a', '4'), /Model .*nope\.onnx does not exist/);
+  assertOneError(pdquant('quantize', model, '--calib', join(dir, 'none'), '--w', '4', '--a', '4'), /Calibration path .*none does not exist/);
+});
+
+test('bit-widths outside 2..8 and probabilities outside (0, 1]', () => {
+  assertOneError(quantize('--w', '9'), /Expected integer 2\.\.8 for --w but received 9/);
+  assertOneError(quantize('--a', '1'), /Expected integer 2\.\.8 for --a but received 1/);
+  assertOneError(quantize('--drop-p', '0'), /Expected a positive number for --drop-p but received 0/);
+  assertOneError(quantize('--input-drop-p', '1.5'), /Expected a number in \(0, 1\] for --input-drop-p but received 1\.5/);
+});
+
+test('an unknown method, option or command', () => {
+  assertOneError(quantize('--method', 'foo'), /Unknown method foo; choose one of .*pdquant/);
+  assertOneError(quantize('--bogus'), /unknown option '--bogus'/);
+  assertOneError(pdquant('frobnicate'), /unknown command 'frobnicate'/);
+});
+
+test('a file that is not ONNX', () => {
+  const bad = join(dir, 'bad.onnx');
+  writeFileSync(bad, Buffer.from([0x0f, 0xff, 0xff, 0x13, 0x07, 0x00, 0x9a]));
+  assertOneError(pdquant('inspect', bad), /bad\.onnx is not a valid ONNX model/);
+});
+
+test('an empty or corrupt calibration folder, and no half-written output', () => {
+  const empty = join(dir, 'empty');
+  mkdirSync(empty);
+  assertOneError(pdquant('quantize', model, '--calib', empty, '--w', '4', '--a', '4'), /No images in .*empty/);
+  const corrupt = join(dir, 'corrupt');
+  mkdirSync(corrupt);
+  writeFileSync(join(corrupt, 'broken.png'), 'not a png');
+  const out = join(dir, 'out.onnx'), record = join(dir, 'record.json');
+  assertOneError(pdquant('quantize', model, '--calib', corrupt, '--w', '4', '--a', '4', '--method', 'mse', '-o', out, '--json', record), /Cannot decode image .*broken\.png/);
+  assert.ok(!existsSync(out) && !existsSync(record), 'no output file');
+});
