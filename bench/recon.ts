@@ -48,7 +48,7 @@ export async function run(): Promise<BenchResult> {
     const settings = settingsLabel(r.recon);
     console.log(`bench recon: ${r.method} W${r.w}A${r.a}, ${iters} iterations, seed ${r.seed}${settings ? `, ${settings}` : ''}`);
     // A queue that was stopped picks up its unfinished run at the next unit (its times then cover only part of it).
-    const runDir = join(resultsDir(), '..', 'out', `${r.method}-w${r.w}a${r.a}-${iters}${r.seed === DEFAULT_SEED ? '' : `-seed${r.seed}`}${settings ? `-${settings.replaceAll(' ', '-')}` : ''}`);
+    const runDir = join(resultsDir(), '..', 'out', runDirName({ method: r.method, w_bits: r.w, a_bits: r.a, iters, seed: r.seed, recon: r.recon }));
     if (process.env.PDQUANT_BENCH_FRESH === '1') rmSync(runDir, { recursive: true, force: true });
     const resumed = existsSync(join(runDir, 'checkpoint.json'));
     const { record } = await quantize(
@@ -97,8 +97,14 @@ export function parseRun(spec: string): { method: string; w: number; a: number; 
   return { method: method!, w: Number(w), a: Number(a), seed: seed ? Number(seed) : DEFAULT_SEED, recon };
 }
 
-const seedOf = (e: Entry): number => e.seed ?? DEFAULT_SEED;
+const seedOf = (e: Pick<Entry, 'seed'>): number => e.seed ?? DEFAULT_SEED;
 const settingsLabel = (recon: Partial<ReconConfig> | undefined): string => Object.entries(recon ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+/** The run's checkpoint folder under bench/out, e.g. qdrop-w2a2-2000-seed7 or qdrop-w2a2-2000-inputDropP=1. */
+export function runDirName(e: Pick<Entry, 'method' | 'w_bits' | 'a_bits' | 'iters' | 'seed' | 'recon'>): string {
+  const settings = settingsLabel(e.recon);
+  return `${e.method}-w${e.w_bits}a${e.a_bits}-${e.iters}${seedOf(e) === DEFAULT_SEED ? '' : `-seed${e.seed}`}${settings ? `-${settings.replaceAll(' ', '-')}` : ''}`;
+}
+
 const key = (e: Entry): string =>
   `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}${seedOf(e) === DEFAULT_SEED ? '' : ` seed ${e.seed}`}${settingsLabel(e.recon) ? ` ${settingsLabel(e.recon)}` : ''}`;
 const isMain = (e: Entry): boolean => seedOf(e) === DEFAULT_SEED && e.iters === DEFAULT_ITERS;

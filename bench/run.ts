@@ -17,6 +17,7 @@ export interface BenchModule {
 export const benchmarks: Record<string, () => Promise<BenchModule>> = {
   engine: () => import('./engine.js'),
   recon: () => import('./recon.js'),
+  fit: () => import('./fit.js'),
 };
 
 /** bench/results under the package root (this file runs from dist/bench/). */

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchmarks, select, writeJsonAtomic } from '../bench/run.js';
-import { markdownTable, parseRun, type Entry } from '../bench/recon.js';
+import { markdownTable, parseRun, runDirName, type Entry } from '../bench/recon.js';
 
 describe('bench runner', () => {
   it('no name selects every benchmark; names select themselves once', () => {
@@ -57,5 +57,9 @@ describe('bench runner', () => {
     const all = [e(69.1, { inputDropP: 1 }), e(67.97), e(68.4, { inputDropP: 1 }, 7)];
     assert.equal(markdownTable(all).split('\n')[2], '| qdrop | – | 67.97 |');
     assert.equal(markdownTable(all, { settings: true }).split('\n').slice(2).join('\n'), '| qdrop inputDropP=1 | – | 69.10 (68.40 seed 7) |');
+    // The checkpoint folders the fit benchmark reads back.
+    assert.equal(runDirName(all[1]!), 'qdrop-w2a2-2000');
+    assert.equal(runDirName(all[2]!), 'qdrop-w2a2-2000-seed7-inputDropP=1');
+    assert.equal(runDirName({ ...all[1]!, seed: undefined, iters: 20000 }), 'qdrop-w2a2-20000');
   });
 });
