@@ -11,6 +11,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTransform } from '../src/data/index.js';
 import { quantize } from '../src/methods/pipeline.js';
+import { methodNames } from '../src/methods/registry.js';
 import { DEFAULTS, type ReconConfig } from '../src/recon/config.js';
 import { shared, requireShared } from './shared.js';
 import { resultsDir, writeJsonAtomic, type BenchResult } from './run.js';
@@ -117,14 +118,17 @@ export function markdownTable(all: Entry[], o: { settings?: boolean } = {}): str
   const chosen = all.filter((e) => Boolean(settingsLabel(e.recon)) === Boolean(o.settings));
   const rowOf = (e: Entry): string => [e.method, settingsLabel(e.recon)].filter(Boolean).join(' ');
   const cell = (row: string, w: number, a: number): string => {
-    const es = chosen.filter((e) => rowOf(e) === row && e.w_bits === w && e.a_bits === a);
+    const es = sorted.filter((e) => rowOf(e) === row && e.w_bits === w && e.a_bits === a);
     const main = es.find(isMain);
     const others = es
       .filter((e) => e !== main)
       .map((e) => [e.top1.toFixed(2), ...(seedOf(e) !== DEFAULT_SEED ? [`seed ${e.seed}`] : []), ...(e.iters !== DEFAULT_ITERS ? [`at ${e.iters} iterations`] : [])].join(' '));
     return [main ? main.top1.toFixed(2) : '–', ...(others.length ? [`(${others.join(', ')})`] : [])].join(' ');
   };
-  const rows = [...new Set(chosen.map(rowOf))].map((r) => `| ${r} | ${cell(r, 4, 2)} | ${cell(r, 2, 2)} |`);
+  // Rows in the order of PDQUANT.md §7 (the registry's), other runs of a cell by iterations, then seed.
+  const order = (e: Entry) => methodNames().indexOf(e.method);
+  const sorted = [...chosen].sort((x, y) => order(x) - order(y) || x.iters - y.iters || seedOf(x) - seedOf(y));
+  const rows = [...new Set(sorted.map(rowOf))].map((r) => `| ${r} | ${cell(r, 4, 2)} | ${cell(r, 2, 2)} |`);
   return [`| ${o.settings ? 'method and settings' : 'method'} | W4A2 | W2A2 |`, '|---|---|---|', ...rows].join('\n');
 }
 

@@ -39,12 +39,12 @@ describe('bench runner', () => {
     }
   });
 
-  it("the recon table shows the default seed at 2000 iterations, other seeds and iteration counts in parentheses", () => {
+  it("the recon table shows the default seed at 2000 iterations, other seeds and iteration counts in parentheses (by iterations, then seed)", () => {
     const e = (method: string, w: number, iters: number, top1: number, seed?: number): Entry =>
       ({ method, w_bits: w, a_bits: 2, iters, top1, ...(seed === undefined ? {} : { seed }) }) as Entry;
     // The 20000-iteration and seed-7 entries come first, so a table that took the first match would show them.
     const table = markdownTable([e('qdrop', 2, 20000, 69.7, 1005), e('qdrop', 2, 2000, 68.1, 7), e('qdrop', 2, 2000, 67.97, 1005), e('qdrop', 4, 2000, 70.32)]);
-    assert.equal(table.split('\n')[2], '| qdrop | 70.32 | 67.97 (69.70 at 20000 iterations, 68.10 seed 7) |');
+    assert.equal(table.split('\n')[2], '| qdrop | 70.32 | 67.97 (68.10 seed 7, 69.70 at 20000 iterations) |');
   });
 
   it('recon ablation runs: settings parsed from the run list, kept out of the method table, listed in their own', () => {
