@@ -34,8 +34,7 @@ async function quantizedTop1(method: string, w: number, a: number, recon?: Recor
     'conformance',
   );
   // The saved parameters must reproduce the accuracy in a fresh simulation (what `eval --qparams` does).
-  const copy = new QuantizedModel(loaded.folded, loaded.units, { wBits: w, aBits: a });
-  copy.load(JSON.parse(JSON.stringify(qmodel.state())));
+  const copy = QuantizedModel.fromQParams(loaded.folded, loaded.units, JSON.parse(JSON.stringify(qmodel.state())));
   const again = await evaluateGraph(loaded.folded, await openDataset(shared.cifarTest), { ...opts, hooks: copy.hooks({ weights: true, acts: true }) });
   if (again.top1 !== record.top1) throw new Error(`saved quantization parameters give ${again.top1} instead of ${record.top1}`);
   const ort = record.export?.ort_top1 !== undefined ? `, exported QDQ file in onnxruntime ${record.export.ort_top1.toFixed(2)}` : '';

@@ -8,10 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTransform, openDataset } from '../src/data/index.js';
 import { evaluateGraph } from '../src/eval/index.js';
-import { partitionLayers } from '../src/graph/index.js';
 import { loadModel } from '../src/graph/load.js';
 import { method } from '../src/methods/registry.js';
 import { QuantizedModel, type QParamsFile } from '../src/quant/qmodel.js';
+import { reconUnits } from '../src/recon/run.js';
 import { runDirName, type Entry } from './recon.js';
 import { shared, requireShared } from './shared.js';
 import { resultsDir, type BenchResult } from './run.js';
@@ -38,17 +38,16 @@ export async function run(): Promise<BenchResult> {
   const fpTest = entries[0]?.fp_top1 ?? NaN;
   const runs: FitEntry[] = [];
   for (const e of entries) {
-    const ckpt = join(resultsDir(), '..', 'out', runDirName(e), 'checkpoint.json');
+    const run = runDirName(e);
+    const ckpt = join(resultsDir(), '..', 'out', run, 'checkpoint.json');
     if (!existsSync(ckpt)) continue;
     const c = JSON.parse(readFileSync(ckpt, 'utf8')) as { done: string[]; qparams: QParamsFile };
-    const units = method(e.method).recon?.unit === 'layer' ? partitionLayers(loaded.folded) : loaded.units;
-    if (c.done.length !== units.length) continue; // a run started again and not finished
-    const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: c.qparams.wBits, aBits: c.qparams.aBits, eightBitHeadStem: c.qparams.eightBitHeadStem });
-    qmodel.load(c.qparams);
+    if (c.done.length !== reconUnits(loaded, method(e.method).recon!).length) continue; // a run started again and not finished
+    const qmodel = QuantizedModel.fromQParams(loaded.folded, loaded.units, c.qparams);
     const top1 = (await evaluateGraph(loaded.folded, calib, { ...opts, hooks: qmodel.hooks({ weights: true, acts: true }) })).top1;
     qmodel.dispose();
-    runs.push({ run: runDirName(e), method: e.method, w_bits: e.w_bits, a_bits: e.a_bits, test_top1: e.top1, calib_top1: top1, gap: top1 - e.top1 });
-    console.log(`bench fit: ${runDirName(e)}: calibration ${top1.toFixed(2)}, test ${e.top1.toFixed(2)}, gap ${(top1 - e.top1).toFixed(2)}`);
+    runs.push({ run, method: e.method, w_bits: e.w_bits, a_bits: e.a_bits, test_top1: e.top1, calib_top1: top1, gap: top1 - e.top1 });
+    console.log(`bench fit: ${run}: calibration ${top1.toFixed(2)}, test ${e.top1.toFixed(2)}, gap ${(top1 - e.top1).toFixed(2)}`);
   }
   console.log(`bench fit: FP: calibration ${fpCalib.toFixed(2)}, test ${fpTest.toFixed(2)}, gap ${(fpCalib - fpTest).toFixed(2)}`);
   return { fp: { calib_top1: fpCalib, test_top1: fpTest, gap: fpCalib - fpTest }, runs };

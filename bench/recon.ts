@@ -106,8 +106,6 @@ export function runDirName(e: Pick<Entry, 'method' | 'w_bits' | 'a_bits' | 'iter
   return `${e.method}-w${e.w_bits}a${e.a_bits}-${e.iters}${seedOf(e) === DEFAULT_SEED ? '' : `-seed${e.seed}`}${settings ? `-${settings.replaceAll(' ', '-')}` : ''}`;
 }
 
-const key = (e: Entry): string =>
-  `${e.method} W${e.w_bits}A${e.a_bits} ${e.iters}${seedOf(e) === DEFAULT_SEED ? '' : ` seed ${e.seed}`}${settingsLabel(e.recon) ? ` ${settingsLabel(e.recon)}` : ''}`;
 const isMain = (e: Entry): boolean => seedOf(e) === DEFAULT_SEED && e.iters === DEFAULT_ITERS;
 
 /**
@@ -117,6 +115,9 @@ const isMain = (e: Entry): boolean => seedOf(e) === DEFAULT_SEED && e.iters === 
 export function markdownTable(all: Entry[], o: { settings?: boolean } = {}): string {
   const chosen = all.filter((e) => Boolean(settingsLabel(e.recon)) === Boolean(o.settings));
   const rowOf = (e: Entry): string => [e.method, settingsLabel(e.recon)].filter(Boolean).join(' ');
+  // Rows in the order of PDQUANT.md §7 (the registry's), other runs of a cell by iterations, then seed.
+  const order = (e: Entry) => methodNames().indexOf(e.method);
+  const sorted = [...chosen].sort((x, y) => order(x) - order(y) || x.iters - y.iters || seedOf(x) - seedOf(y));
   const cell = (row: string, w: number, a: number): string => {
     const es = sorted.filter((e) => rowOf(e) === row && e.w_bits === w && e.a_bits === a);
     const main = es.find(isMain);
@@ -125,17 +126,15 @@ export function markdownTable(all: Entry[], o: { settings?: boolean } = {}): str
       .map((e) => [e.top1.toFixed(2), ...(seedOf(e) !== DEFAULT_SEED ? [`seed ${e.seed}`] : []), ...(e.iters !== DEFAULT_ITERS ? [`at ${e.iters} iterations`] : [])].join(' '));
     return [main ? main.top1.toFixed(2) : '–', ...(others.length ? [`(${others.join(', ')})`] : [])].join(' ');
   };
-  // Rows in the order of PDQUANT.md §7 (the registry's), other runs of a cell by iterations, then seed.
-  const order = (e: Entry) => methodNames().indexOf(e.method);
-  const sorted = [...chosen].sort((x, y) => order(x) - order(y) || x.iters - y.iters || seedOf(x) - seedOf(y));
   const rows = [...new Set(sorted.map(rowOf))].map((r) => `| ${r} | ${cell(r, 4, 2)} | ${cell(r, 2, 2)} |`);
   return [`| ${o.settings ? 'method and settings' : 'method'} | W4A2 | W2A2 |`, '|---|---|---|', ...rows].join('\n');
 }
 
 function mergeEntry(file: string, entry?: Entry): Entry[] {
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs?: Entry[] }).runs ?? [] : [];
-  const entries = new Map(previous.map((e) => [key(e), e]));
-  if (entry) entries.set(key(entry), entry);
+  // One entry per run folder: method, bits, iterations, seed and settings.
+  const entries = new Map(previous.map((e) => [runDirName(e), e]));
+  if (entry) entries.set(runDirName(entry), entry);
   return [...entries.values()];
 }
 

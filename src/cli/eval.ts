@@ -31,8 +31,7 @@ export function evalCommand(program: Command): void {
         if (o.backend === 'ort') throw new Error('--qparams simulates on our engine; use --backend torch (or export the model with -o and evaluate that file with --backend ort)');
         const { readQParams, QuantizedModel } = await import('../quant/qmodel.js');
         const file = readQParams(o.qparams);
-        const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem });
-        qmodel.load(file);
+        const qmodel = QuantizedModel.fromQParams(loaded.folded, loaded.units, file);
         acc = await evaluateGraph(loaded.folded, dataset, { ...opts, hooks: qmodel.hooks({ weights: true, acts: true }) });
       } else acc = o.backend === 'ort' ? await evaluateOrt(model, dataset, opts) : await evaluateGraph(loaded.fp, dataset, opts);
       bar.stop();

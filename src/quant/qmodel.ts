@@ -141,6 +141,13 @@ export class QuantizedModel {
     return { format: 'pdquant-qparams', version: 1, wBits: this.options.wBits, aBits: this.options.aBits, eightBitHeadStem: this.options.eightBitHeadStem, weights, acts };
   }
 
+  /** A model simulating saved parameters: the placement they were saved with (bits, 8-bit head and stem), then load(). */
+  static fromQParams(graph: Graph, units: readonly Unit[], file: QParamsFile): QuantizedModel {
+    const m = new QuantizedModel(graph, units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem });
+    m.load(file);
+    return m;
+  }
+
   /** Restores quantizer parameters saved by state(); names must match this model's placement. */
   load(file: QParamsFile): void {
     if (file.format !== 'pdquant-qparams') throw new Error('not a pdquant quantization-parameters file');

@@ -50,11 +50,16 @@ interface Checkpoint {
 }
 
 /** Reconstructs every unit in network order; returns the per-unit records. */
+/** The units a preset reconstructs: single layers for layer-wise methods (AdaRound), else the model's blocks. */
+export function reconUnits(loaded: LoadedModel, preset: ReconPreset): Unit[] {
+  return preset.unit === 'layer' ? partitionLayers(loaded.folded) : loaded.units;
+}
+
 export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[] {
   const { loaded, qmodel, images, preset, cfg } = o;
   const fp = loaded.fp;
   const graph = loaded.folded;
-  const units = preset.unit === 'layer' ? partitionLayers(graph) : loaded.units;
+  const units = reconUnits(loaded, preset);
   const ckptPath = o.runDir ? join(o.runDir, 'checkpoint.json') : null;
   const records: UnitRecord[] = [];
   const done = new Set<string>();

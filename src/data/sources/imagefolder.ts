@@ -39,12 +39,12 @@ export const imageFolderSource: Source = {
     const dir = opts.split && isDirectory(path.join(root, opts.split)) ? path.join(root, opts.split) : root;
     const { dirs: classes, files } = listDir(dir);
     const loose = files.filter(isImageFile);
-    if (classes.length === 0 && opts.unlabeled && loose.length) {
-      const samples: Sample[] = loose.slice(0, limited(loose.length, opts.limit)).map((name) => ({ path: path.join(dir, name), label: -1 }));
-      return makeDataset({ kind: 'imagefolder', root: dir, classes: [], channels: opts.channels ?? 3, samples, pixels: (i) => decodeImage(samples[i]!.path) });
-    }
-    if (classes.length === 0 && opts.unlabeled) throw new DataError(`No images in ${dir} (extensions: ${IMAGE_EXTENSIONS.join(' ')})`);
     if (classes.length === 0) {
+      if (opts.unlabeled) {
+        if (!loose.length) throw new DataError(`No images in ${dir} (extensions: ${IMAGE_EXTENSIONS.join(' ')})`);
+        const samples: Sample[] = loose.slice(0, limited(loose.length, opts.limit)).map((name) => ({ path: path.join(dir, name), label: -1 }));
+        return makeDataset({ kind: 'imagefolder', root: dir, classes: [], channels: opts.channels ?? 3, samples, pixels: (i) => decodeImage(samples[i]!.path) });
+      }
       const images = `${loose.length} image${loose.length > 1 ? 's' : ''}`;
       const hint = loose.length ? `; it holds ${images} directly: move them into class sub-folders or list them in a .txt file` : '';
       throw new DataError(`No class sub-folders in ${dir}: expected ${path.join(dir, '<class>', '<image>')}${hint}`);
