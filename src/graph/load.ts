@@ -8,7 +8,8 @@ import { foldBatchNorm, type BnStats } from './fold-bn.js';
 import { partition, type Unit, type UnitOverride } from './partition.js';
 
 export interface LoadedModel {
-  path: string;
+  /** The file it was read from; null when it was given as bytes. */
+  path: string | null;
   /** The model after constant folding (compute ops only). */
   onnx: OnnxModel;
   /** Full precision, BatchNormalization kept. */
@@ -21,14 +22,14 @@ export interface LoadedModel {
   units: Unit[];
 }
 
-/** Reads, folds and checks an ONNX model; every failure is one clear error. */
-export function loadModel(path: string, o: { units?: UnitOverride } = {}): LoadedModel {
-  const onnx = foldConstants(readOnnx(path));
+/** Reads (a file path, or the model's bytes), folds and checks an ONNX model; every failure is one clear error. */
+export function loadModel(source: string | Uint8Array, o: { units?: UnitOverride } = {}): LoadedModel {
+  const onnx = foldConstants(readOnnx(source));
   checkSupported(onnx);
   const fp = new Graph(onnx);
   const { model, bn } = foldBatchNorm(onnx);
   const folded = new Graph(model);
-  return { path, onnx, fp, folded, bn, units: partition(folded, o.units) };
+  return { path: typeof source === 'string' ? source : null, onnx, fp, folded, bn, units: partition(folded, o.units) };
 }
 
 /** Input shape [C, H, W] the model expects (dims that are symbolic come back as null). */
