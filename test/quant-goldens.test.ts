@@ -150,15 +150,14 @@ test('dc_optimize_block: DC of all batches at once equals the reference correcti
   const m = loadModel(tinyResNet());
   const u = m.units.find((v) => v.name === c.unit)!;
   assert.equal(unitBatchNorms(m.fp, u.input, u.output).length, 3);
-  const x = tensor(c.x, c.x_shape);
   // One chunk of all three batches, and one batch per chunk: the same mathematics.
   for (const dcChunk of [128, c.batch]) {
-    const cfg = { ...DEFAULTS, dcSteps: c.steps, dcLr: c.lr, lambdaC: c.lambda_c, dcChunk };
-    const r = distributionCorrection(m.fp, u.input, u.output, x, cfg, c.batch);
-    close(r.xdc.data() as Float32Array, c.xdc, `xdc (chunk ${dcChunk})`, 1e-5, 1e-5);
-    r.xdc.dispose();
+    tidy(() => {
+      const cfg = { ...DEFAULTS, dcSteps: c.steps, dcLr: c.lr, lambdaC: c.lambda_c, dcChunk };
+      const r = distributionCorrection(m.fp, u.input, u.output, tensor(c.x, c.x_shape), cfg, c.batch);
+      close(r.xdc.data() as Float32Array, c.xdc, `xdc (chunk ${dcChunk})`, 1e-5, 1e-5);
+    });
   }
-  x.dispose();
 });
 
 test('bn_fold: foldBatchNorm on a Conv + BatchNormalization model', () => {
