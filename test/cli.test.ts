@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,4 +70,22 @@ test('an empty or corrupt calibration folder, and no half-written output', () =>
   const out = join(dir, 'out.onnx'), record = join(dir, 'record.json');
   assertOneError(pdquant('quantize', model, '--calib', corrupt, '--w', '4', '--a', '4', '--method', 'mse', '-o', out, '--json', record), /Cannot decode image .*broken\.png/);
   assert.ok(!existsSync(out) && !existsSync(record), 'no output file');
+});
+
+test('colour images calibrate the grayscale demo model (converted as PIL\'s convert("L"))', () => {
+  const record = join(dir, 'colour.json');
+  const r = quantize('--iters', '3', '--dc-steps', '2', '--run-dir', join(dir, 'colour-run'), '--json', record);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(readFileSync(record, 'utf8')).calibration.count, 4);
+});
+
+test('eval: a class folder of colour images on the grayscale demo model', () => {
+  const data = join(dir, 'labelled');
+  for (const c of ['a', 'b']) {
+    mkdirSync(join(data, c), { recursive: true });
+    copyFileSync(join(images, '0.png'), join(data, c, '0.png'));
+  }
+  const r = pdquant('eval', model, '--data', data);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /top-1 \d+\.\d\d %.* on 2 images/);
 });

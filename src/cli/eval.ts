@@ -19,10 +19,10 @@ export function evalCommand(program: Command): void {
     .option('--qparams <file>', 'simulate the quantized model saved by `pdquant quantize --save-qparams` (torch backend)', existingPath('Quantization parameters'))
     .action(async (model: string, o: { data: string; preset?: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string }) => {
       if (o.backend !== 'torch' && o.backend !== 'ort') throw new Error(`Expected torch or ort for --backend but received ${o.backend}`);
-      const { loadModel, inputChw } = await import('../graph/load.js');
+      const { loadModel, inputChannels, inputChw } = await import('../graph/load.js');
       const { evaluateGraph, evaluateOrt } = await import('../eval/index.js');
       const loaded = loadModel(model);
-      const dataset = await openData(o.data, o.split);
+      const dataset = await openData(o.data, o.split, inputChannels(loaded.fp));
       const transform = transformFor(o.preset, inputChw(loaded.fp).slice(1), loaded.onnx.metadata);
       const bar = progressBar(`eval (${o.backend})`);
       const opts = { transform, batchSize: o.batch, limit: o.limit, onProgress: (d: number, t: number) => bar.update(d, t) };

@@ -55,9 +55,10 @@ export function transformFor(preset: string | undefined, inputHw: (number | null
   return {};
 }
 
-export async function openData(spec: string, split?: string): Promise<Dataset> {
+/** `channels`: what the model takes; images of another channel count are converted to it. */
+export async function openData(spec: string, split?: string, channels?: 1 | 3): Promise<Dataset> {
   if (split !== undefined && split !== 'train' && split !== 'test') throw new Error(`Expected train or test for --split but received ${split}`);
-  return openDataset(spec, { split: split as 'train' | 'test' | undefined });
+  return openDataset(spec, { split: split as 'train' | 'test' | undefined, channels });
 }
 
 /** Reads a --units file: [{ "name": "block1", "kind": "block", "match": ["/layer1/", "re:^/conv2/"] }, ...] (node-name prefixes or "re:" regular expressions). */

@@ -37,3 +37,9 @@ export function inputChw(g: Graph): (number | null)[] {
   const dims = g.input.dims ?? [];
   return dims.slice(1).map((d) => (typeof d === 'number' ? d : null));
 }
+
+/** The image channel count the model takes (1 or 3), so grayscale or colour images are converted to it; undefined if unknown. */
+export function inputChannels(g: Graph): 1 | 3 | undefined {
+  const c = inputChw(g)[0];
+  return c === 1 || c === 3 ? c : undefined;
+}

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
-import { loadModel, inputChw, type LoadedModel } from '../graph/load.js';
+import { loadModel, inputChannels, inputChw, type LoadedModel } from '../graph/load.js';
 import type { UnitOverride } from '../graph/index.js';
 import { QuantizedModel } from '../quant/qmodel.js';
 import { loadCalibration } from '../quant/calibration.js';
@@ -102,7 +102,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   };
   E.manualSeed(o.seed);
   const loaded = await timed('load', () => loadModel(o.model, { units: o.units }));
-  const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed));
+  const channels = inputChannels(loaded.folded);
+  const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels));
   const chw = inputChw(loaded.folded);
   const got = calib.images.shape.slice(1);
   if (chw.some((d, i) => d !== null && d !== got[i]))
@@ -150,7 +151,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     peak_rss_mb: 0,
   };
   if (o.eval) {
-    const ds = await openDataset(o.eval);
+    const ds = await openDataset(o.eval, { channels });
     const common = { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit };
     const fp: Accuracy = await timed('fp eval', () => evaluateGraph(loaded.fp, ds, { ...common, onProgress: (d, t) => ev.evalProgress?.('FP', d, t) }));
     const q: Accuracy = await timed('quantized eval', () =>
@@ -173,7 +174,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
         Object.assign(record.export!, { max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement });
         let problem = cmp.agreement < 0.95 ? `the top-1 class differs on ${((1 - cmp.agreement) * 100).toFixed(1)} % of ${probe.shape[0]} calibration images` : '';
         if (o.eval && record.top1 !== undefined) {
-          const ds = await openDataset(o.eval);
+          const ds = await openDataset(o.eval, { channels });
           const acc = await evaluateOrt(output, ds, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
           record.export!.ort_top1 = acc.top1;
           const gap = Math.abs(acc.top1 - record.top1);
