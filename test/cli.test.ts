@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,11 +72,20 @@ test('an empty or corrupt calibration folder, and no half-written output', () =>
   assert.ok(!existsSync(out) && !existsSync(record), 'no output file');
 });
 
-test('colour images calibrate the grayscale demo model (converted as PIL\'s convert("L"))', () => {
-  const record = join(dir, 'colour.json');
-  const r = quantize('--iters', '3', '--dc-steps', '2', '--run-dir', join(dir, 'colour-run'), '--json', record);
+test('colour images for a grayscale model are converted; --report writes an HTML report that embeds the run record', () => {
+  const record = join(dir, 'run.json'), report = join(dir, 'run.html'), runDir = join(dir, 'run');
+  const r = quantize('--iters', '3', '--dc-steps', '2', '--run-dir', runDir, '--json', record, '--report', report);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(JSON.parse(readFileSync(record, 'utf8')).calibration.count, 4);
+  const html = readFileSync(report, 'utf8');
+  assert.ok((html.match(/<svg/g) ?? []).length >= 3, 'charts of stages, unit times and loss curves');
+  const embedded = html.match(/<script type="application\/json" id="run-record">(.*)<\/script>/)![1]!;
+  assert.deepEqual(JSON.parse(embedded), JSON.parse(readFileSync(record, 'utf8')));
+
+  const again = join(dir, 'again.html');
+  const rr = pdquant('report', record, '-o', again);
+  assert.equal(rr.status, 0, rr.stderr);
+  assert.match(readFileSync(again, 'utf8'), /<h1>fashion-cnn\.onnx — pdquant W4A4<\/h1>/);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no temp files left');
 });
 
 test('eval: a class folder of colour images on the grayscale demo model', () => {
@@ -88,4 +97,19 @@ test('eval: a class folder of colour images on the grayscale demo model', () => 
   const r = pdquant('eval', model, '--data', data);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /top-1 \d+\.\d\d %.* on 2 images/);
+});
+
+test('report: a missing, non-JSON or foreign record, or an output over the record', () => {
+  assertOneError(pdquant('report', join(dir, 'none.json')), /Run record .*none\.json does not exist/);
+  const notJson = join(dir, 'not.json');
+  writeFileSync(notJson, '{"tool": ');
+  assertOneError(pdquant('report', notJson), /not\.json is not a JSON file/);
+  const foreign = join(dir, 'foreign.json');
+  writeFileSync(foreign, JSON.stringify({ top1: 70 }));
+  assertOneError(pdquant('report', foreign), /foreign\.json is not a pdquant run record/);
+  const partial = join(dir, 'partial.json');
+  writeFileSync(partial, JSON.stringify({ tool: { name: 'pdquant' } }));
+  assertOneError(pdquant('report', partial), /partial\.json is not a complete pdquant run record: tool\.version is missing/);
+  assertOneError(pdquant('report', partial, '-o', partial), /would overwrite its run record/);
+  assert.ok(!existsSync(join(dir, 'foreign.html')) && !existsSync(join(dir, 'partial.html')), 'no report written');
 });

@@ -4,8 +4,9 @@ import { doctorCommand } from './doctor.js';
 import { evalCommand } from './eval.js';
 import { inspectCommand } from './inspect.js';
 import { quantizeCommand } from './quantize.js';
+import { reportCommand } from './report.js';
 
-const commands: ((program: Command, version: string) => void)[] = [doctorCommand, inspectCommand, evalCommand, quantizeCommand];
+const commands: ((program: Command, version: string) => void)[] = [doctorCommand, inspectCommand, evalCommand, quantizeCommand, reportCommand];
 
 export function registerCommands(program: Command, version: string): void {
   for (const register of commands) register(program, version);

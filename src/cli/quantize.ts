@@ -19,6 +19,7 @@ interface Flags {
   evalLimit?: number;
   evalBatch: number;
   json?: string;
+  report?: string;
   saveQparams?: string;
   '8bitHeadStem': boolean;
   runDir?: string;
@@ -65,6 +66,7 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
     .option('--eval-batch <n>', 'evaluation batch size', intIn('--eval-batch', 1), 100)
     .option('--json <file>', 'write the run record here')
+    .option('--report <file>', 'write an HTML report with charts (accuracy, times, loss curves) here')
     .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)')
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')
     .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)')
@@ -129,5 +131,10 @@ export function quantizeCommand(program: Command, version: string): void {
         console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}`);
       }
       if (f.json) writeJsonAtomic(f.json, record);
+      if (f.report) {
+        const { writeReport } = await import('../report/index.js');
+        await writeReport(record, f.report);
+        console.log(`wrote ${f.report}`);
+      }
     });
 }

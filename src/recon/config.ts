@@ -1,5 +1,8 @@
 /** Reconstruction hyper-parameters (PDQUANT.md §6) and the per-architecture rows of its table. */
 
+/** The run record's DC loss curve holds the total loss every this many Adam steps. */
+export const DC_CURVE_EVERY = 50;
+
 export interface ReconConfig {
   iters: number;
   batch: number;

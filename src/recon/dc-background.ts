@@ -18,7 +18,7 @@ import * as E from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
 import type { OnnxModel } from '../onnx/ir.js';
 import { capture } from './caches.js';
-import type { ReconConfig } from './config.js';
+import { DC_CURVE_EVERY, type ReconConfig } from './config.js';
 import { correctChunk, dcChunkRows, type DcResult } from './dc.js';
 
 export interface DcUnitSpec {
@@ -54,7 +54,7 @@ export interface DcSharedState {
 }
 
 const STATS_HEAD = 2;
-const curveLength = (cfg: ReconConfig) => Math.ceil(cfg.dcSteps / 50);
+const curveLength = (cfg: ReconConfig) => Math.ceil(cfg.dcSteps / DC_CURVE_EVERY);
 
 function newSharedState(units: number, chunks: number, cfg: ReconConfig): DcSharedState {
   const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));

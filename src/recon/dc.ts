@@ -9,7 +9,7 @@
 import * as E from '../engine/index.js';
 import { execute, nodesBetween, type Graph } from '../graph/index.js';
 import type { OnnxNode } from '../onnx/ir.js';
-import type { ReconConfig } from './config.js';
+import { DC_CURVE_EVERY, type ReconConfig } from './config.js';
 import { PlateauSchedules } from './schedule.js';
 import { dcStatTotalPerSample } from './losses.js';
 
@@ -18,7 +18,7 @@ export interface DcResult {
   /** Summed loss over all batches at the first and last step. */
   lossStart: number;
   lossEnd: number;
-  /** Total loss every 50 steps. */
+  /** Total loss every DC_CURVE_EVERY steps. */
   curve: number[];
 }
 
@@ -103,7 +103,7 @@ function correctRows(fp: Graph, nodes: OnnxNode[], bns: OnnxNode[], input: strin
     const total = losses.reduce((a, b) => a + b, 0);
     if (step === 0) lossStart = total;
     lossEnd = total;
-    if (step % 50 === 0) curve.push(total);
+    if (step % DC_CURVE_EVERY === 0) curve.push(total);
     const lrs = plateau.lrs;
     opt.groups[0]!.lr = E.keep(E.tensor(Float32Array.from({ length: n }, (_, i) => lrs[Math.floor(i / batch)]!), [n, ...Array<number>(x.rank - 1).fill(1)]));
     opt.step();

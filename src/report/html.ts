@@ -1,0 +1,109 @@
+/** A self-contained HTML report of one run: accuracies, times, memory, and charts of the reconstruction. */
+import { basename } from 'node:path';
+import type { RunRecord } from '../methods/pipeline.js';
+import { DC_CURVE_EVERY } from '../recon/config.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { dcCurveSpec, lossCurveSpec, stageSpec, toSvg, unitTimeSpec } from './charts.js';
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const num = (x: number | undefined, digits = 2) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
+const sig = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toPrecision(4));
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+function table(head: string[], rows: (string | number)[][], numericFrom = 1): string {
+  const cell = (v: string | number, i: number) => `<td${i >= numericFrom ? ' class="n"' : ''}>${escapeHtml(String(v))}</td>`;
+  return `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map(cell).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+function summaryRows(r: RunRecord): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  if (r.top1 !== undefined) {
+    rows.push(['top-1 %', num(r.top1), num(r.fp_top1), num(r.top1 - (r.fp_top1 ?? NaN))]);
+    rows.push(['top-5 %', num(r.top5), num(r.fp_top5), num((r.top5 ?? NaN) - (r.fp_top5 ?? NaN))]);
+  }
+  return rows;
+}
+
+function exportSection(r: RunRecord): string {
+  const ex = r.export;
+  if (!ex) return '';
+  const rows: (string | number)[][] = [['file', ex.path], ['weight storage', ex.int4_storage ? 'packed UINT4' : 'UINT8']];
+  if (ex.max_logit_diff === undefined) rows.push(['verification', 'skipped (--no-verify)']);
+  else {
+    rows.push(['max |Δlogit| vs simulation', `${sig(ex.max_logit_diff)} (logits up to ${sig(ex.max_logit)})`]);
+    rows.push(['same top-1 class on probe images', `${num((ex.agreement ?? NaN) * 100, 1)} %`]);
+    if (ex.ort_top1 !== undefined) rows.push(['onnxruntime top-1 %', `${num(ex.ort_top1)} (simulated ${num(r.top1)})`]);
+  }
+  return `<h2>Exported ONNX</h2>${table(['', ''], rows, 2)}`;
+}
+
+async function reconSection(r: RunRecord): Promise<string> {
+  const units = r.recon?.units;
+  if (!units || units.length === 0) return '';
+  const last = (u: (typeof units)[number]) => u.curve.at(-1);
+  const rows = units.map((u) => [
+    u.name, u.kind, mb(u.cacheBytes), num(u.seconds.caching, 1), num(u.seconds.dc, 1), num(u.seconds.optimization, 1),
+    sig(last(u)?.rec), sig(last(u)?.pd), sig(last(u)?.round), u.dc ? `${sig(u.dc.lossStart)} → ${sig(u.dc.lossEnd)}` : '–',
+  ]);
+  const hasDc = units.some((u) => u.dc && u.dc.curve.length > 0);
+  const cfg = r.recon!.config as unknown as Record<string, unknown>;
+  return [
+    '<h2>Reconstruction</h2>',
+    `<p>${units.length} units; totals: caching ${num(sum(units, 'caching'), 1)} s, distribution correction ${num(sum(units, 'dc'), 1)} s, optimisation ${num(sum(units, 'optimization'), 1)} s.</p>`,
+    `<figure>${await toSvg(unitTimeSpec(units))}<figcaption>Seconds per unit and phase.</figcaption></figure>`,
+    `<figure>${await toSvg(lossCurveSpec(units))}<figcaption>Losses every 100 iterations (log scale; the rounding loss is zero during warm-up and left out).</figcaption></figure>`,
+    hasDc ? `<figure>${await toSvg(dcCurveSpec(units))}<figcaption>Distribution-correction loss (sum over batches) every ${DC_CURVE_EVERY} Adam steps.</figcaption></figure>` : '',
+    table(['unit', 'kind', 'cache MB', 'caching s', 'DC s', 'optimisation s', 'final rec', 'final pd', 'final round', 'DC loss'], rows, 2),
+    '<h3>Hyper-parameters</h3>',
+    table(['parameter', 'value'], Object.entries(cfg).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])),
+  ].join('\n');
+}
+
+const sum = (units: { seconds: Record<string, number> }[], phase: string) => units.reduce((a, u) => a + (u.seconds[phase] ?? 0), 0);
+
+const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}.meta{color:#666}
+table{border-collapse:collapse;margin:.6em 0}td,th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}figcaption{color:#666;font-size:.9em}
+.big{font-size:1.3em}`;
+
+/** The report as one HTML string: tables, SVG charts and, at the end, the run record itself. */
+export async function renderReport(r: RunRecord): Promise<string> {
+  const title = `${basename(r.model.path)} — ${r.method} W${r.w_bits}A${r.a_bits}`;
+  const headline = r.top1 !== undefined
+    ? `<p class="big">top-1 <b>${num(r.top1)} %</b> (FP ${num(r.fp_top1)} %) on ${r.n} images</p>`
+    : '<p class="big">Not evaluated (no --eval given).</p>';
+  const total = Object.values(r.seconds).reduce((a, b) => a + b, 0);
+  const meta = [
+    ['model', `${r.model.path} (sha256 ${r.model.sha256.slice(0, 16)}…)`],
+    ['method', `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
+    ['calibration', `${r.calibration.count} images from ${r.calibration.source} (sha256 ${r.calibration.sha256.slice(0, 16)}…)`],
+    ['seed', String(r.seed)],
+    ['started', r.started],
+    ['time', `${num(total, 1)} s in all; peak memory ${r.peak_rss_mb} MB`],
+    ['engine', `pdquant ${r.tool.version}, LibTorch ${r.tool.torch}, Node ${r.tool.node}, ${r.tool.threads} threads`],
+  ];
+  // The record is embedded so the report alone is enough to reproduce the run; "<" is escaped so it cannot end the script element.
+  const embedded = JSON.stringify(r).replace(/</g, '\\u003c');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>pdquant: ${escapeHtml(title)}</title><style>${STYLE}</style></head>
+<body>
+<h1>${escapeHtml(title)}</h1>
+${headline}
+${table(['', ''], meta, 2)}
+${r.top1 !== undefined ? `<h2>Accuracy</h2>${table(['', 'quantized', 'FP', 'difference'], summaryRows(r))}` : ''}
+${exportSection(r)}
+<h2>Time per stage</h2>
+<figure>${await toSvg(stageSpec(r.seconds))}</figure>
+${await reconSection(r)}
+<script type="application/json" id="run-record">${embedded}</script>
+</body></html>
+`;
+}
+
+/** Renders the report and writes it atomically (a temp file, then rename). */
+export async function writeReport(r: RunRecord, path: string): Promise<void> {
+  writeFileAtomic(path, await renderReport(r));
+}

@@ -1,0 +1,2 @@
+export { renderReport, writeReport } from './html.js';
+export { readRunRecord } from './read.js';

@@ -1,0 +1,64 @@
+// The HTML report: its charts follow the record, text from the record is escaped, and the record is embedded intact.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderReport } from '../src/report/index.js';
+import type { RunRecord } from '../src/methods/pipeline.js';
+import type { UnitRecord } from '../src/recon/run.js';
+import { DEFAULTS } from '../src/recon/config.js';
+
+const unit = (name: string, dc: boolean): UnitRecord => ({
+  name,
+  kind: 'block',
+  seconds: { caching: 0.5, dc: dc ? 3 : 0, optimization: 10 },
+  cacheBytes: 3 * 2 ** 20,
+  ...(dc ? { dc: { lossStart: 12, lossEnd: 7, curve: [12, 9, 7] } } : {}),
+  curve: [0, 100, 200].map((iter) => ({ iter, rec: 1 / (iter + 1), pd: 2, round: iter < 100 ? 0 : 50 - iter / 10, beta: 20 })),
+});
+
+function record(extra: Partial<RunRecord> = {}): RunRecord {
+  return {
+    tool: { name: 'pdquant', version: '0.1.0', torch: '1.13.0', node: 'v20.0.0', threads: 2 },
+    model: { path: 'models/<b>net</b>.onnx', sha256: 'a'.repeat(64) },
+    method: 'pdquant', w_bits: 4, a_bits: 2, eight_bit_head_stem: true, seed: 1005,
+    calibration: { source: 'calib.txt', count: 1024, sha256: 'b'.repeat(64) },
+    seconds: { load: 0.1, reconstruction: 20 },
+    started: '2026-11-27T00:00:00.000Z',
+    peak_rss_mb: 512,
+    ...extra,
+  };
+}
+
+const svgCount = (html: string) => (html.match(/<svg/g) ?? []).length;
+const embedded = (html: string) => JSON.parse(html.match(/<script type="application\/json" id="run-record">(.*)<\/script>/)![1]!);
+
+test('a reconstruction run: stage, unit-time, loss-curve and DC charts, units in network order', async () => {
+  const units = [unit('stem', false), unit('layer2.0', true), unit('layer1.0', true)];
+  const r = record({ top1: 72.07, top5: 97.5, fp_top1: 81.03, fp_top5: 99, n: 10000, recon: { config: DEFAULTS, units } });
+  const html = await renderReport(r);
+  assert.equal(svgCount(html), 4);
+  assert.match(html, /top-1 <b>72\.07 %<\/b> \(FP 81\.03 %\) on 10000 images/);
+  assert.match(html, /<td class="n">-8\.96<\/td>/, 'top-1 difference to FP');
+  const rows = [...html.matchAll(/<tr><td>(stem|layer2\.0|layer1\.0)<\/td>/g)].map((m) => m[1]);
+  assert.deepEqual(rows, ['stem', 'layer2.0', 'layer1.0'], 'the unit table keeps network order');
+  const lossChart = html.match(/<svg[\s\S]*?<\/svg>/g)![2]!;
+  const at = ['stem', 'layer2.0', 'layer1.0'].map((n) => lossChart.indexOf(`>${n}</text>`));
+  assert.ok(at[0]! >= 0 && at[0]! < at[1]! && at[1]! < at[2]!, `loss-curve panels in network order: ${at}`);
+  assert.match(html, /12\.00 → 7\.000/, 'DC loss start → end');
+  assert.deepEqual(embedded(html), r);
+});
+
+test('a scale-only run without evaluation: one chart, no reconstruction section', async () => {
+  const html = await renderReport(record({ method: 'mse' }));
+  assert.equal(svgCount(html), 1);
+  assert.match(html, /Not evaluated/);
+  assert.doesNotMatch(html, /<h2>Reconstruction<\/h2>/);
+});
+
+test('text from the record is escaped, and "</script>" in it cannot end the embedded record', async () => {
+  const r = record({ calibration: { source: '</script><script>alert(1)</script>', count: 4, sha256: 'c'.repeat(64) } });
+  const html = await renderReport(r);
+  assert.doesNotMatch(html, /<b>net<\/b>/);
+  assert.match(html, /&#60;b&#62;net&#60;\/b&#62;\.onnx/);
+  assert.doesNotMatch(html, /<script>alert/);
+  assert.deepEqual(embedded(html), r);
+});
