@@ -10,11 +10,17 @@ const num = (x: number | undefined, digits = 2) => (x === undefined || !Number.i
 const sig = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toPrecision(4));
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
+/** An HTML table; columns from `numericFrom` on are right-aligned numbers. */
 function table(head: string[], rows: (string | number)[][], numericFrom = 1): string {
   const cell = (v: string | number, i: number) => `<td${i >= numericFrom ? ' class="n"' : ''}>${escapeHtml(String(v))}</td>`;
   return `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map(cell).join('')}</tr>`)
     .join('')}</tbody></table>`;
+}
+
+/** A two-column table of names and values, without a header. */
+function facts(rows: [string, string][]): string {
+  return `<table class="facts"><tbody>${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</tbody></table>`;
 }
 
 function summaryRows(r: RunRecord): (string | number)[][] {
@@ -29,14 +35,14 @@ function summaryRows(r: RunRecord): (string | number)[][] {
 function exportSection(r: RunRecord): string {
   const ex = r.export;
   if (!ex) return '';
-  const rows: (string | number)[][] = [['file', ex.path], ['weight storage', ex.int4_storage ? 'packed UINT4' : 'UINT8']];
+  const rows: [string, string][] = [['file', ex.path], ['weight storage', ex.int4_storage ? 'packed UINT4' : 'UINT8']];
   if (ex.max_logit_diff === undefined) rows.push(['verification', 'skipped (--no-verify)']);
   else {
     rows.push(['max |Δlogit| vs simulation', `${sig(ex.max_logit_diff)} (logits up to ${sig(ex.max_logit)})`]);
     rows.push(['same top-1 class on probe images', `${num((ex.agreement ?? NaN) * 100, 1)} %`]);
     if (ex.ort_top1 !== undefined) rows.push(['onnxruntime top-1 %', `${num(ex.ort_top1)} (simulated ${num(r.top1)})`]);
   }
-  return `<h2>Exported ONNX</h2>${table(['', ''], rows, 2)}`;
+  return `<h2>Exported ONNX</h2>${facts(rows)}`;
 }
 
 async function reconSection(r: RunRecord): Promise<string> {
@@ -67,7 +73,7 @@ const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-widt
 h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}.meta{color:#666}
 table{border-collapse:collapse;margin:.6em 0}td,th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}figcaption{color:#666;font-size:.9em}
-.big{font-size:1.3em}`;
+.big{font-size:1.3em}.facts th{font-weight:normal;color:#666}`;
 
 /** The report as one HTML string: tables, SVG charts and, at the end, the run record itself. */
 export async function renderReport(r: RunRecord): Promise<string> {
@@ -76,7 +82,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
     ? `<p class="big">top-1 <b>${num(r.top1)} %</b> (FP ${num(r.fp_top1)} %) on ${r.n} images</p>`
     : '<p class="big">Not evaluated (no --eval given).</p>';
   const total = Object.values(r.seconds).reduce((a, b) => a + b, 0);
-  const meta = [
+  const meta: [string, string][] = [
     ['model', `${r.model.path} (sha256 ${r.model.sha256.slice(0, 16)}…)`],
     ['method', `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
     ['calibration', `${r.calibration.count} images from ${r.calibration.source} (sha256 ${r.calibration.sha256.slice(0, 16)}…)`],
@@ -92,7 +98,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
 <body>
 <h1>${escapeHtml(title)}</h1>
 ${headline}
-${table(['', ''], meta, 2)}
+${facts(meta)}
 ${r.top1 !== undefined ? `<h2>Accuracy</h2>${table(['', 'quantized', 'FP', 'difference'], summaryRows(r))}` : ''}
 ${exportSection(r)}
 <h2>Time per stage</h2>
