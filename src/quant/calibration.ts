@@ -29,8 +29,10 @@ export function seededPermutation(n: number, seed: number): number[] {
   return p;
 }
 
-/** A list file is used in its order (first N); a folder or other dataset gives a seeded random draw of N. */
-/** `channels`: what the model takes (1 or 3); images of another channel count are converted as PIL's convert("L"/"RGB"). */
+/**
+ * A list file is used in its order (first N); a folder or other dataset gives a seeded random draw of N.
+ * `channels`: what the model takes (1 or 3); images of another channel count are converted as PIL's convert("L"/"RGB").
+ */
 export async function loadCalibration(spec: string, count: number, transform: Transform, seed = 0, channels?: 1 | 3): Promise<Calibration> {
   const ds = await openDataset(spec, { unlabeled: true, channels });
   if (ds.size === 0) throw new Error(`The calibration data ${spec} holds no images`);

@@ -3,6 +3,9 @@
 /** The run record's DC loss curve holds the total loss every this many Adam steps. */
 export const DC_CURVE_EVERY = 50;
 
+/** The run record's per-unit loss curve holds the losses every this many iterations (and at the first). */
+export const LOSS_CURVE_EVERY = 100;
+
 export interface ReconConfig {
   iters: number;
   batch: number;

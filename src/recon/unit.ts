@@ -5,7 +5,7 @@ import type { QuantizedModel } from '../quant/qmodel.js';
 import { AdaRoundQuantizer } from '../quant/adaround.js';
 import { QDropQuantizer, dropMix } from '../quant/qdrop.js';
 import type { ReconPreset } from '../methods/registry.js';
-import type { ReconConfig } from './config.js';
+import { LOSS_CURVE_EVERY, type ReconConfig } from './config.js';
 import { lpLoss, pdLoss } from './losses.js';
 import { linearTempDecay, cosineAnnealing } from './schedule.js';
 
@@ -60,7 +60,7 @@ export function initUnitActs(ctx: UnitContext, unit: Unit, xq: E.Tensor): void {
   );
 }
 
-/** Optimises the unit, then hardens it. Returns the loss curve (every 100 iterations). */
+/** Optimises the unit, then hardens it. Returns the loss curve (every LOSS_CURVE_EVERY iterations). */
 export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onProgress?: UnitProgress): LossPoint[] {
   const { qmodel, preset, cfg } = ctx;
   const weightNodes = unit.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
@@ -132,7 +132,7 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
       optA.zeroGrad();
       optA.groups[0]!.lr = actLr(it);
     }
-    if (it % 100 === 0 || it === 1) curve.push(point);
+    if (it % LOSS_CURVE_EVERY === 0 || it === 1) curve.push(point);
     onProgress?.(it, point);
   }
   optW.dispose();

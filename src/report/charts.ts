@@ -29,7 +29,6 @@ export function stageSpec(seconds: Record<string, number>): TopLevelSpec {
     encoding: {
       y: { field: 'stage', type: 'nominal', sort: null, title: null },
       x: { field: 'seconds', type: 'quantitative', title: 'seconds' },
-      tooltip: [{ field: 'stage' }, { field: 'seconds', format: '.1f' }],
     },
   };
 }
@@ -37,7 +36,7 @@ export function stageSpec(seconds: Record<string, number>): TopLevelSpec {
 /** Seconds per reconstruction unit, stacked by phase (caching, distribution correction, optimisation). */
 export function unitTimeSpec(units: UnitRecord[]): TopLevelSpec {
   const phases = ['caching', 'dc', 'optimization'] as const;
-  const values = units.flatMap((u, order) => phases.map((phase, p) => ({ unit: u.name, order, phase, p, seconds: u.seconds[phase] })));
+  const values = units.flatMap((u) => phases.map((phase, p) => ({ unit: u.name, phase, p, seconds: u.seconds[phase] })));
   return {
     ...FONT,
     width: 420,

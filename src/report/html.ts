@@ -1,7 +1,7 @@
 /** A self-contained HTML report of one run: accuracies, times, memory, and charts of the reconstruction. */
 import { basename } from 'node:path';
 import type { RunRecord } from '../methods/pipeline.js';
-import { DC_CURVE_EVERY } from '../recon/config.js';
+import { DC_CURVE_EVERY, LOSS_CURVE_EVERY } from '../recon/config.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { dcCurveSpec, lossCurveSpec, stageSpec, toSvg, unitTimeSpec } from './charts.js';
 
@@ -23,13 +23,13 @@ function facts(rows: [string, string][]): string {
   return `<table class="facts"><tbody>${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</tbody></table>`;
 }
 
-function summaryRows(r: RunRecord): (string | number)[][] {
-  const rows: (string | number)[][] = [];
-  if (r.top1 !== undefined) {
-    rows.push(['top-1 %', num(r.top1), num(r.fp_top1), num(r.top1 - (r.fp_top1 ?? NaN))]);
-    rows.push(['top-5 %', num(r.top5), num(r.fp_top5), num((r.top5 ?? NaN) - (r.fp_top5 ?? NaN))]);
-  }
-  return rows;
+/** Quantized vs FP top-1 and top-5 of an evaluated run. */
+function accuracyRows(r: RunRecord): string[][] {
+  const diff = (q?: number, fp?: number) => num((q ?? NaN) - (fp ?? NaN));
+  return [
+    ['top-1 %', num(r.top1), num(r.fp_top1), diff(r.top1, r.fp_top1)],
+    ['top-5 %', num(r.top5), num(r.fp_top5), diff(r.top5, r.fp_top5)],
+  ];
 }
 
 function exportSection(r: RunRecord): string {
@@ -48,18 +48,20 @@ function exportSection(r: RunRecord): string {
 async function reconSection(r: RunRecord): Promise<string> {
   const units = r.recon?.units;
   if (!units || units.length === 0) return '';
-  const last = (u: (typeof units)[number]) => u.curve.at(-1);
-  const rows = units.map((u) => [
-    u.name, u.kind, mb(u.cacheBytes), num(u.seconds.caching, 1), num(u.seconds.dc, 1), num(u.seconds.optimization, 1),
-    sig(last(u)?.rec), sig(last(u)?.pd), sig(last(u)?.round), u.dc ? `${sig(u.dc.lossStart)} → ${sig(u.dc.lossEnd)}` : '–',
-  ]);
+  const rows = units.map((u) => {
+    const end = u.curve.at(-1);
+    return [
+      u.name, u.kind, mb(u.cacheBytes), num(u.seconds.caching, 1), num(u.seconds.dc, 1), num(u.seconds.optimization, 1),
+      sig(end?.rec), sig(end?.pd), sig(end?.round), u.dc ? `${sig(u.dc.lossStart)} → ${sig(u.dc.lossEnd)}` : '–',
+    ];
+  });
   const hasDc = units.some((u) => u.dc && u.dc.curve.length > 0);
   const cfg = r.recon!.config as unknown as Record<string, unknown>;
   return [
     '<h2>Reconstruction</h2>',
     `<p>${units.length} units; totals: caching ${num(sum(units, 'caching'), 1)} s, distribution correction ${num(sum(units, 'dc'), 1)} s, optimisation ${num(sum(units, 'optimization'), 1)} s.</p>`,
     `<figure>${await toSvg(unitTimeSpec(units))}<figcaption>Seconds per unit and phase.</figcaption></figure>`,
-    `<figure>${await toSvg(lossCurveSpec(units))}<figcaption>Losses every 100 iterations (log scale; the rounding loss is zero during warm-up and left out).</figcaption></figure>`,
+    `<figure>${await toSvg(lossCurveSpec(units))}<figcaption>Losses every ${LOSS_CURVE_EVERY} iterations (log scale; the rounding loss is zero during warm-up and left out).</figcaption></figure>`,
     hasDc ? `<figure>${await toSvg(dcCurveSpec(units))}<figcaption>Distribution-correction loss (sum over batches) every ${DC_CURVE_EVERY} Adam steps.</figcaption></figure>` : '',
     table(['unit', 'kind', 'cache MB', 'caching s', 'DC s', 'optimisation s', 'final rec', 'final pd', 'final round', 'DC loss'], rows, 2),
     '<h3>Hyper-parameters</h3>',
@@ -70,7 +72,7 @@ async function reconSection(r: RunRecord): Promise<string> {
 const sum = (units: { seconds: Record<string, number> }[], phase: string) => units.reduce((a, u) => a + (u.seconds[phase] ?? 0), 0);
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}
-h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}.meta{color:#666}
+h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.6em 0}td,th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}figcaption{color:#666;font-size:.9em}
 .big{font-size:1.3em}.facts th{font-weight:normal;color:#666}`;
@@ -99,7 +101,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
 <h1>${escapeHtml(title)}</h1>
 ${headline}
 ${facts(meta)}
-${r.top1 !== undefined ? `<h2>Accuracy</h2>${table(['', 'quantized', 'FP', 'difference'], summaryRows(r))}` : ''}
+${r.top1 !== undefined ? `<h2>Accuracy</h2>${table(['', 'quantized', 'FP', 'difference'], accuracyRows(r))}` : ''}
 ${exportSection(r)}
 <h2>Time per stage</h2>
 <figure>${await toSvg(stageSpec(r.seconds))}</figure>

@@ -20,7 +20,10 @@ export function readRunRecord(path: string): RunRecord {
     throw new Error(`${path} is not a JSON file: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (at(value, 'tool.name') !== 'pdquant') throw new Error(`${path} is not a pdquant run record (one written by \`pdquant quantize --json\`)`);
-  const missing = REQUIRED.find(([field, type]) => typeof at(value, field) !== type || at(value, field) === null);
+  const missing = REQUIRED.find(([field, type]) => {
+    const v = at(value, field);
+    return typeof v !== type || v === null;
+  });
   if (missing) throw new Error(`${path} is not a complete pdquant run record: ${missing[0]} is missing or not a ${missing[1]}`);
   const units = at(value, 'recon.units');
   if (at(value, 'recon') !== undefined && (!Array.isArray(units) || units.some((u) => !Array.isArray(at(u, 'curve')) || typeof at(u, 'seconds.dc') !== 'number' || typeof at(u, 'name') !== 'string')))
