@@ -34,6 +34,16 @@ const images = join(dir, 'images');
 mkdirSync(images);
 for (let k = 0; k < 4; k++)
   await sharp(Buffer.alloc(28 * 28 * 3, 40 * k), { raw: { width: 28, height: 28, channels: 3 } }).png().toFile(join(images, `${k}.png`));
+/** An ImageFolder of `classes` class folders c00, c01, ... with one colour image each. */
+function classFolder(name: string, classes: number): string {
+  const data = join(dir, name);
+  for (let k = 0; k < classes; k++) {
+    const c = join(data, `c${String(k).padStart(2, '0')}`);
+    mkdirSync(c, { recursive: true });
+    copyFileSync(join(images, '0.png'), join(c, '0.png'));
+  }
+  return data;
+}
 const quantize = (...more: string[]) => pdquant('quantize', model, '--calib', images, '--w', '4', '--a', '4', ...more);
 
 test('a path that does not exist', () => {
@@ -89,14 +99,28 @@ test('colour images for a grayscale model are converted; --report writes an HTML
 });
 
 test('eval: a class folder of colour images on the grayscale demo model', () => {
-  const data = join(dir, 'labelled');
-  for (const c of ['a', 'b']) {
-    mkdirSync(join(data, c), { recursive: true });
-    copyFileSync(join(images, '0.png'), join(data, c, '0.png'));
-  }
+  const data = classFolder('labelled', 2);
   const r = pdquant('eval', model, '--data', data);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /top-1 \d+\.\d\d %.* on 2 images/);
+  assert.match(r.stderr, /warning: .*labelled \(imagefolder\) has 2 classes but the model gives 10 outputs/);
+});
+
+test('eval: more classes than the model has outputs is refused, not scored (a label past the end used to count as a hit)', () => {
+  const data = classFolder('twelve', 12);
+  assertOneError(pdquant('eval', model, '--data', data), /twelve \(imagefolder\) has label 11 \('c11'\) but the model gives 10 outputs/);
+});
+
+test('quantize: unusable --eval data stops the run before calibration and reconstruction', async () => {
+  const unlabelled = join(dir, 'x-images-idx3-ubyte');
+  writeFileSync(unlabelled, Buffer.concat([Buffer.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]), Buffer.alloc(2 * 28 * 28, 7)]));
+  const runDir = join(dir, 'never');
+  assertOneError(quantize('--iters', '3', '--dc-steps', '2', '--run-dir', runDir, '--eval', unlabelled), /x-images-idx3-ubyte \(idx\) has no label for 2 of 2 images.*labels file beside them/);
+  const large = join(dir, 'large', 'c00');
+  mkdirSync(large, { recursive: true });
+  await sharp(Buffer.alloc(32 * 32, 90), { raw: { width: 32, height: 32, channels: 1 } }).png().toFile(join(large, '0.png'));
+  assertOneError(quantize('--iters', '3', '--dc-steps', '2', '--run-dir', runDir, '--eval', join(dir, 'large')), /expects input \[N, 1, 28, 28\] but the data gives \[N, 1, 32, 32\]/);
+  assert.ok(!existsSync(runDir), 'no unit was reconstructed');
 });
 
 test('report: a missing, non-JSON or foreign record, or an output over the record', () => {

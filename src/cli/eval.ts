@@ -20,10 +20,11 @@ export function evalCommand(program: Command): void {
     .action(async (model: string, o: { data: string; preset?: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string }) => {
       if (o.backend !== 'torch' && o.backend !== 'ort') throw new Error(`Expected torch or ort for --backend but received ${o.backend}`);
       const { loadModel, inputChannels, inputChw } = await import('../graph/load.js');
-      const { evaluateGraph, evaluateOrt } = await import('../eval/index.js');
+      const { checkEvalData, evaluateGraph, evaluateOrt } = await import('../eval/index.js');
       const loaded = loadModel(model);
       const dataset = await openData(o.data, o.split, inputChannels(loaded.fp));
       const transform = transformFor(o.preset, inputChw(loaded.fp).slice(1), loaded.onnx.metadata);
+      for (const w of await checkEvalData(loaded.fp, dataset, transform, o.limit)) console.error(`pdquant: warning: ${w}`);
       const bar = progressBar(`eval (${o.backend})`);
       const opts = { transform, batchSize: o.batch, limit: o.limit, onProgress: (d: number, t: number) => bar.update(d, t) };
       let acc;

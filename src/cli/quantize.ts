@@ -116,7 +116,7 @@ export function quantizeCommand(program: Command, version: string): void {
           output: f.output, int4Storage: f.int4Storage, verify: f.verify, units: unitsFile(f.units),
         },
         version,
-        { ...rp, stage: (p: string) => console.error(`pdquant: ${p}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },
+        { ...rp, stage: (p: string) => console.error(`pdquant: ${p}`), warning: (m: string) => console.error(`pdquant: warning: ${m}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },
       );
       rp.stop();
       bar.stop();

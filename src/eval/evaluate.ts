@@ -1,7 +1,7 @@
 /** Top-1/top-5 accuracy of a graph on the engine, or of an ONNX file in onnxruntime-node. */
 import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
-import { batches, type Batch, type Dataset, type Transform } from '../data/index.js';
+import { batches, type Dataset, type Transform } from '../data/index.js';
 import { execute, type Graph, type RunHooks } from '../graph/index.js';
 import { inputChw } from '../graph/load.js';
 
@@ -29,6 +29,8 @@ export class TopK {
       const row = logits.subarray(i * classes, (i + 1) * classes);
       const label = labels[i]!;
       if (label < 0) throw new Error(`sample ${i} of a batch has no label; accuracy needs labelled data`);
+      // row[label] past the end would be undefined, which no comparison beats: a silent top-1 hit.
+      if (label >= classes) throw new Error(`label ${label} is outside the model's ${classes} outputs`);
       const target = row[label]!;
       let better = 0;
       for (let c = 0; c < classes; c++) if (row[c]! > target || (row[c] === target && c < label)) better++;
@@ -42,11 +44,46 @@ export class TopK {
   }
 }
 
-/** Checks that the data's CHW matches the model input, naming both. */
-export function checkInputShape(expected: (number | null)[], batch: Batch, hint = 'choose the matching --preset'): void {
-  const got = batch.shape.slice(1);
+/** Checks that the data's image shape [C, H, W] matches the model input, naming both. */
+export function checkInputShape(expected: (number | null)[], got: readonly number[], what = 'the data gives'): void {
   if (expected.length !== 3 || expected.some((d, i) => d !== null && d !== got[i]))
-    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but the data gives [N, ${got.join(', ')}]; ${hint}`);
+    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but ${what} [N, ${got.join(', ')}]; choose the matching --preset`);
+}
+
+/** The number of classes a graph's output [N, K] gives, if the file states K. */
+function outputClasses(graph: Graph): number | undefined {
+  const dims = graph.output.dims;
+  const k = dims?.length === 2 ? dims[1] : undefined;
+  return typeof k === 'number' ? k : undefined;
+}
+
+/**
+ * Checks before any long work that a dataset can measure a graph's accuracy: every sample used has a label, the
+ * labels fit the model's outputs, and the first image, transformed, has the model's input shape. Returns warnings
+ * for things that are allowed but probably a mistake.
+ */
+export async function checkEvalData(graph: Graph, dataset: Dataset, transform: Transform, limit?: number): Promise<string[]> {
+  const idx = indices(dataset, limit);
+  const where = `${dataset.root} (${dataset.kind})`;
+  if (idx.length === 0) throw new Error(`${where} holds no images to evaluate on`);
+  const unlabelled = idx.filter((i) => dataset.sample(i).label < 0);
+  if (unlabelled.length > 0) {
+    const first = dataset.sample(unlabelled[0]!).path;
+    throw new Error(`${where} has no label for ${unlabelled.length} of ${idx.length} images (first: ${first}); accuracy needs labelled images: ` +
+      'an ImageFolder <root>/<class>/<image>, a list file of <class>/<image> paths, CIFAR-10 batches, or IDX images with their labels file beside them');
+  }
+  const warnings: string[] = [];
+  const outputs = outputClasses(graph);
+  if (outputs !== undefined) {
+    const maxLabel = idx.reduce((m, i) => Math.max(m, dataset.sample(i).label), 0);
+    const name = (k: number) => (dataset.classes[k] !== undefined ? ` ('${dataset.classes[k]}')` : '');
+    if (maxLabel >= outputs)
+      throw new Error(`${where} has label ${maxLabel}${name(maxLabel)} but the model gives ${outputs} outputs; labels index the outputs, so the data must have at most ${outputs} classes`);
+    if (dataset.classes.length > 0 && dataset.classes.length !== outputs)
+      warnings.push(`${where} has ${dataset.classes.length} classes but the model gives ${outputs} outputs; class k (folders sorted alphabetically) is scored as output k`);
+  }
+  checkInputShape(inputChw(graph), (await dataset.get(idx[0]!, transform)).shape);
+  return warnings;
 }
 
 function indices(dataset: Dataset, limit?: number): number[] {
@@ -60,7 +97,7 @@ export async function evaluateGraph(graph: Graph, dataset: Dataset, o: EvalOptio
   const idx = indices(dataset, o.limit);
   const expected = inputChw(graph);
   for await (const b of batches(dataset, { batchSize: o.batchSize, transform: o.transform, indices: idx })) {
-    checkInputShape(expected, b);
+    checkInputShape(expected, b.shape.slice(1));
     const logits = E.tidy(() =>
       E.noGrad(() => {
         const x = E.tensor(b.data, b.shape);

@@ -1,2 +1,2 @@
-export { evaluateGraph, evaluateOrt, checkInputShape, TopK } from './evaluate.js';
+export { evaluateGraph, evaluateOrt, checkInputShape, checkEvalData, TopK } from './evaluate.js';
 export type { Accuracy, EvalOptions } from './evaluate.js';

@@ -6,7 +6,7 @@ import { loadModel, inputChannels, inputChw, type LoadedModel } from '../graph/l
 import type { UnitOverride } from '../graph/index.js';
 import { QuantizedModel } from '../quant/qmodel.js';
 import { loadCalibration } from '../quant/calibration.js';
-import { evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
+import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
 import { compareLogits, firstDivergence } from '../eval/verify.js';
 import { qdqSpec, qdqModel, writeQdq } from './export.js';
 import { openDataset, type Transform } from '../data/index.js';
@@ -47,6 +47,8 @@ export const EXPORT_TOP1_TOLERANCE = 0.05;
 
 export interface RunEvents extends ReconEvents {
   stage?(name: string): void;
+  /** Something allowed but probably a mistake, found before the long work starts. */
+  warning?(message: string): void;
   evalProgress?(what: string, done: number, total: number): void;
 }
 
@@ -103,11 +105,11 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   E.manualSeed(o.seed);
   const loaded = await timed('load', () => loadModel(o.model, { units: o.units }));
   const channels = inputChannels(loaded.folded);
+  // Bad evaluation data must stop the run now, not after hours of reconstruction.
+  const evalData = o.eval === undefined ? undefined : await openDataset(o.eval, { channels });
+  if (evalData) for (const w of await checkEvalData(loaded.fp, evalData, o.transform, o.evalLimit)) ev.warning?.(w);
   const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels));
-  const chw = inputChw(loaded.folded);
-  const got = calib.images.shape.slice(1);
-  if (chw.some((d, i) => d !== null && d !== got[i]))
-    throw new Error(`The model expects input [N, ${chw.map((d) => d ?? '?').join(', ')}] but the calibration images are [N, ${got.join(', ')}]; choose the matching --preset`);
+  checkInputShape(inputChw(loaded.folded), calib.images.shape.slice(1), 'the calibration images are');
 
   const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem });
   await timed('weight init', () => qmodel.initWeights(preset.init));
@@ -150,12 +152,11 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     ...(units ? { recon: { config: cfg, units } } : {}),
     peak_rss_mb: 0,
   };
-  if (o.eval) {
-    const ds = await openDataset(o.eval, { channels });
+  if (evalData) {
     const common = { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit };
-    const fp: Accuracy = await timed('fp eval', () => evaluateGraph(loaded.fp, ds, { ...common, onProgress: (d, t) => ev.evalProgress?.('FP', d, t) }));
+    const fp: Accuracy = await timed('fp eval', () => evaluateGraph(loaded.fp, evalData, { ...common, onProgress: (d, t) => ev.evalProgress?.('FP', d, t) }));
     const q: Accuracy = await timed('quantized eval', () =>
-      evaluateGraph(loaded.folded, ds, { ...common, hooks: qmodel.hooks({ weights: true, acts: true }), onProgress: (d, t) => ev.evalProgress?.('quantized', d, t) }),
+      evaluateGraph(loaded.folded, evalData, { ...common, hooks: qmodel.hooks({ weights: true, acts: true }), onProgress: (d, t) => ev.evalProgress?.('quantized', d, t) }),
     );
     Object.assign(record, { top1: q.top1, top5: q.top5, fp_top1: fp.top1, fp_top5: fp.top5, n: q.n });
   }
@@ -173,9 +174,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
         const cmp = await compareLogits(qmodel, bytes, probe);
         Object.assign(record.export!, { max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement });
         let problem = cmp.agreement < 0.95 ? `the top-1 class differs on ${((1 - cmp.agreement) * 100).toFixed(1)} % of ${probe.shape[0]} calibration images` : '';
-        if (o.eval && record.top1 !== undefined) {
-          const ds = await openDataset(o.eval, { channels });
-          const acc = await evaluateOrt(output, ds, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
+        if (evalData && record.top1 !== undefined) {
+          const acc = await evaluateOrt(output, evalData, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
           record.export!.ort_top1 = acc.top1;
           const gap = Math.abs(acc.top1 - record.top1);
           if (gap > EXPORT_TOP1_TOLERANCE) problem = `onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`;
