@@ -51,6 +51,16 @@ test('a path that does not exist', () => {
   assertOneError(pdquant('quantize', model, '--calib', join(dir, 'none'), '--w', '4', '--a', '4'), /Calibration path .*none does not exist/);
 });
 
+test('output paths that cannot be written are refused before the run, not after it', () => {
+  const aFile = join(dir, 'a-file');
+  writeFileSync(aFile, 'x');
+  assertOneError(quantize('--method', 'mse', '-o', dir), /-o .* is a folder; give a file name/);
+  assertOneError(quantize('--method', 'mse', '--json', join(aFile, 'run.json')), /--json .*run\.json cannot be written: .*a-file is a file, not a folder/);
+  assertOneError(quantize('--method', 'mse', '--report', ''), /Expected a file name for --report/);
+  assertOneError(quantize('--iters', '2', '--dc-steps', '1', '--run-dir', aFile), /--run-dir .*a-file is a file; give a folder/);
+  assertOneError(pdquant('eval', model, '--data', images, '--json', dir), /--json .* is a folder/);
+});
+
 test('bit-widths outside 2..8 and probabilities outside (0, 1]', () => {
   assertOneError(quantize('--w', '9'), /Expected integer 2\.\.8 for --w but received 9/);
   assertOneError(quantize('--a', '1'), /Expected integer 2\.\.8 for --a but received 1/);

@@ -1,6 +1,6 @@
 /** `pdquant eval`: top-1/top-5 of a model on labelled images, on the engine or in onnxruntime-node. */
 import type { Command } from 'commander';
-import { intIn, existingPath, transformFor, openData } from './options.js';
+import { intIn, existingPath, outputFile, transformFor, openData } from './options.js';
 import { progressBar } from './progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 
@@ -15,7 +15,7 @@ export function evalCommand(program: Command): void {
     .option('--backend <name>', 'torch (our engine) or ort (onnxruntime-node)', 'torch')
     .option('--batch <n>', 'batch size', intIn('--batch', 1), 100)
     .option('--limit <n>', 'evaluate only the first N images', intIn('--limit', 1))
-    .option('--json <file>', 'write {"top1", "top5", "n", "seconds"} to this file')
+    .option('--json <file>', 'write {"top1", "top5", "n", "seconds"} to this file', outputFile('--json'))
     .option('--qparams <file>', 'simulate the quantized model saved by `pdquant quantize --save-qparams` (torch backend)', existingPath('Quantization parameters'))
     .action(async (model: string, o: { data: string; preset?: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string }) => {
       if (o.backend !== 'torch' && o.backend !== 'ort') throw new Error(`Expected torch or ort for --backend but received ${o.backend}`);

@@ -1,5 +1,6 @@
 /** Parsing and checking of the options several commands share; messages say what was expected and what came. */
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { UnitOverride } from '../graph/index.js';
 import { InvalidArgumentError } from 'commander';
 import { openDataset, makeTransform, presets, type Dataset, type Transform } from '../data/index.js';
@@ -26,6 +27,41 @@ export const bits = (flag: string) => intIn(flag, 2, 8);
 export function existingPath(what: string) {
   return (value: string): string => {
     if (!existsSync(value)) throw new InvalidArgumentError(`${what} ${value} does not exist`);
+    return value;
+  };
+}
+
+/** Throws unless the nearest existing folder above `value` is a writable folder (missing ones are created later). */
+function checkParentWritable(flag: string, value: string): void {
+  let parent = dirname(resolve(value));
+  while (!existsSync(parent)) parent = dirname(parent);
+  if (!statSync(parent).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} cannot be written: ${parent} is a file, not a folder`);
+  try {
+    accessSync(parent, constants.W_OK);
+  } catch {
+    throw new InvalidArgumentError(`${flag} ${value} cannot be written: no permission to write in ${parent}`);
+  }
+}
+
+/**
+ * A file the command will write at its end: checked when the options are parsed, so that a run of hours does not
+ * fail at the last step. It must not be a folder, and it must be possible to create it.
+ */
+export function outputFile(flag: string) {
+  return (value: string): string => {
+    if (value.trim() === '') throw new InvalidArgumentError(`Expected a file name for ${flag} but received an empty string`);
+    if (existsSync(value) && statSync(value).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} is a folder; give a file name`);
+    checkParentWritable(flag, value);
+    return value;
+  };
+}
+
+/** A folder the command will create or write into, checked like outputFile. */
+export function outputFolder(flag: string) {
+  return (value: string): string => {
+    if (value.trim() === '') throw new InvalidArgumentError(`Expected a folder for ${flag} but received an empty string`);
+    if (existsSync(value) && !statSync(value).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} is a file; give a folder`);
+    checkParentWritable(flag, value);
     return value;
   };
 }

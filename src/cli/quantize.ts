@@ -1,7 +1,7 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { basename, join } from 'node:path';
-import { bits, intIn, existingPath, positiveNumber, transformFor, unitsFile } from './options.js';
+import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, transformFor, unitsFile } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -65,15 +65,15 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--eval <path>', 'labelled images to measure FP and quantized top-1 on', existingPath('Evaluation path'))
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
     .option('--eval-batch <n>', 'evaluation batch size', intIn('--eval-batch', 1), 100)
-    .option('--json <file>', 'write the run record here')
-    .option('--report <file>', 'write an HTML report with charts (accuracy, times, loss curves) here')
-    .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)')
+    .option('--json <file>', 'write the run record here', outputFile('--json'))
+    .option('--report <file>', 'write an HTML report with charts (accuracy, times, loss curves) here', outputFile('--report'))
+    .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)', outputFile('--save-qparams'))
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')
-    .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)')
+    .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)', outputFile('-o'))
     .option('--int4-storage', 'store weights of 4 bits or fewer as packed UINT4 (ONNX opset 21)')
     .option('--no-verify', 'skip checking the exported model in onnxruntime against the simulation')
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units (see `pdquant inspect`)', existingPath('Units file'))
-    .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)')
+    .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)', outputFolder('--run-dir'))
     .option('--resume <dir>', 'continue a crashed run from its run folder, skipping finished units')
     .option('--arch-preset <name>', 'w_round, T and λc of PDQUANT.md §6: resnet | regnet | mobilenetv2 | mnasnet', 'resnet')
     .option('--iters <n>', 'iterations per unit (default 20000)', intIn('--iters', 1))
