@@ -133,6 +133,25 @@ test('quantize: unusable --eval data stops the run before calibration and recons
   assert.ok(!existsSync(runDir), 'no unit was reconstructed');
 });
 
+test('--resize fits other image sizes; the exported model records its preprocessing, so eval --backend ort needs no flags', async () => {
+  const big = join(dir, 'big');
+  for (const c of ['a', 'b']) {
+    mkdirSync(join(big, c), { recursive: true });
+    for (let k = 0; k < 2; k++)
+      await sharp(Buffer.alloc(32 * 32 * 3, 60 * k + (c === 'a' ? 0 : 100)), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(big, c, `${k}.png`));
+  }
+  const q = join(dir, 'resized.q.onnx'), record = join(dir, 'resized.json');
+  const r = pdquant('quantize', model, '--calib', big, '--w', '4', '--a', '4', '--method', 'mse', '--resize', '28', '--eval', big, '-o', q, '--json', record);
+  assert.equal(r.status, 0, r.stderr);
+  const run = JSON.parse(readFileSync(record, 'utf8'));
+  assert.equal(run.preprocess.resize, 28);
+  const ort = pdquant('eval', q, '--data', big, '--backend', 'ort');
+  assert.equal(ort.status, 0, ort.stderr);
+  assert.match(ort.stdout, new RegExp(`top-1 ${run.export.ort_top1.toFixed(2)} %.* on 4 images \\(ort`));
+  assertOneError(pdquant('eval', q, '--data', big), /resized\.q\.onnx is a quantized \(QDQ\) model: evaluate it with --backend ort/);
+  assertOneError(pdquant('eval', model, '--data', big), /expects input \[N, 1, 28, 28\] but the data gives \[N, 1, 32, 32\]/);
+});
+
 test('report: a missing, non-JSON or foreign record, or an output over the record', () => {
   assertOneError(pdquant('report', join(dir, 'none.json')), /Run record .*none\.json does not exist/);
   const notJson = join(dir, 'not.json');

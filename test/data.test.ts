@@ -17,6 +17,8 @@ import {
   resizeBilinear,
   resizedSize,
   sources,
+  transformFromMetadata,
+  transformToMetadata,
   type Batch,
   type Dataset,
 } from '../src/data/index.js';
@@ -345,6 +347,17 @@ describe('transforms', () => {
     assert.throws(() => makeTransform('cifar100'), DataError);
     assert.throws(() => makeTransform('cifar100'), /Unknown transform preset "cifar100"; known presets: cifar, imagenet/);
     assert.throws(() => makeTransform('none', { std: [0] }), DataError);
+  });
+
+  test('a transform written to model metadata reads back the same; "none" is recorded as mean 0, std 1', () => {
+    for (const t of [presets.imagenet!, presets.cifar!, { resize: 28, mean: [0.286], std: [0.353] }]) assert.deepEqual(transformFromMetadata(transformToMetadata(t)), t);
+    assert.deepEqual(transformToMetadata({}), { preprocess_mean: '0', preprocess_std: '1' });
+    assert.deepEqual(transformFromMetadata(transformToMetadata({})), { mean: [0], std: [1] });
+    assert.equal(transformFromMetadata({ preprocess_mean: '0.5' }), undefined, 'mean without std records nothing');
+    assert.equal(transformFromMetadata({ producer: 'x' }), undefined);
+    assert.throws(() => transformFromMetadata({ preprocess_mean: '0.5,a', preprocess_std: '1' }), /metadata preprocess_mean = "0.5,a" is not a comma-separated list of numbers/);
+    assert.throws(() => transformFromMetadata({ preprocess_mean: '0', preprocess_std: '1', preprocess_crop: '2.5' }), /preprocess_crop = "2.5" is not a positive integer/);
+    assert.throws(() => transformFromMetadata({ preprocess_mean: '0', preprocess_std: '0' }), /std must be finite non-zero/);
   });
 
   test('channels 1 converts RGB with PIL\'s luma weights', async () => {

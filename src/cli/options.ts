@@ -2,8 +2,8 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { UnitOverride } from '../graph/index.js';
-import { InvalidArgumentError } from 'commander';
-import { openDataset, makeTransform, presets, type Dataset, type Transform } from '../data/index.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import { checkTransform, openDataset, makeTransform, presets, transformFromMetadata, type Dataset, type Transform } from '../data/index.js';
 
 export function intIn(flag: string, min: number, max = Infinity) {
   return (value: string): number => {
@@ -66,29 +66,50 @@ export function outputFolder(flag: string) {
   };
 }
 
-/** Comma-separated numbers from model metadata, or undefined. */
-function numbers(text: string | undefined): number[] | undefined {
-  if (text === undefined) return undefined;
-  const v = text.split(',').map(Number);
-  return v.every(Number.isFinite) ? v : undefined;
+/** Comma-separated numbers, for --mean and --std. */
+export function numberList(flag: string) {
+  return (value: string): number[] => {
+    const v = value.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)));
+    if (!v.every(Number.isFinite)) throw new InvalidArgumentError(`Expected comma-separated numbers for ${flag} (one, or one per channel) but received ${value}`);
+    return v;
+  };
+}
+
+/** The preprocessing options quantize and eval share. */
+export interface PreprocessOptions {
+  preset?: string;
+  resize?: number;
+  crop?: number;
+  mean?: number[];
+  std?: number[];
+}
+
+export function addPreprocessOptions(command: Command): Command {
+  return command
+    .option('--preset <name>', 'preprocessing: cifar, imagenet, mnist, none (default: the model\'s preprocess_* metadata, else from the input size)')
+    .option('--resize <n>', 'resize the shorter image side to n pixels (bilinear), replacing the preset\'s', intIn('--resize', 1))
+    .option('--crop <n>', 'center-crop to n×n pixels, replacing the preset\'s', intIn('--crop', 1))
+    .option('--mean <list>', 'per-channel mean after scaling to [0, 1], e.g. 0.5,0.5,0.5, replacing the preset\'s', numberList('--mean'))
+    .option('--std <list>', 'per-channel standard deviation, e.g. 0.25,0.25,0.25, replacing the preset\'s', numberList('--std'));
 }
 
 /**
- * The transform for --preset; without one: the model's own `preprocess_mean` / `preprocess_std` metadata
- * when it has them, else cifar for a 32×32 input, imagenet for 224×224, and [0, 1] scaling otherwise.
+ * The transform for --preset; without one: the preprocessing recorded in the model's metadata (preprocess_mean,
+ * preprocess_std, optionally preprocess_resize and preprocess_crop, as pdquant writes into exported models), else
+ * cifar for a 32×32 input, imagenet for 224×224, and [0, 1] scaling otherwise. --resize, --crop, --mean and --std
+ * replace single fields of that.
  */
-export function transformFor(preset: string | undefined, inputHw: (number | null)[], metadata: Record<string, string> = {}): Transform {
-  if (preset !== undefined) {
-    if (!(preset in presets)) throw new Error(`Unknown preset ${preset}; choose one of ${Object.keys(presets).join(', ')}`);
-    return makeTransform(preset);
+export function transformFor(o: PreprocessOptions, inputHw: (number | null)[], metadata: Record<string, string> = {}): Transform {
+  let base: Transform;
+  if (o.preset !== undefined) {
+    if (!(o.preset in presets)) throw new Error(`Unknown preset ${o.preset}; choose one of ${Object.keys(presets).join(', ')}`);
+    base = makeTransform(o.preset);
+  } else {
+    const [h, w] = inputHw;
+    base = transformFromMetadata(metadata) ?? (h === 224 && w === 224 ? makeTransform('imagenet') : h === 32 && w === 32 ? makeTransform('cifar') : {});
   }
-  const mean = numbers(metadata.preprocess_mean);
-  const std = numbers(metadata.preprocess_std);
-  if (mean && std) return makeTransform('none', { mean, std });
-  const [h, w] = inputHw;
-  if (h === 224 && w === 224) return makeTransform('imagenet');
-  if (h === 32 && w === 32) return makeTransform('cifar');
-  return {};
+  const given = Object.fromEntries(Object.entries({ resize: o.resize, crop: o.crop, mean: o.mean, std: o.std }).filter(([, v]) => v !== undefined));
+  return checkTransform({ ...base, ...given });
 }
 
 /** `channels`: what the model takes; images of another channel count are converted to it. */

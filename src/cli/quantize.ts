@@ -1,7 +1,7 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { basename, join } from 'node:path';
-import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, transformFor, unitsFile } from './options.js';
+import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, transformFor, unitsFile } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -15,6 +15,10 @@ interface Flags {
   numSamples: number;
   seed: number;
   preset?: string;
+  resize?: number;
+  crop?: number;
+  mean?: number[];
+  std?: number[];
   eval?: string;
   evalLimit?: number;
   evalBatch: number;
@@ -51,7 +55,7 @@ const probability = (flag: string) => (v: string) => {
 };
 
 export function quantizeCommand(program: Command, version: string): void {
-  program
+  const command = program
     .command('quantize')
     .description('quantize an ONNX model (PD-Quant, QDrop, BRECQ, AdaRound, or scale-only baselines)')
     .argument('<model>', 'ONNX model (BatchNormalization kept)', existingPath('Model'))
@@ -60,8 +64,8 @@ export function quantizeCommand(program: Command, version: string): void {
     .requiredOption('--w <bits>', 'weight bit-width 2..8', bits('--w'))
     .requiredOption('--a <bits>', 'activation bit-width 2..8', bits('--a'))
     .option('--num-samples <n>', 'calibration images', intIn('--num-samples', 1), 1024)
-    .option('--seed <n>', 'random seed', intIn('--seed', 0), 1005)
-    .option('--preset <name>', 'preprocessing: cifar, imagenet, mnist, none (default from the model input size)')
+    .option('--seed <n>', 'random seed', intIn('--seed', 0), 1005);
+  addPreprocessOptions(command)
     .option('--eval <path>', 'labelled images to measure FP and quantized top-1 on', existingPath('Evaluation path'))
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
     .option('--eval-batch <n>', 'evaluation batch size', intIn('--eval-batch', 1), 100)
@@ -99,7 +103,7 @@ export function quantizeCommand(program: Command, version: string): void {
       if (!arch) throw new Error(`Unknown --arch-preset ${f.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
       const onnx = readOnnx(model);
       const input = onnx.inputs[0]?.dims ?? [];
-      const transform = transformFor(f.preset, input.slice(2).map((d) => (typeof d === 'number' ? d : null)), onnx.metadata);
+      const transform = transformFor(f, input.slice(2).map((d) => (typeof d === 'number' ? d : null)), onnx.metadata);
       const given = {
         iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,
         dcLr: f.dcLr, dropP: f.dropP, inputDropP: f.inputDropP, weightLr: f.weightLr, actLr: f.actLr, warmup: f.warmup,

@@ -36,3 +36,38 @@ export function checkTransform(t: Transform): Transform {
   }
   return t;
 }
+
+const METADATA_KEYS = { resize: 'preprocess_resize', crop: 'preprocess_crop', mean: 'preprocess_mean', std: 'preprocess_std' } as const;
+
+/**
+ * The transform as ONNX metadata, so that an exported model carries the preprocessing it was calibrated with.
+ * Mean and std are always written (0 and 1 for scaling to [0, 1] only), which tells "no normalization" apart from
+ * "nothing recorded".
+ */
+export function transformToMetadata(t: Transform): Record<string, string> {
+  const md: Record<string, string> = {};
+  if (t.resize !== undefined) md[METADATA_KEYS.resize] = String(t.resize);
+  if (t.crop !== undefined) md[METADATA_KEYS.crop] = String(t.crop);
+  md[METADATA_KEYS.mean] = (t.mean ?? [0]).join(',');
+  md[METADATA_KEYS.std] = (t.std ?? [1]).join(',');
+  return md;
+}
+
+/** The transform a model's metadata records (both preprocess_mean and preprocess_std needed), or undefined. */
+export function transformFromMetadata(md: Readonly<Record<string, string>>): Transform | undefined {
+  if (md[METADATA_KEYS.mean] === undefined || md[METADATA_KEYS.std] === undefined) return undefined;
+  const list = (key: string): number[] => {
+    const v = md[key]!.split(',').map(Number);
+    if (!v.every(Number.isFinite)) throw new DataError(`The model's metadata ${key} = "${md[key]}" is not a comma-separated list of numbers`);
+    return v;
+  };
+  const int = (key: string): number | undefined => {
+    if (md[key] === undefined) return undefined;
+    const v = Number(md[key]);
+    if (!Number.isInteger(v) || v <= 0) throw new DataError(`The model's metadata ${key} = "${md[key]}" is not a positive integer`);
+    return v;
+  };
+  const t: Transform = { mean: list(METADATA_KEYS.mean), std: list(METADATA_KEYS.std) };
+  const resize = int(METADATA_KEYS.resize), crop = int(METADATA_KEYS.crop);
+  return checkTransform({ ...(resize !== undefined ? { resize } : {}), ...(crop !== undefined ? { crop } : {}), ...t });
+}

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import { batches, type Dataset, type Transform } from '../data/index.js';
 import { execute, type Graph, type RunHooks } from '../graph/index.js';
-import { inputChw } from '../graph/load.js';
+import { inputChw, type ModelIo } from '../graph/load.js';
 
 export interface Accuracy {
   top1: number;
@@ -51,7 +51,7 @@ export function checkInputShape(expected: (number | null)[], got: readonly numbe
 }
 
 /** The number of classes a graph's output [N, K] gives, if the file states K. */
-function outputClasses(graph: Graph): number | undefined {
+function outputClasses(graph: ModelIo): number | undefined {
   const dims = graph.output.dims;
   const k = dims?.length === 2 ? dims[1] : undefined;
   return typeof k === 'number' ? k : undefined;
@@ -62,7 +62,7 @@ function outputClasses(graph: Graph): number | undefined {
  * labels fit the model's outputs, and the first image, transformed, has the model's input shape. Returns warnings
  * for things that are allowed but probably a mistake.
  */
-export async function checkEvalData(graph: Graph, dataset: Dataset, transform: Transform, limit?: number): Promise<string[]> {
+export async function checkEvalData(graph: ModelIo, dataset: Dataset, transform: Transform, limit?: number): Promise<string[]> {
   const idx = indices(dataset, limit);
   const where = `${dataset.root} (${dataset.kind})`;
   if (idx.length === 0) throw new Error(`${where} holds no images to evaluate on`);

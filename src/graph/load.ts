@@ -2,7 +2,7 @@
 import { readOnnx } from '../onnx/read.js';
 import { foldConstants } from '../onnx/fold.js';
 import { checkSupported } from '../onnx/supported.js';
-import type { OnnxModel } from '../onnx/ir.js';
+import type { OnnxModel, ValueInfo } from '../onnx/ir.js';
 import { Graph } from './graph.js';
 import { foldBatchNorm, type BnStats } from './fold-bn.js';
 import { partition, type Unit, type UnitOverride } from './partition.js';
@@ -32,14 +32,25 @@ export function loadModel(source: string | Uint8Array, o: { units?: UnitOverride
   return { path: typeof source === 'string' ? source : null, onnx, fp, folded, bn, units: partition(folded, o.units) };
 }
 
+/** What a graph or an ONNX file's first input and output are: enough to check data against without compiling it. */
+export interface ModelIo {
+  input: ValueInfo;
+  output: ValueInfo;
+}
+
+/** The first input and output of an ONNX model as read, for files pdquant only hands to onnxruntime (QDQ exports). */
+export function modelIo(model: OnnxModel): ModelIo {
+  return { input: model.inputs[0]!, output: model.outputs[0]! };
+}
+
 /** Input shape [C, H, W] the model expects (dims that are symbolic come back as null). */
-export function inputChw(g: Graph): (number | null)[] {
+export function inputChw(g: Pick<ModelIo, 'input'>): (number | null)[] {
   const dims = g.input.dims ?? [];
   return dims.slice(1).map((d) => (typeof d === 'number' ? d : null));
 }
 
 /** The image channel count the model takes (1 or 3), so grayscale or colour images are converted to it; undefined if unknown. */
-export function inputChannels(g: Graph): 1 | 3 | undefined {
+export function inputChannels(g: Pick<ModelIo, 'input'>): 1 | 3 | undefined {
   const c = inputChw(g)[0];
   return c === 1 || c === 3 ? c : undefined;
 }

@@ -9,7 +9,7 @@ import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
 import { compareLogits, firstDivergence } from '../eval/verify.js';
 import { qdqSpec, qdqModel, writeQdq } from './export.js';
-import { openDataset, type Transform } from '../data/index.js';
+import { openDataset, transformToMetadata, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
 import { reconstruct, type ReconEvents, type UnitRecord } from '../recon/run.js';
@@ -61,6 +61,8 @@ export interface RunRecord {
   eight_bit_head_stem: boolean;
   seed: number;
   calibration: { source: string; count: number; sha256: string };
+  /** Resize, crop, mean and std applied to every image. */
+  preprocess?: Transform;
   top1?: number;
   top5?: number;
   fp_top1?: number;
@@ -147,6 +149,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     eight_bit_head_stem: o.eightBitHeadStem,
     seed: o.seed,
     calibration: { source: calib.source, count: calib.count, sha256: calib.hash },
+    preprocess: o.transform,
     seconds,
     started,
     ...(units ? { recon: { config: cfg, units } } : {}),
@@ -165,6 +168,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     const metadata = {
       'pdquant.version': version, 'pdquant.method': o.method, 'pdquant.w_bits': String(o.wBits), 'pdquant.a_bits': String(o.aBits),
       'pdquant.calibration_sha256': calib.hash, 'pdquant.calibration_count': String(calib.count), 'pdquant.seed': String(o.seed),
+      // The preprocessing travels with the model, so `pdquant eval model.q.onnx` applies it without flags.
+      ...transformToMetadata(o.transform),
     };
     const qdq = await timed('export', () => qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)));
     const bytes = writeQdq(qdq, output);

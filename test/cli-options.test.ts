@@ -1,0 +1,30 @@
+// Which preprocessing a command uses: --preset, else what the model's metadata records, else the input size; single flags replace fields.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InvalidArgumentError } from 'commander';
+import { numberList, transformFor } from '../src/cli/options.js';
+import { presets, transformToMetadata } from '../src/data/index.js';
+
+const recorded = transformToMetadata({ resize: 36, crop: 32, mean: [0.5], std: [0.25] });
+
+test('--preset wins over the metadata, the metadata over the input size, and the size picks cifar or imagenet', () => {
+  assert.deepEqual(transformFor({ preset: 'mnist' }, [32, 32], recorded), {});
+  assert.deepEqual(transformFor({}, [32, 32], recorded), { resize: 36, crop: 32, mean: [0.5], std: [0.25] });
+  assert.deepEqual(transformFor({}, [32, 32]), presets.cifar);
+  assert.deepEqual(transformFor({}, [224, 224]), presets.imagenet);
+  assert.deepEqual(transformFor({}, [28, 28]), {});
+  assert.throws(() => transformFor({ preset: 'cifar100' }, [32, 32]), /Unknown preset cifar100; choose one of cifar, imagenet, mnist, none/);
+});
+
+test('--resize, --crop, --mean and --std replace one field each of whatever was chosen', () => {
+  assert.deepEqual(transformFor({ preset: 'imagenet', resize: 320, crop: 288 }, [224, 224]), { ...presets.imagenet, resize: 320, crop: 288 });
+  assert.deepEqual(transformFor({ resize: 28 }, [28, 28], recorded), { resize: 28, crop: 32, mean: [0.5], std: [0.25] });
+  assert.deepEqual(transformFor({ mean: [0.1], std: [0.2] }, [28, 28]), { mean: [0.1], std: [0.2] });
+  assert.throws(() => transformFor({ std: [0] }, [28, 28]), /std must be finite non-zero numbers/);
+});
+
+test('--mean and --std take comma-separated numbers', () => {
+  assert.deepEqual(numberList('--mean')('0.485, 0.456,0.406'), [0.485, 0.456, 0.406]);
+  for (const bad of ['', 'a', '0.5,,0.5', '1,2,'])
+    assert.throws(() => numberList('--mean')(bad), (e: unknown) => e instanceof InvalidArgumentError && /Expected comma-separated numbers for --mean/.test(e.message));
+});
