@@ -149,6 +149,11 @@ test('--resize fits other image sizes; the exported model records its preprocess
   assert.equal(ort.status, 0, ort.stderr);
   assert.match(ort.stdout, new RegExp(`top-1 ${run.export.ort_top1.toFixed(2)} %.* on 4 images \\(ort`));
   assertOneError(pdquant('eval', q, '--data', big), /resized\.q\.onnx is a quantized \(QDQ\) model: evaluate it with --backend ort/);
+  const inspect = pdquant('inspect', q);
+  assert.equal(inspect.status, 0, inspect.stderr);
+  assert.match(inspect.stdout, /written by pdquant .*: mse W4A4, seed 1005, 4 calibration images/);
+  assert.match(inspect.stdout, /preprocessing: resize 28, scale to \[0, 1\], mean 0\.286, std 0\.353/);
+  assert.match(inspect.stdout, /activations: 7 quantizers \(6 × 4 bits, 1 × 8 bits\)/);
   assertOneError(pdquant('eval', model, '--data', big), /expects input \[N, 1, 28, 28\] but the data gives \[N, 1, 32, 32\]/);
 });
 

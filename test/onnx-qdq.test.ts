@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { OnnxError, encodeOnnx, readOnnx, writeOnnx, type OnnxModel, type OnnxTensor } from '../src/onnx/index.js';
 import { onnx } from '../src/onnx/proto.js';
 import { toQdq, type QdqActivation, type QdqSpec, type QdqWeight } from '../src/onnx/qdq.js';
+import { summarizeQdq } from '../src/onnx/qdq-summary.js';
 import { attr, buildModel, randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
 
 // ---------- plain-JS reference of the simulation ----------
@@ -364,6 +365,20 @@ test('int4Storage: codes ≤ 4 bits stored as packed UINT4 at opset 21, same out
     const back = readOnnx(bytes);
     for (const [name, t] of q4.initializers) assert.deepEqual(back.initializers.get(name), t, name);
     await checkCnn(bytes, expected, roundedBias, `int4 storage, bits ${JSON.stringify(bits)}`);
+  }
+});
+
+test('summarizeQdq reads back each activation quantizer\'s bits (from its Clip) and each weight\'s largest code and storage', async () => {
+  assert.equal(summarizeQdq(cnn), undefined, 'a float model');
+  for (const [k, bits] of BIT_SETS.entries()) {
+    const { spec } = await cnnCase(bits.w, bits.a, 300 + k, xFeed);
+    for (const int4Storage of [false, true]) {
+      const got = summarizeQdq(readOnnx(encodeOnnx(toQdq(cnn, { ...spec, int4Storage }))))!;
+      const byValue = (l: { value: string; bits: number }[]) => l.map((a) => `${a.value}:${a.bits}`).sort();
+      assert.deepEqual(byValue(got.acts), byValue(spec.acts), `bits ${JSON.stringify(bits)}`);
+      assert.deepEqual(got.weights.map((w) => w.maxCode), spec.weights.map((w) => Math.max(...w.codes)));
+      assert.deepEqual(got.weights.map((w) => w.bytes), spec.weights.map((w) => (int4Storage && w.bits <= 4 ? Math.ceil(w.codes.length / 2) : w.codes.length)));
+    }
   }
 });
 

@@ -1,6 +1,8 @@
 /** `pdquant inspect`: what the model is, what pdquant makes of it, and anything it cannot run. */
 import type { Command } from 'commander';
 import { existingPath, unitsFile } from './options.js';
+import type { QdqSummary } from '../onnx/qdq-summary.js';
+import { describeTransform, transformFromMetadata } from '../data/index.js';
 
 export function inspectCommand(program: Command): void {
   program
@@ -17,11 +19,14 @@ export function inspectCommand(program: Command): void {
       const { foldConstants } = await import('../onnx/fold.js');
       const { checkSupported } = await import('../onnx/supported.js');
       const { summarize } = await import('../onnx/summarize.js');
+      const { summarizeQdq } = await import('../onnx/qdq-summary.js');
       const onnx = foldConstants(readOnnx(model));
       const dims = (d: (number | string | null)[] | null) => `[${(d ?? []).map((x) => x ?? '?').join(', ')}]`;
       console.log(`${model}: opset ${onnx.opsetVersion}, producer ${onnx.producer || '?'} ${onnx.producerVersion}`);
       for (const i of onnx.inputs) console.log(`  input  ${i.name} ${i.elemType} ${dims(i.dims)}`);
       for (const o of onnx.outputs) console.log(`  output ${o.name} ${o.elemType} ${dims(o.dims)}`);
+      const qdq = summarizeQdq(onnx);
+      if (qdq) return printQdq(model, onnx.metadata, qdq);
       const s = summarize(onnx);
       console.log(`ops after constant folding (${s.nodeCount} nodes): ${Object.entries(s.opCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
       console.log(`parameters: ${s.parameters.toLocaleString('en-US')}   FLOPs per image: ${(s.flops / 1e6).toFixed(1)} M (2 × ${(s.macs / 1e6).toFixed(1)} M multiply-adds)`);
@@ -48,4 +53,32 @@ export function inspectCommand(program: Command): void {
         for (const a of p.acts) console.log(`  A${a.bits}  after ${a.value}  (${a.role}, unit ${a.unit})`);
       }
     });
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+
+/** Counts of equal labels, as "7 × 4 bits, 2 × 8 bits". */
+function tally(labels: string[]): string {
+  const counts = new Map<string, number>();
+  for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+  return [...counts].map(([l, n]) => `${n} × ${l}`).join(', ');
+}
+
+/** A QDQ model (what `quantize -o` writes): who made it, how its images are prepared, what it stores. */
+function printQdq(model: string, metadata: Record<string, string>, q: QdqSummary): void {
+  console.log(`quantized (QDQ) model: runs in onnxruntime, e.g. pdquant eval ${model} --data <images> --backend ort`);
+  const m = metadata;
+  if (m['pdquant.version'] !== undefined) {
+    const calib = m['pdquant.calibration_sha256'] ? ` (sha256 ${m['pdquant.calibration_sha256'].slice(0, 16)}…)` : '';
+    console.log(`  written by pdquant ${m['pdquant.version']}: ${m['pdquant.method']} W${m['pdquant.w_bits']}A${m['pdquant.a_bits']}, seed ${m['pdquant.seed']}, ${m['pdquant.calibration_count']} calibration images${calib}`);
+  }
+  const t = transformFromMetadata(metadata);
+  console.log(`  preprocessing: ${t ? describeTransform(t) : 'not recorded in the metadata'}`);
+  const codes = q.weights.reduce((a, w) => a + w.bytes, 0);
+  const elements = q.weights.reduce((a, w) => a + w.elements, 0);
+  const bits = (w: QdqSummary['weights'][number]) => `${Math.max(1, Math.ceil(Math.log2(w.maxCode + 1)))} bits`;
+  console.log(`  weights: ${q.weights.length} tensors stored as ${[...new Set(q.weights.map((w) => w.dataType))].join('/')} codes; by their largest code ${tally(q.weights.map(bits))}; ` +
+    `${elements.toLocaleString('en-US')} weights in ${kb(codes)} (${kb(elements * 4)} as float32)`);
+  console.log(`  activations: ${q.acts.length} quantizers (${tally(q.acts.map((a) => `${a.bits} bits`))})`);
+  for (const a of q.acts) console.log(`    A${a.bits}  after ${a.value}`);
 }

@@ -71,3 +71,14 @@ export function transformFromMetadata(md: Readonly<Record<string, string>>): Tra
   const resize = int(METADATA_KEYS.resize), crop = int(METADATA_KEYS.crop);
   return checkTransform({ ...(resize !== undefined ? { resize } : {}), ...(crop !== undefined ? { crop } : {}), ...t });
 }
+
+/** "resize 256, crop 224, scale to [0, 1], mean 0.485,0.456,0.406, std 0.229,0.224,0.225", in the order applied. */
+export function describeTransform(t: Transform): string {
+  return [
+    t.resize !== undefined ? `resize ${t.resize}` : '',
+    t.crop !== undefined ? `crop ${t.crop}` : '',
+    'scale to [0, 1]',
+    t.mean ? `mean ${t.mean.join(',')}` : '',
+    t.std ? `std ${t.std.join(',')}` : '',
+  ].filter(Boolean).join(', ');
+}

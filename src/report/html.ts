@@ -1,6 +1,7 @@
 /** A self-contained HTML report of one run: accuracies, times, memory, and charts of the reconstruction. */
 import { basename } from 'node:path';
 import type { RunRecord } from '../methods/pipeline.js';
+import { describeTransform } from '../data/transform.js';
 import { DC_CURVE_EVERY, LOSS_CURVE_EVERY } from '../recon/config.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { dcCurveSpec, lossCurveSpec, stageSpec, toSvg, unitTimeSpec } from './charts.js';
@@ -77,17 +78,6 @@ table{border-collapse:collapse;margin:.6em 0}td,th{padding:.2em .7em;border-bott
 td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1em 0}figcaption{color:#666;font-size:.9em}
 .big{font-size:1.3em}.facts th{font-weight:normal;color:#666}`;
 
-/** "resize 256, crop 224, scale to [0, 1], mean 0.485,0.456,0.406, std 0.229,0.224,0.225", in the order applied. */
-function describePreprocess(t: NonNullable<RunRecord['preprocess']>): string {
-  return [
-    t.resize !== undefined ? `resize ${t.resize}` : '',
-    t.crop !== undefined ? `crop ${t.crop}` : '',
-    'scale to [0, 1]',
-    t.mean ? `mean ${t.mean.join(',')}` : '',
-    t.std ? `std ${t.std.join(',')}` : '',
-  ].filter(Boolean).join(', ');
-}
-
 /** The report as one HTML string: tables, SVG charts and, at the end, the run record itself. */
 export async function renderReport(r: RunRecord): Promise<string> {
   const title = `${basename(r.model.path)} — ${r.method} W${r.w_bits}A${r.a_bits}`;
@@ -99,7 +89,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
     ['model', `${r.model.path} (sha256 ${r.model.sha256.slice(0, 16)}…)`],
     ['method', `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
     ['calibration', `${r.calibration.count} images from ${r.calibration.source} (sha256 ${r.calibration.sha256.slice(0, 16)}…)`],
-    ...(r.preprocess ? [['preprocessing', describePreprocess(r.preprocess)] as [string, string]] : []),
+    ...(r.preprocess ? [['preprocessing', describeTransform(r.preprocess)] as [string, string]] : []),
     ['seed', String(r.seed)],
     ['started', r.started],
     ['time', `${num(total, 1)} s in all; peak memory ${r.peak_rss_mb} MB`],

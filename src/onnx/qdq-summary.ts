@@ -1,0 +1,69 @@
+// What a QDQ model holds, for `pdquant inspect`: its weight codes and activation quantizers, read back from the graph.
+import type { OnnxModel, OnnxTensor } from './ir.js';
+import { numel } from './tensor.js';
+
+/** A weight stored as integer codes behind a DequantizeLinear. */
+export interface QdqWeightInfo {
+  /** The DequantizeLinear node. */
+  node: string;
+  dataType: OnnxTensor['dataType'];
+  elements: number;
+  /** Largest code used: with uint8 storage it tells the bit-width the codes fit in. */
+  maxCode: number;
+  /** Bytes the codes take in the file (uint4 packs two per byte). */
+  bytes: number;
+}
+
+/** A QuantizeLinear → DequantizeLinear pair on an activation. */
+export interface QdqActivationInfo {
+  /** The quantized tensor (the Clip's input when a Clip bounds the codes). */
+  value: string;
+  /** From the Clip's bounds when there is one (codes 0..2^b − 1), else the width of the code type. */
+  bits: number;
+}
+
+export interface QdqSummary {
+  weights: QdqWeightInfo[];
+  acts: QdqActivationInfo[];
+}
+
+const BITS: Partial<Record<OnnxTensor['dataType'], number>> = { uint8: 8, int8: 8, uint4: 4, int4: 4, uint16: 16, int16: 16 };
+
+function scalar(model: OnnxModel, name: string | undefined): number | undefined {
+  const t = name === undefined ? undefined : model.initializers.get(name);
+  return t && numel(t.dims) === 1 ? Number(t.data[0]) : undefined;
+}
+
+/** The QDQ structure of a model, or undefined when it has no QuantizeLinear/DequantizeLinear node. */
+export function summarizeQdq(model: OnnxModel): QdqSummary | undefined {
+  if (!model.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear')) return undefined;
+  const producer = new Map(model.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const weights: QdqWeightInfo[] = [];
+  const acts: QdqActivationInfo[] = [];
+  for (const node of model.nodes) {
+    if (node.opType === 'DequantizeLinear') {
+      const codes = model.initializers.get(node.inputs[0]!);
+      if (!codes) continue;
+      const elements = numel(codes.dims);
+      let maxCode = 0;
+      for (let i = 0; i < elements; i++) maxCode = Math.max(maxCode, Number(codes.data[i]));
+      const bits = BITS[codes.dataType] ?? 32;
+      weights.push({ node: node.name, dataType: codes.dataType, elements, maxCode, bytes: Math.ceil((elements * bits) / 8) });
+    } else if (node.opType === 'QuantizeLinear') {
+      const clip = producer.get(node.inputs[0]!);
+      const codeType = model.initializers.get(node.inputs[2] ?? '')?.dataType ?? 'uint8';
+      let bits = BITS[codeType] ?? 8;
+      let value = node.inputs[0]!;
+      const scale = scalar(model, node.inputs[1]);
+      if (clip?.opType === 'Clip' && scale !== undefined) {
+        const lo = scalar(model, clip.inputs[1]), hi = scalar(model, clip.inputs[2]);
+        if (lo !== undefined && hi !== undefined) {
+          bits = Math.round(Math.log2((hi - lo) / scale + 1));
+          value = clip.inputs[0]!;
+        }
+      }
+      acts.push({ value, bits });
+    }
+  }
+  return { weights, acts };
+}
