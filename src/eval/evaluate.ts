@@ -47,7 +47,7 @@ export class TopK {
 /** Checks that the data's image shape [C, H, W] matches the model input, naming both. */
 export function checkInputShape(expected: (number | null)[], got: readonly number[], what = 'the data gives'): void {
   if (expected.length !== 3 || expected.some((d, i) => d !== null && d !== got[i]))
-    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but ${what} [N, ${got.join(', ')}]; choose the matching --preset`);
+    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but ${what} [N, ${got.join(', ')}]; choose the matching --preset, or set --resize and --crop`);
 }
 
 /** The number of classes a graph's output [N, K] gives, if the file states K. */
