@@ -24,7 +24,7 @@ export function evalCommand(program: Command): void {
       if (o.qparams && o.backend === 'ort') throw new Error('--qparams simulates on our engine; use --backend torch (or export the model with -o and evaluate that file with --backend ort)');
       // onnxruntime runs what our engine does not compile, such as the QDQ files pdquant exports: those are only read.
       const onnx = (await import('../onnx/read.js')).readOnnx(model);
-      if (o.backend === 'torch' && onnx.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear'))
+      if (o.backend === 'torch' && (await import('../onnx/qdq-summary.js')).isQdq(onnx))
         throw new Error(`${model} is a quantized (QDQ) model: evaluate it with --backend ort, or the float model with --qparams on our engine`);
       const loaded = o.backend === 'torch' ? loadModel(model) : undefined;
       const io = loaded?.fp ?? modelIo(onnx);

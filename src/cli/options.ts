@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname, resolve } from 'node:path';
 import type { UnitOverride } from '../graph/index.js';
 import { InvalidArgumentError, type Command } from 'commander';
-import { checkTransform, openDataset, makeTransform, presets, transformFromMetadata, type Dataset, type Transform } from '../data/index.js';
+import { openDataset, makeTransform, presets, transformFromMetadata, withOverrides, type Dataset, type Transform } from '../data/index.js';
 
 export function intIn(flag: string, min: number, max = Infinity) {
   return (value: string): number => {
@@ -108,8 +108,7 @@ export function transformFor(o: PreprocessOptions, inputHw: (number | null)[], m
     const [h, w] = inputHw;
     base = transformFromMetadata(metadata) ?? (h === 224 && w === 224 ? makeTransform('imagenet') : h === 32 && w === 32 ? makeTransform('cifar') : {});
   }
-  const given = Object.fromEntries(Object.entries({ resize: o.resize, crop: o.crop, mean: o.mean, std: o.std }).filter(([, v]) => v !== undefined));
-  return checkTransform({ ...base, ...given });
+  return withOverrides(base, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
 }
 
 /** `channels`: what the model takes; images of another channel count are converted to it. */

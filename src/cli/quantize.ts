@@ -101,9 +101,9 @@ export function quantizeCommand(program: Command, version: string): void {
       const preset = method(f.method);
       const arch = ARCH_PRESETS[f.archPreset ?? 'resnet'];
       if (!arch) throw new Error(`Unknown --arch-preset ${f.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
+      const { inputChw, modelIo } = await import('../graph/load.js');
       const onnx = readOnnx(model);
-      const input = onnx.inputs[0]?.dims ?? [];
-      const transform = transformFor(f, input.slice(2).map((d) => (typeof d === 'number' ? d : null)), onnx.metadata);
+      const transform = transformFor(f, inputChw(modelIo(onnx)).slice(1), onnx.metadata);
       const given = {
         iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,
         dcLr: f.dcLr, dropP: f.dropP, inputDropP: f.inputDropP, weightLr: f.weightLr, actLr: f.actLr, warmup: f.warmup,

@@ -16,6 +16,11 @@ export const presets: Readonly<Record<string, Readonly<Transform>>> = {
 export function makeTransform(preset: string, overrides: Transform = {}): Transform {
   const base = Object.hasOwn(presets, preset) ? presets[preset] : undefined;
   if (!base) throw new DataError(`Unknown transform preset "${preset}"; known presets: ${Object.keys(presets).join(', ')}`);
+  return withOverrides(base, overrides);
+}
+
+/** `base` with every field that `overrides` defines replacing its own, checked for sane values. */
+export function withOverrides(base: Transform, overrides: Transform): Transform {
   const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   return checkTransform({ ...base, ...given });
 }
@@ -67,9 +72,7 @@ export function transformFromMetadata(md: Readonly<Record<string, string>>): Tra
     if (!Number.isInteger(v) || v <= 0) throw new DataError(`The model's metadata ${key} = "${md[key]}" is not a positive integer`);
     return v;
   };
-  const t: Transform = { mean: list(METADATA_KEYS.mean), std: list(METADATA_KEYS.std) };
-  const resize = int(METADATA_KEYS.resize), crop = int(METADATA_KEYS.crop);
-  return checkTransform({ ...(resize !== undefined ? { resize } : {}), ...(crop !== undefined ? { crop } : {}), ...t });
+  return withOverrides({ mean: list(METADATA_KEYS.mean), std: list(METADATA_KEYS.std) }, { resize: int(METADATA_KEYS.resize), crop: int(METADATA_KEYS.crop) });
 }
 
 /** "resize 256, crop 224, scale to [0, 1], mean 0.485,0.456,0.406, std 0.229,0.224,0.225", in the order applied. */

@@ -185,7 +185,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   }
   probe.dispose();
   // The operating system's high-water mark (getrusage), which sees the peaks inside caching and DC that sampling
-  // between iterations missed (resnet18, 1024 images: 14.0 GB, where sampling gave 2.7 GB). It covers the process,
+  // between iterations missed (torchvision resnet18, 1024 images: 14.3 GB, where sampling gave 2.7 GB). It covers the process,
   // so for several runs in one process it is the peak up to the end of this one.
   record.peak_rss_mb = Math.round(process.resourceUsage().maxRSS / 1024);
   return { record, loaded, qmodel };

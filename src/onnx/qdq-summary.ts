@@ -34,9 +34,14 @@ function scalar(model: OnnxModel, name: string | undefined): number | undefined 
   return t && numel(t.dims) === 1 ? Number(t.data[0]) : undefined;
 }
 
-/** The QDQ structure of a model, or undefined when it has no QuantizeLinear/DequantizeLinear node. */
+/** Whether a model holds QuantizeLinear/DequantizeLinear nodes (a QDQ model, such as `quantize -o` writes). */
+export function isQdq(model: OnnxModel): boolean {
+  return model.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
+}
+
+/** The QDQ structure of a model, or undefined when it is not a QDQ model. */
 export function summarizeQdq(model: OnnxModel): QdqSummary | undefined {
-  if (!model.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear')) return undefined;
+  if (!isQdq(model)) return undefined;
   const producer = new Map(model.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
   const weights: QdqWeightInfo[] = [];
   const acts: QdqActivationInfo[] = [];
