@@ -171,3 +171,32 @@ test('report: a missing, non-JSON or foreign record, or an output over the recor
   assertOneError(pdquant('report', partial, '-o', partial), /would overwrite its run record/);
   assert.ok(!existsSync(join(dir, 'foreign.html')) && !existsSync(join(dir, 'partial.html')), 'no report written');
 });
+
+test('a model exported with a fixed batch size of 1 quantizes, exports with batch 1 kept, and verifies in onnxruntime', async () => {
+  const { withFixedBatch } = await import('./helpers/onnx-builder.js');
+  const fixed = join(dir, 'fixed-batch.onnx');
+  writeFileSync(fixed, withFixedBatch(readFileSync(model), 1));
+  const inspect = pdquant('inspect', fixed);
+  assert.equal(inspect.status, 0, inspect.stderr);
+  assert.match(inspect.stdout, /the file fixes the batch size to 1: pdquant runs the model at any batch size/);
+  const data = classFolder('fixed-batch-data', 3);
+  const q = join(dir, 'fixed-batch.q.onnx'), record = join(dir, 'fixed-batch.json');
+  const r = pdquant('quantize', fixed, '--calib', images, '--w', '4', '--a', '4', '--method', 'mse', '--eval', data, '-o', q, '--json', record);
+  assert.equal(r.status, 0, r.stderr);
+  const run = JSON.parse(readFileSync(record, 'utf8'));
+  assert.equal(run.export.ort_top1, run.top1);
+  const exported = pdquant('inspect', q);
+  assert.match(exported.stdout, /input  input float32 \[1, 1, 28, 28\]/);
+  const ort = pdquant('eval', q, '--data', data, '--backend', 'ort', '--batch', '2');
+  assert.equal(ort.status, 0, ort.stderr);
+  assert.match(ort.stdout, new RegExp(`top-1 ${run.top1.toFixed(2)} %.* on 3 images \\(ort`));
+  const fp = [pdquant('eval', fixed, '--data', data, '--backend', 'ort'), pdquant('eval', model, '--data', data)];
+  for (const e of fp) assert.equal(e.status, 0, e.stderr);
+  assert.equal(fp[0]!.stdout.replace(/\(ort.*/, ''), fp[1]!.stdout.replace(/\(torch.*/, ''));
+});
+
+test('output into a pipe that closes early (`pdquant inspect model | head`) ends quietly', () => {
+  const r = spawnSync('bash', ['-c', `"${process.execPath}" "${bin}" inspect "${model}" | true; exit \${PIPESTATUS[0]}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+});

@@ -27,6 +27,9 @@ export function inspectCommand(program: Command): void {
       for (const o of onnx.outputs) console.log(`  output ${o.name} ${o.elemType} ${dims(o.dims)}`);
       const qdq = summarizeQdq(onnx);
       if (qdq) return printQdq(model, onnx.metadata, qdq);
+      const { declaredBatch } = await import('../onnx/batch.js');
+      const batch = declaredBatch(onnx);
+      if (batch !== null) console.log(`  the file fixes the batch size to ${batch}: pdquant runs the model at any batch size, and its quantized export keeps ${batch}`);
       const s = summarize(onnx);
       console.log(`ops after constant folding (${s.nodeCount} nodes): ${Object.entries(s.opCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
       console.log(`parameters: ${s.parameters.toLocaleString('en-US')}   FLOPs per image: ${(s.flops / 1e6).toFixed(1)} M (2 × ${(s.macs / 1e6).toFixed(1)} M multiply-adds)`);

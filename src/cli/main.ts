@@ -15,6 +15,12 @@ const program = new Command('pdquant')
 
 registerCommands(program, pkg.version);
 
+// `pdquant inspect model.onnx | head`: a reader that stops early is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -1,9 +1,9 @@
 /** Top-1/top-5 accuracy of a graph on the engine, or of an ONNX file in onnxruntime-node. */
-import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import { batches, type Dataset, type Transform } from '../data/index.js';
 import { execute, type Graph, type RunHooks } from '../graph/index.js';
 import { inputChw, type ModelIo } from '../graph/load.js';
+import { openOrt, runOrt } from './ort.js';
 
 export interface Accuracy {
   top1: number;
@@ -114,19 +114,19 @@ export async function evaluateGraph(graph: Graph, dataset: Dataset, o: EvalOptio
 
 /** Accuracy of an ONNX file run by onnxruntime-node (CPU). */
 export async function evaluateOrt(modelPath: string, dataset: Dataset, o: EvalOptions): Promise<Accuracy> {
-  const ort = await import('onnxruntime-node');
   const start = performance.now();
-  const session = await ort.InferenceSession.create(readFileSync(modelPath));
-  const inputName = session.inputNames[0]!;
+  const session = await openOrt(modelPath);
   const outputName = session.outputNames[0]!;
   const acc = new TopK();
   const idx = indices(dataset, o.limit);
-  for await (const b of batches(dataset, { batchSize: o.batchSize, transform: o.transform, indices: idx })) {
-    const out = await session.run({ [inputName]: new ort.Tensor('float32', b.data, b.shape) });
-    const logits = out[outputName]!;
-    acc.add(logits.data as Float32Array, logits.dims[1]!, b.labels);
-    o.onProgress?.(acc.n, idx.length);
+  try {
+    for await (const b of batches(dataset, { batchSize: o.batchSize, transform: o.transform, indices: idx })) {
+      const logits = (await runOrt(session, b.data, b.shape, [outputName]))[outputName]!;
+      acc.add(logits.data, logits.dims[1]!, b.labels);
+      o.onProgress?.(acc.n, idx.length);
+    }
+  } finally {
+    await session.release();
   }
-  await session.release();
   return acc.result((performance.now() - start) / 1000);
 }

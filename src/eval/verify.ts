@@ -4,6 +4,7 @@ import { execute } from '../graph/index.js';
 import type { OnnxModel } from '../onnx/ir.js';
 import { encodeOnnx } from '../onnx/write.js';
 import type { QuantizedModel } from '../quant/qmodel.js';
+import { openOrt, runOrt } from './ort.js';
 
 export interface LogitComparison {
   maxLogitDiff: number;
@@ -19,12 +20,11 @@ export interface Divergence {
   maxAbs: number;
 }
 
-async function runOrt(bytes: Uint8Array, x: E.Tensor, outputs?: string[]): Promise<Record<string, Float32Array>> {
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+async function runOnOrt(bytes: Uint8Array, x: E.Tensor, outputs?: string[]): Promise<Record<string, Float32Array>> {
+  const session = await openOrt(bytes);
   try {
-    const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', x.data() as Float32Array, x.shape) }, outputs ?? session.outputNames);
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array]));
+    const out = await runOrt(session, x.data() as Float32Array, x.shape, outputs);
+    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data]));
   } finally {
     await session.release();
   }
@@ -42,7 +42,7 @@ export async function compareLogits(qmodel: QuantizedModel, bytes: Uint8Array, x
   const classes = sim.shape[1]!;
   const a = sim.data() as Float32Array;
   sim.dispose();
-  const b = Object.values(await runOrt(bytes, x))[0]!;
+  const b = Object.values(await runOnOrt(bytes, x))[0]!;
   let agree = 0;
   const n = a.length / classes;
   const argmax = (v: Float32Array, i: number) => {
@@ -61,7 +61,7 @@ export async function compareLogits(qmodel: QuantizedModel, bytes: Uint8Array, x
 export async function firstDivergence(qmodel: QuantizedModel, qdq: OnnxModel, x: E.Tensor, tol = 1e-4): Promise<Divergence | null> {
   const values = qmodel.placement.acts.map((a) => a.value);
   const probe: OnnxModel = { ...qdq, outputs: [...qdq.outputs, ...values.map((v) => ({ name: `${v}_dq`, elemType: 'float32' as const, dims: null }))] };
-  const ort = await runOrt(encodeOnnx(probe), x, values.map((v) => `${v}_dq`));
+  const ort = await runOnOrt(encodeOnnx(probe), x, values.map((v) => `${v}_dq`));
   const g = qmodel.graph;
   // tidy keeps arrays (not Maps) of results.
   const sim = E.noGrad(() =>

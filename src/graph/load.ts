@@ -1,17 +1,23 @@
 /** ONNX file → the graphs pdquant works with: FP (BN kept, for DC and evaluation) and BN-folded (to quantize). */
+import * as E from '../engine/index.js';
 import { readOnnx } from '../onnx/read.js';
 import { foldConstants } from '../onnx/fold.js';
+import { HOW_TO_EXPORT, declaredBatch, freeBatch } from '../onnx/batch.js';
+import { OnnxError } from '../onnx/errors.js';
 import { checkSupported } from '../onnx/supported.js';
 import type { OnnxModel, ValueInfo } from '../onnx/ir.js';
 import { Graph } from './graph.js';
+import { execute } from './executor.js';
 import { foldBatchNorm, type BnStats } from './fold-bn.js';
 import { partition, type Unit, type UnitOverride } from './partition.js';
 
 export interface LoadedModel {
   /** The file it was read from; null when it was given as bytes. */
   path: string | null;
-  /** The model after constant folding (compute ops only). */
+  /** The model after constant folding (compute ops only), its batch dim symbolic. */
   onnx: OnnxModel;
+  /** The batch size the file fixes (torch.onnx.export without dynamic axes: 1), which the export keeps; null when free. */
+  declaredBatch: number | null;
   /** Full precision, BatchNormalization kept. */
   fp: Graph;
   /** BatchNormalization folded into the preceding layers; the graph that gets quantized. */
@@ -24,12 +30,43 @@ export interface LoadedModel {
 
 /** Reads (a file path, or the model's bytes), folds and checks an ONNX model; every failure is one clear error. */
 export function loadModel(source: string | Uint8Array, o: { units?: UnitOverride } = {}): LoadedModel {
-  const onnx = foldConstants(readOnnx(source));
+  const read = readOnnx(source);
+  const batch = declaredBatch(read);
+  const onnx = foldConstants(freeBatch(read, typeof source === 'string' ? source : 'the model'));
   checkSupported(onnx);
   const fp = new Graph(onnx);
+  if (batch !== null) checkSamplesIndependent(fp, batch);
   const { model, bn } = foldBatchNorm(onnx);
   const folded = new Graph(model);
-  return { path: typeof source === 'string' ? source : null, onnx, fp, folded, bn, units: partition(folded, o.units) };
+  return { path: typeof source === 'string' ? source : null, onnx, declaredBatch: batch, fp, folded, bn, units: partition(folded, o.units) };
+}
+
+/**
+ * A graph freed from its declared batch must give each sample the output it gives that sample alone: checked on two
+ * made-up samples, so a graph that mixes samples (which folding cannot see) is refused instead of calibrated wrongly.
+ */
+function checkSamplesIndependent(graph: Graph, declared: number): void {
+  const chw = inputChw(graph) as number[];
+  const size = chw.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: 2 * size }, (_, i) => Math.sin(i * 0.7) + 0.5 * Math.cos(i * 0.013));
+  const run = (x: Float32Array, n: number) =>
+    E.tidy(() => E.noGrad(() => {
+      const out = execute(graph, { feeds: new Map([[graph.input.name, E.tensor(x, [n, ...chw])]]), outputs: [graph.output.name] });
+      return Float32Array.from(out.get(graph.output.name)!.contiguous().data() as Float32Array);
+    }));
+  const both = run(data, 2);
+  const alone = [run(data.subarray(0, size), 1), run(data.subarray(size), 1)];
+  const per = alone[0]!.length;
+  if (both.length !== 2 * per) throw new OnnxError(`the model is exported for batch size ${declared} and gives ${both.length / per} outputs for 2 samples at other batch sizes; ${HOW_TO_EXPORT}`);
+  let diff = 0;
+  let scale = 1e-6;
+  for (let i = 0; i < both.length; i++) {
+    const a = alone[i < per ? 0 : 1]![i % per]!;
+    diff = Math.max(diff, Math.abs(both[i]! - a));
+    scale = Math.max(scale, Math.abs(a));
+  }
+  if (diff > 1e-4 * scale)
+    throw new OnnxError(`the model is exported for batch size ${declared} and its samples interact at other batch sizes (output differs by ${diff.toPrecision(3)}); ${HOW_TO_EXPORT}`);
 }
 
 /** What a graph or an ONNX file's first input and output are: enough to check data against without compiling it. */

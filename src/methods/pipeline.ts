@@ -9,6 +9,7 @@ import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
 import { compareLogits, firstDivergence } from '../eval/verify.js';
 import { qdqSpec, qdqModel, writeQdq } from './export.js';
+import { withDeclaredBatch } from '../onnx/batch.js';
 import { openDataset, transformToMetadata, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
@@ -161,7 +162,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       // The preprocessing travels with the model, so `pdquant eval model.q.onnx` applies it without flags.
       ...transformToMetadata(o.transform),
     };
-    const qdq = await timed('export', () => qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)));
+    // The file keeps the interface of the model it came from, a fixed batch size included.
+    const qdq = await timed('export', () => withDeclaredBatch(qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)), loaded.declaredBatch));
     const bytes = writeQdq(qdq, output);
     record.export = { path: output, int4_storage: !!o.int4Storage };
     if (o.verify !== false) {

@@ -114,3 +114,23 @@ export async function runOrt(
     await session.release();
   }
 }
+
+/**
+ * The model as torch.onnx.export writes it without dynamic axes: inputs and outputs fixed to `batch`, and each
+ * Flatten replaced by a Reshape to the constant [batch, -1] (what a traced x.view(x.size(0), -1) becomes).
+ */
+export function withFixedBatch(bytes: Uint8Array, batch: number): Uint8Array {
+  const m = onnx.ModelProto.decode(bytes);
+  const g = m.graph!;
+  for (const v of [...(g.input ?? []), ...(g.output ?? [])]) {
+    const dims = v.type?.tensorType?.shape?.dim;
+    if (dims?.[0]) dims[0] = { dimValue: batch };
+  }
+  for (const [i, n] of (g.node ?? []).entries()) {
+    if (n.opType !== 'Flatten') continue;
+    const target = `flatten_target_${i}`;
+    g.initializer!.push(tensor(target, 'int64', [2], [batch, -1], true));
+    Object.assign(n, { opType: 'Reshape', input: [n.input![0]!, target], attribute: [] });
+  }
+  return onnx.ModelProto.encode(m).finish();
+}
