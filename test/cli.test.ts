@@ -200,3 +200,25 @@ test('output into a pipe that closes early (`pdquant inspect model | head`) ends
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, '');
 });
+
+test('a model whose weights are in an external data file (torch.onnx.export with dynamo=True) evaluates and quantizes', async () => {
+  const { withExternalData } = await import('./helpers/onnx-builder.js');
+  const folder = join(dir, 'external');
+  mkdirSync(folder);
+  const { model: graph, data: weights } = withExternalData(readFileSync(model), 'fashion.onnx.data');
+  const external = join(folder, 'fashion.onnx');
+  writeFileSync(external, graph);
+  writeFileSync(join(folder, 'fashion.onnx.data'), weights);
+  const data = classFolder('external-data', 3);
+  const expected = pdquant('eval', model, '--data', data).stdout.replace(/\(torch.*/, '');
+  for (const backend of ['torch', 'ort']) {
+    const r = pdquant('eval', external, '--data', data, '--backend', backend);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.replace(/\((torch|ort).*/, ''), expected);
+  }
+  const q = join(folder, 'fashion.q.onnx');
+  const r = pdquant('quantize', external, '--calib', images, '--w', '4', '--a', '4', '--method', 'mse', '-o', q);
+  assert.equal(r.status, 0, r.stderr);
+  rmSync(join(folder, 'fashion.onnx.data'));
+  assertOneError(pdquant('eval', external, '--data', data), /external data file .*fashion\.onnx\.data not found \(it must sit beside the model\)/);
+});

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OnnxError, readOnnx } from '../src/onnx/index.js';
-import { attr, buildModel, tensor, type ModelSpec } from './helpers/onnx-builder.js';
+import { attr, buildModel, tensor, withExternalData, type ModelSpec } from './helpers/onnx-builder.js';
+import { tinyResNet } from './helpers/tiny-resnet.js';
 
 const convSpec = (): ModelSpec => ({
   inputs: [{ name: 'x', dims: ['N', 2, 4, 4] }, { name: 'w', dims: [3, 2, 1, 1] }],
@@ -76,7 +77,7 @@ test('readOnnx: opset outside 11..21', () => {
   expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), opset: 22 })), /opset 22 not supported/);
 });
 
-test('readOnnx: no inputs, cycle, missing input, external data', () => {
+test('readOnnx: no inputs, cycle, missing input', () => {
   expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), inputs: [{ name: 'w' }] })), /the graph has no inputs \(besides initializers\)/);
   expectOnnxError(
     () => readOnnx(buildModel({
@@ -94,6 +95,33 @@ test('readOnnx: no inputs, cycle, missing input, external data', () => {
     () => readOnnx(buildModel({ ...convSpec(), nodes: [{ op: 'Relu', inputs: ['nowhere'], outputs: ['y'] }] })),
     /node y \(Relu\) reads 'nowhere', which no node, initializer or graph input provides/,
   );
-  const external = { ...tensor('w', 'float', [3, 2, 1, 1], []), dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }] };
-  expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), initializers: [external] })), /initializer w: external data not supported/);
+});
+
+test('readOnnx: weights in an external data file beside the model (torch.onnx.export with dynamo=True)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pdq-external-'));
+  const inline = tinyResNet();
+  const { model, data } = withExternalData(inline, 'tiny.onnx.data');
+  const path = join(dir, 'tiny.onnx');
+  writeFileSync(path, model);
+  writeFileSync(join(dir, 'tiny.onnx.data'), data);
+  const read = readOnnx(path);
+  const expected = readOnnx(inline);
+  assert.deepEqual([...read.initializers.keys()], [...expected.initializers.keys()]);
+  for (const [name, t] of expected.initializers) assert.deepEqual(read.initializers.get(name), t, name);
+  assert.deepEqual(read.files, [path, join(dir, 'tiny.onnx.data')]);
+
+  expectOnnxError(() => readOnnx(model), /initializer stem\.weight: its data is in the external file 'tiny\.onnx\.data'; give the model as a file path/);
+  writeFileSync(join(dir, 'short.onnx'), model);
+  writeFileSync(join(dir, 'tiny.onnx.data'), data.subarray(0, 100));
+  expectOnnxError(() => readOnnx(path), /initializer \S+: bytes \d+\+\d+ lie outside tiny\.onnx\.data \(100 bytes\)/);
+  const elsewhere = withExternalData(inline, '../tiny.onnx.data');
+  writeFileSync(path, elsewhere.model);
+  expectOnnxError(() => readOnnx(path), /external data location '\.\.\/tiny\.onnx\.data' lies outside the model's folder/);
+  const missing = withExternalData(inline, 'gone.data');
+  writeFileSync(path, missing.model);
+  expectOnnxError(() => readOnnx(path), /external data file .*gone\.data not found \(it must sit beside the model\)/);
+  const wrongLength = { ...tensor('w', 'float', [3, 2, 1, 1], []), dataLocation: 1, externalData: [{ key: 'location', value: 'tiny.onnx.data' }, { key: 'length', value: '8' }] };
+  writeFileSync(join(dir, 'tiny.onnx.data'), data);
+  writeFileSync(path, buildModel({ ...convSpec(), initializers: [wrongLength] }));
+  expectOnnxError(() => readOnnx(path), /initializer w: external data has 8 bytes, shape \[3,2,1,1\] of float32 needs 24/);
 });

@@ -94,9 +94,10 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     return r;
   };
   const started = new Date().toISOString();
-  const modelHash = createHash('sha256').update(readFileSync(o.model)).digest('hex');
   E.manualSeed(o.seed);
   const loaded = await timed('load', () => loadModel(o.model, { units: o.units }));
+  // The weights may sit in external data files beside the .onnx; a resumed run must see the same ones.
+  const modelHash = (loaded.onnx.files ?? [o.model]).reduce((h, f) => h.update(readFileSync(f)), createHash('sha256')).digest('hex');
   const channels = inputChannels(loaded.folded);
   // Bad evaluation data must stop the run now, not after hours of reconstruction.
   const evalData = o.eval === undefined ? undefined : await openDataset(o.eval, { channels });

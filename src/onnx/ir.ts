@@ -71,4 +71,6 @@ export interface OnnxModel {
   initializers: Map<string, OnnxTensor>;
   nodes: OnnxNode[];
   metadata: Record<string, string>;
+  /** When read from a file: that file, then the external data files its tensors came from. */
+  files?: string[];
 }

@@ -1,6 +1,7 @@
 // ONNX protobuf → OnnxModel: decoding, validation, topological sort.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { OnnxError } from './errors.js';
 import type { AttrValue, DataType, Dim, OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from './ir.js';
 import { onnx, type proto } from './proto.js';
@@ -24,33 +25,69 @@ const TYPED_FIELD: Record<DataType, 'floatData' | 'int32Data' | 'int64Data' | 'd
   uint4: 'int32Data', int4: 'int32Data', // packed: one byte (two elements) per int32_data entry
 };
 
-/** Decodes a TensorProto (raw_data little-endian, or the typed repeated field). */
-function decodeTensor(t: proto.ITensorProto, what = `tensor ${t.name ?? ''}`): OnnxTensor {
-  const name = t.name ?? '';
-  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
-    throw new OnnxError(`${what}: external data not supported (save the model with its weights inside the .onnx file)`);
+/**
+ * Bytes of tensors stored outside the .onnx file (torch.onnx.export with dynamo=True writes model.onnx.data),
+ * read from files beside the model; each file is read once.
+ */
+class ExternalData {
+  private readonly files = new Map<string, Buffer>();
+  /** Every data file read, in the order first used. */
+  readonly paths: string[] = [];
+  constructor(private readonly folder: string | null) {}
+
+  bytes(t: proto.ITensorProto, what: string): Uint8Array {
+    const entries = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+    const location = entries.get('location');
+    if (!location) throw new OnnxError(`${what}: its data is marked external but names no location`);
+    if (this.folder === null) throw new OnnxError(`${what}: its data is in the external file '${location}'; give the model as a file path so the file beside it can be read`);
+    const path = resolve(this.folder, location);
+    const rel = relative(this.folder, path);
+    if (isAbsolute(location) || rel.startsWith('..') || isAbsolute(rel)) {
+      throw new OnnxError(`${what}: external data location '${location}' lies outside the model's folder ${this.folder}`);
+    }
+    let file = this.files.get(path);
+    if (!file) {
+      if (!existsSync(path) || statSync(path).isDirectory()) throw new OnnxError(`${what}: external data file ${join(this.folder, location)} not found (it must sit beside the model)`);
+      file = readFileSync(path);
+      this.files.set(path, file);
+      this.paths.push(path);
+    }
+    const offset = Number(entries.get('offset') ?? 0);
+    const length = entries.has('length') ? Number(entries.get('length')) : file.length - offset;
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > file.length) {
+      throw new OnnxError(`${what}: bytes ${entries.get('offset') ?? 0}+${entries.get('length') ?? '?'} lie outside ${location} (${file.length} bytes)`);
+    }
+    return file.subarray(offset, offset + length);
   }
+}
+
+/** Decodes a TensorProto (raw_data little-endian, external data in the same layout, or the typed repeated field). */
+function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalData): OnnxTensor {
+  const name = t.name ?? '';
+  const isExternal = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+  if (!isExternal && (t.externalData?.length ?? 0) > 0) throw new OnnxError(`${what}: has external data entries but is not marked external`);
   const dataType = dataTypeOf(t.dataType ?? 0, what);
   const dims = (t.dims ?? []).map(toNumber);
   const n = numel(dims);
   const ArrayType = DTYPES[dataType].array;
-  const raw = t.rawData;
+  const raw = isExternal ? external.bytes(t, what) : t.rawData;
   if (isPacked4(dataType)) {
     // Two elements per byte, low nibble first, in raw_data or one byte per int32_data entry.
     const bytes = raw && raw.length > 0 ? raw : ((t.int32Data ?? []) as Int64[]).map(toNumber);
-    const where = raw && raw.length > 0 ? 'raw_data has' : 'int32_data has';
+    const where = isExternal ? 'external data has' : raw && raw.length > 0 ? 'raw_data has' : 'int32_data has';
     if (bytes.length !== Math.ceil(n / 2)) {
       throw new OnnxError(`${what}: ${where} ${bytes.length} bytes, shape [${dims}] of ${dataType} needs ${Math.ceil(n / 2)}`);
     }
     return { name, dataType, dims, data: unpack4(bytes, n, dataType as 'uint4' | 'int4') };
   }
-  if (raw && raw.length > 0) {
-    if (endianness() !== 'LE') throw new OnnxError(`${what}: raw_data needs a little-endian host`);
-    if (raw.length !== n * ArrayType.BYTES_PER_ELEMENT) {
-      throw new OnnxError(`${what}: raw_data has ${raw.length} bytes, shape [${dims}] of ${dataType} needs ${n * ArrayType.BYTES_PER_ELEMENT}`);
+  if (isExternal || (raw && raw.length > 0)) {
+    const field = isExternal ? 'external data' : 'raw_data';
+    if (endianness() !== 'LE') throw new OnnxError(`${what}: ${field} needs a little-endian host`);
+    if (raw!.length !== n * ArrayType.BYTES_PER_ELEMENT) {
+      throw new OnnxError(`${what}: ${field} has ${raw!.length} bytes, shape [${dims}] of ${dataType} needs ${n * ArrayType.BYTES_PER_ELEMENT}`);
     }
-    const buffer = new ArrayBuffer(raw.length); // copy: raw_data may be unaligned inside the file buffer
-    new Uint8Array(buffer).set(raw);
+    const buffer = new ArrayBuffer(raw!.length); // copy: the bytes may be unaligned inside the file buffer
+    new Uint8Array(buffer).set(raw!);
     return { name, dataType, dims, data: new ArrayType(buffer) };
   }
   const values = (t[TYPED_FIELD[dataType]] ?? []) as Int64[];
@@ -64,7 +101,7 @@ function decodeTensor(t: proto.ITensorProto, what = `tensor ${t.name ?? ''}`): O
 const utf8 = new TextDecoder();
 
 /** Decodes one attribute; graph-valued ones (If/Loop bodies) return undefined: pdquant runs no control flow. */
-function decodeAttr(a: proto.IAttributeProto, where: string): AttrValue | undefined {
+function decodeAttr(a: proto.IAttributeProto, where: string, external: ExternalData): AttrValue | undefined {
   const T = onnx.AttributeProto.AttributeType;
   const what = `${where}, attribute ${a.name}`;
   switch (a.type) {
@@ -74,20 +111,20 @@ function decodeAttr(a: proto.IAttributeProto, where: string): AttrValue | undefi
     case T.FLOATS: return { type: 'floats', value: [...(a.floats ?? [])] };
     case T.STRING: return { type: 'string', value: utf8.decode(a.s ?? new Uint8Array()) };
     case T.STRINGS: return { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) };
-    case T.TENSOR: return { type: 'tensor', value: decodeTensor(a.t ?? {}, what) };
-    case T.TENSORS: return { type: 'tensors', value: (a.tensors ?? []).map((t) => decodeTensor(t, what)) };
+    case T.TENSOR: return { type: 'tensor', value: decodeTensor(a.t ?? {}, what, external) };
+    case T.TENSORS: return { type: 'tensors', value: (a.tensors ?? []).map((t) => decodeTensor(t, what, external)) };
     default: return undefined;
   }
 }
 
-function decodeNode(n: proto.INodeProto): OnnxNode {
+function decodeNode(n: proto.INodeProto, external: ExternalData): OnnxNode {
   const node: OnnxNode = {
     name: n.name ?? '', opType: n.opType ?? '', domain: n.domain ?? '',
     inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs: {},
   };
   const where = `node ${node.name || node.outputs[0]} (${node.opType})`;
   for (const a of n.attribute ?? []) {
-    const value = decodeAttr(a, where);
+    const value = decodeAttr(a, where, external);
     if (value !== undefined) node.attrs[a.name ?? ''] = value;
   }
   return node;
@@ -132,8 +169,9 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
   }
   if ((g.sparseInitializer ?? []).length > 0) throw new OnnxError(`${label}: sparse initializers not supported`);
 
+  const external = new ExternalData(typeof source === 'string' ? dirname(resolve(source)) : null);
   const initializers = new Map<string, OnnxTensor>();
-  for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer ${t.name}`));
+  for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer ${t.name}`, external));
   const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'input'));
   if (inputs.length === 0) throw new OnnxError(`${label}: the graph has no inputs (besides initializers)`);
   const shapeless = inputs.find((v) => v.dims === null);
@@ -144,7 +182,7 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
   const available = new Set([...initializers.keys(), ...inputs.map((v) => v.name)]);
   let nodes: OnnxNode[];
   try {
-    nodes = toposort((g.node ?? []).map(decodeNode), available);
+    nodes = toposort((g.node ?? []).map((n) => decodeNode(n, external)), available);
   } catch (e) {
     throw e instanceof OnnxError ? new OnnxError(`${label}: ${e.message}`) : e;
   }
@@ -163,5 +201,6 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
     initializers,
     nodes,
     metadata: Object.fromEntries((m.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+    ...(typeof source === 'string' ? { files: [source, ...external.paths] } : {}),
   };
 }

@@ -134,3 +134,26 @@ export function withFixedBatch(bytes: Uint8Array, batch: number): Uint8Array {
   }
   return onnx.ModelProto.encode(m).finish();
 }
+
+/**
+ * The model with its initializers' bytes moved to an external data file `location` (as torch.onnx.export with
+ * dynamo=True saves model.onnx + model.onnx.data), each at an offset aligned to `align` bytes.
+ */
+export function withExternalData(bytes: Uint8Array, location: string, align = 64): { model: Uint8Array; data: Buffer } {
+  const m = onnx.ModelProto.decode(bytes);
+  const parts: Buffer[] = [];
+  let offset = 0;
+  for (const t of m.graph!.initializer ?? []) {
+    const raw = t.rawData && t.rawData.length > 0 ? t.rawData : t.dataType === T.FLOAT ? new Uint8Array(Float32Array.from(t.floatData ?? []).buffer) : null;
+    if (!raw) continue;
+    const pad = (align - (offset % align)) % align;
+    parts.push(Buffer.alloc(pad), Buffer.from(raw));
+    offset += pad;
+    t.externalData = [{ key: 'location', value: location }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }];
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    t.rawData = new Uint8Array();
+    t.floatData = [];
+    offset += raw.length;
+  }
+  return { model: onnx.ModelProto.encode(m).finish(), data: Buffer.concat(parts) };
+}
