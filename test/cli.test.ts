@@ -222,3 +222,18 @@ test('a model whose weights are in an external data file (torch.onnx.export with
   rmSync(join(folder, 'fashion.onnx.data'));
   assertOneError(pdquant('eval', external, '--data', data), /external data file .*fashion\.onnx\.data not found \(it must sit beside the model\)/);
 });
+
+test('a model without BatchNormalization (folded by the exporter): DC methods warn that they have nothing to correct', async () => {
+  const { readOnnx, foldConstants, encodeOnnx } = await import('../src/onnx/index.js');
+  const { foldBatchNorm } = await import('../src/graph/index.js');
+  const noBn = join(dir, 'no-bn.onnx');
+  writeFileSync(noBn, encodeOnnx(foldBatchNorm(foldConstants(readOnnx(model))).model));
+  assert.match(pdquant('inspect', noBn).stdout, /no BatchNormalization nodes: the distribution correction of pdquant and qdrop-dc has no statistics/);
+  const run = (method: string) => pdquant('quantize', noBn, '--calib', images, '--w', '4', '--a', '4', '--method', method, '--iters', '2', '--dc-steps', '2', '--run-dir', join(dir, `no-bn-${method}`));
+  const pd = run('pdquant');
+  assert.equal(pd.status, 0, pd.stderr);
+  assert.match(pd.stderr, /warning: .*no-bn\.onnx has no BatchNormalization nodes .* pdquant's distribution correction has no statistics to match and is skipped/);
+  const brecq = run('brecq');
+  assert.equal(brecq.status, 0, brecq.stderr);
+  assert.doesNotMatch(brecq.stderr, /warning/);
+});

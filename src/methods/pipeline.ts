@@ -99,6 +99,10 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   // The weights may sit in external data files beside the .onnx; a resumed run must see the same ones.
   const modelHash = (loaded.onnx.files ?? [o.model]).reduce((h, f) => h.update(readFileSync(f)), createHash('sha256')).digest('hex');
   const channels = inputChannels(loaded.folded);
+  if (preset.recon?.dc && loaded.bn.size === 0)
+    ev.warning?.(`${o.model} has no BatchNormalization nodes (exporters fold them into the convolutions in eval mode), so ` +
+      `${o.method}'s distribution correction has no statistics to match and is skipped. To keep them, export with ` +
+      'torch.onnx.export(model.eval(), ..., training=torch.onnx.TrainingMode.PRESERVE)');
   // Bad evaluation data must stop the run now, not after hours of reconstruction.
   const evalData = o.eval === undefined ? undefined : await openDataset(o.eval, { channels });
   if (evalData) for (const w of await checkEvalData(loaded.fp, evalData, o.transform, o.evalLimit)) ev.warning?.(w);
