@@ -10,6 +10,7 @@ import * as E from '../src/engine/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { encodeOnnx, readOnnx } from '../src/onnx/index.js';
 
 export interface Check {
   name: string;
@@ -87,6 +88,28 @@ function modelChecks(): Check[] {
   }));
 }
 
+/**
+ * Units found from the graph alone, for exporters that write no module paths into node names: every node renamed
+ * node_<Op>_<k>. The reference's counts, but MNasNet's stem dw conv and linear projection (layers.3, layers.6: two
+ * layer units there) make one bottleneck block here.
+ */
+const STRUCTURAL_UNITS: Record<string, number> = { resnet18: 10, mobilenet_v2_w050: 20, mnasnet0_5: 20, regnet_x_400mf: 24 };
+
+const structuralCheck: Check = {
+  name: 'units without module paths in node names: models whose count differs from the table',
+  expected: 0,
+  tolerance: 0,
+  async run() {
+    const found = Object.entries(STRUCTURAL_UNITS).map(([name, want]) => {
+      const model = readOnnx(shared.torchvision(name));
+      const renamed = { ...model, nodes: model.nodes.map((n, k) => ({ ...n, name: `node_${n.opType}_${k}` })) };
+      const got = loadModel(encodeOnnx(renamed)).units.length;
+      return { name, want, got };
+    });
+    return { value: found.filter((f) => f.got !== f.want).length, note: `(${found.map((f) => `${f.name} ${f.got}`).join(', ')})` };
+  },
+};
+
 export const checks: Check[] = [
   {
     name: 'resnet20 FP top-1 (engine)',
@@ -121,5 +144,6 @@ export const checks: Check[] = [
     run: () => quantizedTop1('mse', w, a, undefined, (w === 4 && a === 4) || (w === 2 && a === 2) ? join(tmpdir(), `pdquant-conformance-w${w}a${a}.onnx`) : undefined),
   })),
   ...modelChecks(),
+  structuralCheck,
 ];
 

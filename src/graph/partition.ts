@@ -2,7 +2,7 @@
  * Splits a graph into reconstruction units (PDQUANT.md §4): a residual or inverted-residual block is
  * one unit, every other conv/linear (with its BN and activation) is a layer unit. Blocks are found from
  * the module paths PyTorch's exporter writes into node names ("/layer1/layer1.0/conv1/Conv"); without
- * them, from the residual additions of the graph.
+ * them, from the residual additions of the graph and from chains that end in a linear bottleneck.
  */
 import type { OnnxNode } from '../onnx/ir.js';
 import { isWeightLayer } from './executor.js';
@@ -100,6 +100,50 @@ function structuralBlocks(g: GraphView): Map<OnnxNode, string> {
   return owner;
 }
 
+const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
+
+/**
+ * Without module paths, inverted-residual blocks that have no skip connection (MobileNetV2, MNasNet) show no
+ * residual addition; they are found as chains of weight layers, each feeding only the next, that end in a layer
+ * without activation (the linear bottleneck). The first and last weight layers of the network stay layers, as the
+ * reference keeps the stem and the classifier.
+ */
+function bottleneckBlocks(g: GraphView, taken: Map<OnnxNode, string>): Map<OnnxNode, string> {
+  const consumers = new Map<string, OnnxNode[]>();
+  g.nodes.forEach((n) => n.inputs.forEach((i) => consumers.set(i, [...(consumers.get(i) ?? []), n])));
+  /** The layer with its BN/activation followers, as a layer unit would take it. */
+  const chainOf = (layer: OnnxNode): OnnxNode[] => {
+    const chain = [layer];
+    for (;;) {
+      const next = consumers.get(chain[chain.length - 1]!.outputs[0]!) ?? [];
+      if (next.length !== 1 || !FOLLOWERS.has(next[0]!.opType) || taken.has(next[0]!)) return chain;
+      chain.push(next[0]!);
+    }
+  };
+  const layers = g.nodes.filter(isWeightLayer);
+  const found = new Map<OnnxNode, string>();
+  let run: OnnxNode[][] = [];
+  const close = () => {
+    const name = `bottleneck${new Set(found.values()).size}`;
+    if (run.length >= 2) for (const n of run.flat()) found.set(n, name);
+    run = [];
+  };
+  for (const layer of layers.slice(1, -1)) {
+    if (taken.has(layer)) {
+      run = [];
+      continue;
+    }
+    const chain = chainOf(layer);
+    const previous = run[run.length - 1];
+    const last = previous?.[previous.length - 1];
+    const follows = last !== undefined && (consumers.get(last.outputs[0]!) ?? []).length === 1 && layer.inputs[0] === last.outputs[0];
+    if (!follows) run = [];
+    run.push(chain);
+    if (!chain.some((n) => ACTIVATIONS.has(n.opType))) close();
+  }
+  return found;
+}
+
 /** One unit per weight layer with its BN/activation chain (AdaRound's layer-wise reconstruction). */
 export function partitionLayers(g: GraphView): Unit[] {
   return partition(g, []);
@@ -122,13 +166,22 @@ export function partition(g: GraphView, override?: UnitOverride): Unit[] {
     }
   } else {
     const prefixes = blockPrefixes(g);
-    if (prefixes) {
+    const named = g.nodes.some((n) => modulePath(n).length > 0);
+    if (prefixes && (prefixes.size > 0 || named)) {
       for (const n of g.nodes) {
         const b = blockOf(n, prefixes);
         if (b) owner.set(n, group(b, 'block'));
       }
     } else {
-      for (const [n, name] of structuralBlocks(g)) owner.set(n, group(name, 'block'));
+      const structural = structuralBlocks(g);
+      for (const [n, name] of bottleneckBlocks(g, structural)) structural.set(n, name);
+      // Named in network order, whichever rule found them.
+      const order = new Map<string, string>();
+      for (const n of g.nodes) {
+        const name = structural.get(n);
+        if (name !== undefined && !order.has(name)) order.set(name, `block${order.size}`);
+      }
+      for (const [n, name] of structural) owner.set(n, group(order.get(name)!, 'block'));
     }
     // A block's trailing activation (after the Add) belongs to it even when named outside its module.
     extendWithFollowers(g, owner);
