@@ -237,3 +237,35 @@ test('a model without BatchNormalization (folded by the exporter): DC methods wa
   assert.equal(brecq.status, 0, brecq.stderr);
   assert.doesNotMatch(brecq.stderr, /warning/);
 });
+
+test('model-ready tensors from .npy calibrate and evaluate as they are; the record claims no preprocessing', async () => {
+  const { dump } = await import('npyjs');
+  const { openDataset, loadAll, transformFromMetadata } = await import('../src/data/index.js');
+  const { readOnnx } = await import('../src/onnx/index.js');
+  const ds = await openDataset(classFolder('npy-source', 3), { channels: 1 });
+  const batch = await loadAll(ds, transformFromMetadata(readOnnx(model).metadata));
+  const folder = join(dir, 'npy');
+  mkdirSync(folder);
+  const x = join(folder, 'val_images.npy');
+  writeFileSync(x, Buffer.from(dump(batch.data, batch.shape)));
+  writeFileSync(join(folder, 'val_labels.npy'), Buffer.from(dump(BigInt64Array.from(batch.labels, BigInt), [3])));
+  const record = join(dir, 'npy.json');
+  const r = pdquant('quantize', model, '--calib', x, '--w', '4', '--a', '4', '--method', 'mse', '--eval', x, '--json', record);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /val_images\.npy holds model-ready tensors: used as they are, no preprocessing applied/);
+  const run = JSON.parse(readFileSync(record, 'utf8'));
+  assert.equal(run.preprocess, undefined);
+  const fromImages = pdquant('eval', model, '--data', join(dir, 'npy-source')).stdout.replace(/\(torch.*/, '');
+  assert.equal(pdquant('eval', model, '--data', x).stdout.replace(/\(torch.*/, ''), fromImages);
+});
+
+test('--resume refuses a run dir made with other preprocessing (the calibration hash covers the tensors)', () => {
+  const runDir = join(dir, 'resume-preprocess');
+  const run = (...more: string[]) => quantize('--method', 'brecq', '--iters', '2', '--run-dir', runDir, ...more);
+  assert.equal(run().status, 0);
+  assert.equal(run('--resume', runDir).status, 0);
+  const other = run('--resume', runDir, '--mean', '0.5');
+  assert.notEqual(other.status, 0);
+  assert.match(other.stderr, /error: The checkpoint in .* belongs to another run \(it differs in: calib\); start a new --run-dir/);
+  assert.doesNotMatch(other.stderr, /^\s+at /m);
+});

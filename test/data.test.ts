@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
+import { dump } from 'npyjs';
 import {
   DataError,
   batches,
@@ -444,9 +445,82 @@ describe('batches', () => {
   });
 });
 
+describe('NumPy .npy', () => {
+  const write = (file: string, data: Parameters<typeof dump>[0], shape: number[]) => fs.writeFileSync(file, Buffer.from(dump(data, shape)));
+  const tensors = Float32Array.from({ length: 3 * 2 * 2 * 2 }, (_, i) => i / 7 - 1);
+
+  test('float [N, C, H, W] are model-ready: used as they are, whatever the transform; labels from X_labels.npy', async () => {
+    const dir = freshDir();
+    const file = path.join(dir, 'val_images.npy');
+    write(file, tensors, [3, 2, 2, 2]);
+    write(path.join(dir, 'val_labels.npy'), BigInt64Array.from([2n, 0n, 1n]), [3]);
+    const ds = await openDataset(file);
+    assert.equal(ds.kind, 'npy');
+    assert.equal(ds.preprocessed, true);
+    assert.equal(ds.size, 3);
+    assert.deepEqual(ds.classes, ['0', '1', '2']);
+    const batch = await loadAll(ds, { mean: [0.5], std: [0.25], resize: 9 });
+    assert.deepEqual(batch.shape, [3, 2, 2, 2]);
+    assert.deepEqual(Array.from(batch.data), Array.from(tensors));
+    assert.deepEqual(Array.from(batch.labels), [2, 0, 1]);
+    assert.match(ds.describe(), /3 model-ready tensors 2×2×2, 3 classes/);
+    const alone = path.join(freshDir(), 'calib.npy');
+    write(alone, Float64Array.from(tensors), [3, 2, 2, 2]);
+    const unlabelled = await openDataset(alone, { limit: 2 });
+    assert.equal(unlabelled.size, 2);
+    assert.equal(unlabelled.sample(1).label, -1);
+    assert.deepEqual(Array.from((await unlabelled.get(1)).data), Array.from(tensors.subarray(8, 16)));
+  });
+
+  test('uint8 [N, H, W(, C)] are images that the transform applies to; labels from X.labels.npy', async () => {
+    const dir = freshDir();
+    const file = path.join(dir, 'digits.npy');
+    const pixels = Uint8Array.from({ length: 2 * 2 * 3 * 3 }, (_, i) => i * 7);
+    write(file, pixels, [2, 2, 3, 3]);
+    write(path.join(dir, 'digits.labels.npy'), Uint8Array.from([1, 0]), [2]);
+    const ds = await openDataset(file);
+    assert.equal(ds.preprocessed, undefined);
+    assert.equal(ds.channels, 3);
+    const item = await ds.get(1, { mean: [0.5], std: [0.25] });
+    assert.deepEqual(item.shape, [3, 2, 3]);
+    assert.equal(item.label, 0);
+    assert.equal(item.data[0], normalized(pixels[18]!, 0.5, 0.25)); // channel 0 of the first pixel of image 1 (HWC)
+    const gray = path.join(freshDir(), 'gray.npy');
+    write(gray, pixels, [2, 3, 6]);
+    assert.deepEqual((await (await openDataset(gray)).get(0)).shape, [1, 3, 6]);
+  });
+
+  test('errors: not .npy, other dtypes and shapes, labels that do not fit', async () => {
+    const dir = freshDir();
+    const junk = path.join(dir, 'junk.npy');
+    fs.writeFileSync(junk, 'not numpy at all');
+    await rejectsData(openDataset(junk), junk, 'is not a NumPy .npy file');
+    const flat = path.join(dir, 'flat.npy');
+    write(flat, tensors, [3, 8]);
+    await rejectsData(openDataset(flat), flat, 'holds floats of shape (3, 8); model-ready inputs are [N, C, H, W]');
+    const ints = path.join(dir, 'ints.npy');
+    write(ints, Int32Array.from([1, 2, 3, 4]), [1, 1, 2, 2]);
+    await rejectsData(openDataset(ints), ints, 'holds i4');
+    const wide = path.join(dir, 'wide.npy');
+    write(wide, Uint8Array.from({ length: 16 }), [1, 2, 2, 4]);
+    await rejectsData(openDataset(wide), wide, 'images are [N, H, W] or [N, H, W, C] with C 1 or 3');
+    const x = path.join(dir, 'x_images.npy');
+    write(x, tensors, [3, 2, 2, 2]);
+    write(path.join(dir, 'x_labels.npy'), Int32Array.from([0, 1]), [2]);
+    await rejectsData(openDataset(x), 'x_labels.npy has 2 labels but its inputs have 3 samples');
+    write(path.join(dir, 'x_labels.npy'), Float32Array.from([0, 1, 1]), [3]);
+    await rejectsData(openDataset(x), 'x_labels.npy must hold one integer label per sample');
+    write(path.join(dir, 'x_labels.npy'), Int8Array.from([0, -1, 1]), [3]);
+    await rejectsData(openDataset(x), 'x_labels.npy: label 1 is -1');
+    const cut = path.join(dir, 'cut.npy');
+    fs.writeFileSync(cut, Buffer.from(dump(tensors, [3, 2, 2, 2])).subarray(0, 150));
+    await rejectsData(openDataset(cut), cut, 'is a truncated or damaged .npy file');
+  });
+});
+
 describe('openDataset', () => {
   test('detects each kind, honours a forced kind, and refuses what it cannot tell', async () => {
-    assert.deepEqual(sources().map((s) => s.kind), ['cifar-bin', 'idx', 'list', 'imagefolder']);
+    assert.deepEqual(sources().map((s) => s.kind), ['cifar-bin', 'idx', 'npy', 'list', 'imagefolder']);
     const dir = freshDir();
     const other = path.join(dir, 'data.csv');
     fs.writeFileSync(other, '1,2\n');

@@ -3,6 +3,7 @@ import { cifarSource } from './sources/cifar.js';
 import { idxSource } from './sources/idx.js';
 import { imageFolderSource } from './sources/imagefolder.js';
 import { listFileSource } from './sources/listfile.js';
+import { npySource } from './sources/npy.js';
 import type { Source } from './types.js';
 
 const table = new Map<string, Source>();
@@ -26,4 +27,4 @@ export function sourceFor(kind: string): Source {
 }
 
 // Image folders come last: any folder that is not CIFAR or IDX is taken for one.
-for (const source of [cifarSource, idxSource, listFileSource, imageFolderSource]) registerSource(source);
+for (const source of [cifarSource, idxSource, npySource, listFileSource, imageFolderSource]) registerSource(source);

@@ -50,6 +50,8 @@ export interface Dataset {
   readonly classes: readonly string[];
   /** Channels of every decoded image (1 = grayscale, 3 = RGB). */
   readonly channels: number;
+  /** Items are model-ready tensors (e.g. float .npy): transforms do not apply to them. */
+  readonly preprocessed?: boolean;
   /** Path and label of sample i without decoding it. */
   sample(i: number): Sample;
   /** Decodes sample i and applies the transform. */

@@ -126,7 +126,11 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       reconstruct(
         {
           loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume,
-          fingerprint: { model: modelHash, method: o.method, w: o.wBits, a: o.aBits, seed: o.seed, calib: calib.hash, head8: o.eightBitHeadStem, cfg },
+          // The calibration hash covers the preprocessed tensor, so other preprocessing or images refuse to resume.
+          fingerprint: {
+            model: modelHash, method: o.method, w: o.wBits, a: o.aBits, seed: o.seed, calib: calib.hash, head8: o.eightBitHeadStem, cfg,
+            units: loaded.units.map((u) => `${u.name}:${u.nodes.length}`),
+          },
         },
         ev,
       ),
@@ -145,7 +149,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     eight_bit_head_stem: o.eightBitHeadStem,
     seed: o.seed,
     calibration: { source: calib.source, count: calib.count, sha256: calib.hash },
-    preprocess: o.transform,
+    // Model-ready tensors (.npy) carry the user's own preprocessing, which pdquant does not know.
+    ...(calib.preprocessed ? {} : { preprocess: o.transform }),
     seconds,
     started,
     ...(units ? { recon: { config: cfg, units } } : {}),
@@ -165,7 +170,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       'pdquant.version': version, 'pdquant.method': o.method, 'pdquant.w_bits': String(o.wBits), 'pdquant.a_bits': String(o.aBits),
       'pdquant.calibration_sha256': calib.hash, 'pdquant.calibration_count': String(calib.count), 'pdquant.seed': String(o.seed),
       // The preprocessing travels with the model, so `pdquant eval model.q.onnx` applies it without flags.
-      ...transformToMetadata(o.transform),
+      ...(calib.preprocessed ? {} : transformToMetadata(o.transform)),
     };
     // The file keeps the interface of the model it came from, a fixed batch size included.
     const qdq = await timed('export', () => withDeclaredBatch(qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)), loaded.declaredBatch));

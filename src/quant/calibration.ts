@@ -6,9 +6,11 @@ import { openDataset, loadAll, type Transform } from '../data/index.js';
 export interface Calibration {
   images: E.Tensor;
   count: number;
-  /** sha256 of the image paths in order. */
+  /** sha256 of the calibration tensor (shape, then float32 values after preprocessing): equal hashes, equal calibration. */
   hash: string;
   source: string;
+  /** The data were model-ready tensors, so no preprocessing was applied. */
+  preprocessed: boolean;
 }
 
 /** A seeded permutation (mulberry32 + Fisher–Yates), so a folder's calibration draw is reproducible. */
@@ -38,8 +40,9 @@ export async function loadCalibration(spec: string, count: number, transform: Tr
   if (ds.size === 0) throw new Error(`The calibration data ${spec} holds no images`);
   const n = Math.min(count, ds.size);
   if (n < count) console.warn(`pdquant: ${spec} holds ${ds.size} images; calibrating on all of them instead of ${count}`);
+  if (ds.preprocessed) console.warn(`pdquant: ${spec} holds model-ready tensors: used as they are, no preprocessing applied`);
   const indices = ds.kind === 'list' ? Array.from({ length: n }, (_, i) => i) : seededPermutation(ds.size, seed).slice(0, n);
   const batch = await loadAll(ds, transform, indices);
-  const hash = createHash('sha256').update(batch.paths.join('\n')).digest('hex');
-  return { images: E.keep(E.tensor(batch.data, batch.shape)), count: n, hash, source: spec };
+  const hash = createHash('sha256').update(batch.shape.join(',')).update(new Uint8Array(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength)).digest('hex');
+  return { images: E.keep(E.tensor(batch.data, batch.shape)), count: n, hash, source: spec, preprocessed: ds.preprocessed === true };
 }

@@ -66,8 +66,10 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   if (o.resume) {
     if (!ckptPath || !existsSync(ckptPath)) throw new Error(`Cannot resume: no checkpoint at ${ckptPath ?? '(no --run-dir)'}`);
     const ck = JSON.parse(readFileSync(ckptPath, 'utf8')) as Checkpoint;
-    if (JSON.stringify(ck.fingerprint) !== JSON.stringify(o.fingerprint))
-      throw new Error(`The checkpoint in ${o.runDir} belongs to another run (${JSON.stringify(ck.fingerprint)}); start a new --run-dir`);
+    const keys = [...new Set([...Object.keys(ck.fingerprint ?? {}), ...Object.keys(o.fingerprint)])];
+    const differing = keys.filter((k) => JSON.stringify(ck.fingerprint?.[k]) !== JSON.stringify(o.fingerprint[k]));
+    if (differing.length > 0)
+      throw new Error(`The checkpoint in ${o.runDir} belongs to another run (it differs in: ${differing.join(', ')}); start a new --run-dir`);
     qmodel.load(ck.qparams);
     ck.done.forEach((u) => done.add(u));
     records.push(...ck.units);
