@@ -257,6 +257,11 @@ test('model-ready tensors from .npy calibrate and evaluate as they are; the reco
   assert.equal(run.preprocess, undefined);
   const fromImages = pdquant('eval', model, '--data', join(dir, 'npy-source')).stdout.replace(/\(torch.*/, '');
   assert.equal(pdquant('eval', model, '--data', x).stdout.replace(/\(torch.*/, ''), fromImages);
+  const wrong = join(folder, 'wrong.npy');
+  writeFileSync(wrong, Buffer.from(dump(new Float32Array(2 * 32 * 32), [2, 1, 32, 32])));
+  assertOneError(pdquant('eval', model, '--data', wrong), /wrong\.npy \(npy\) has no label for 2 of 2 images .* or \.npy with X_labels\.npy \(or X\.labels\.npy\) beside it/);
+  writeFileSync(join(folder, 'wrong.labels.npy'), Buffer.from(dump(Uint8Array.from([0, 1]), [2])));
+  assertOneError(pdquant('eval', model, '--data', wrong), /expects input \[N, 1, 28, 28\] but the data gives \[N, 1, 32, 32\]; model-ready tensors \(\.npy\) must have the shape/);
 });
 
 test('--resume refuses a run dir made with other preprocessing (the calibration hash covers the tensors)', () => {

@@ -45,9 +45,10 @@ export class TopK {
 }
 
 /** Checks that the data's image shape [C, H, W] matches the model input, naming both. */
-export function checkInputShape(expected: (number | null)[], got: readonly number[], what = 'the data gives'): void {
+export function checkInputShape(expected: (number | null)[], got: readonly number[], what = 'the data gives', preprocessed = false): void {
+  const fix = preprocessed ? 'model-ready tensors (.npy) must have the shape of the model input' : 'choose the matching --preset, or set --resize and --crop';
   if (expected.length !== 3 || expected.some((d, i) => d !== null && d !== got[i]))
-    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but ${what} [N, ${got.join(', ')}]; choose the matching --preset, or set --resize and --crop`);
+    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but ${what} [N, ${got.join(', ')}]; ${fix}`);
 }
 
 /** The number of classes a graph's output [N, K] gives, if the file states K. */
@@ -70,7 +71,7 @@ export async function checkEvalData(graph: ModelIo, dataset: Dataset, transform:
   if (unlabelled.length > 0) {
     const first = dataset.sample(unlabelled[0]!).path;
     throw new Error(`${where} has no label for ${unlabelled.length} of ${idx.length} images (first: ${first}); accuracy needs labelled images: ` +
-      'an ImageFolder <root>/<class>/<image>, a list file of <class>/<image> paths, CIFAR-10 batches, or IDX images with their labels file beside them');
+      'an ImageFolder <root>/<class>/<image>, a list file of <class>/<image> paths, CIFAR-10 batches, IDX images with their labels file beside them, or .npy with X_labels.npy (or X.labels.npy) beside it');
   }
   const warnings: string[] = [];
   const outputs = outputClasses(graph);
@@ -82,7 +83,7 @@ export async function checkEvalData(graph: ModelIo, dataset: Dataset, transform:
     if (dataset.classes.length > 0 && dataset.classes.length !== outputs)
       warnings.push(`${where} has ${dataset.classes.length} classes but the model gives ${outputs} outputs; class k (folders sorted alphabetically) is scored as output k`);
   }
-  checkInputShape(inputChw(graph), (await dataset.get(idx[0]!, transform)).shape);
+  checkInputShape(inputChw(graph), (await dataset.get(idx[0]!, transform)).shape, undefined, dataset.preprocessed);
   return warnings;
 }
 
@@ -97,7 +98,7 @@ export async function evaluateGraph(graph: Graph, dataset: Dataset, o: EvalOptio
   const idx = indices(dataset, o.limit);
   const expected = inputChw(graph);
   for await (const b of batches(dataset, { batchSize: o.batchSize, transform: o.transform, indices: idx })) {
-    checkInputShape(expected, b.shape.slice(1));
+    checkInputShape(expected, b.shape.slice(1), undefined, dataset.preprocessed);
     const logits = E.tidy(() =>
       E.noGrad(() => {
         const x = E.tensor(b.data, b.shape);
