@@ -9,7 +9,7 @@ export function evalCommand(program: Command): void {
     .command('eval')
     .description('top-1/top-5 accuracy of an ONNX model on labelled images')
     .argument('<model>', 'ONNX model', existingPath('Model'))
-    .requiredOption('--data <path>', 'image folder (class sub-folders), list file, CIFAR-10 .bin or IDX files', existingPath('Data path'));
+    .requiredOption('--data <path>', 'image folder (class sub-folders), list file, CIFAR-10 .bin, IDX files, or .npy (labels in X_labels.npy)', existingPath('Data path'));
   addPreprocessOptions(command)
     .option('--split <split>', 'train or test, for data holding both')
     .option('--backend <name>', 'torch (our engine) or ort (onnxruntime-node)', 'torch')

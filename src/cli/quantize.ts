@@ -59,7 +59,7 @@ export function quantizeCommand(program: Command, version: string): void {
     .command('quantize')
     .description('quantize an ONNX model (PD-Quant, QDrop, BRECQ, AdaRound, or scale-only baselines)')
     .argument('<model>', 'ONNX model (BatchNormalization kept)', existingPath('Model'))
-    .requiredOption('--calib <path>', 'calibration images: folder, list file, CIFAR-10 .bin or IDX', existingPath('Calibration path'))
+    .requiredOption('--calib <path>', 'calibration images: folder, list file, CIFAR-10 .bin, IDX, or .npy (float [N,C,H,W] used as is)', existingPath('Calibration path'))
     .option('--method <name>', 'minmax | mse | cosine | adaround | brecq | qdrop | pd-only | pd-reg | pd-reg-drop | qdrop-dc | pdquant', 'pdquant')
     .requiredOption('--w <bits>', 'weight bit-width 2..8', bits('--w'))
     .requiredOption('--a <bits>', 'activation bit-width 2..8', bits('--a'))
