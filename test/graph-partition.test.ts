@@ -47,3 +47,39 @@ for (const withSkip of [true, false]) {
     assert.deepEqual(units.map((u) => u.name).slice(1, 3), ['block0', 'block1']);
   });
 }
+
+test('module paths recorded as node metadata (torch.onnx.export with dynamo=True) group the units as names with paths do', async () => {
+  const { tinyResNet } = await import('./helpers/tiny-resnet.js');
+  const { withNodeMetadata } = await import('./helpers/onnx-builder.js');
+  const { onnx } = await import('../src/onnx/proto.js');
+  // The dynamo exporter's form: cumulative module paths between the root '' and the node's own name.
+  const scopes = (name: string) => {
+    const parts = name.split('/').filter(Boolean).slice(0, -1);
+    const cumulative: string[] = [];
+    for (const p of parts) cumulative.push(cumulative.length === 0 || p.startsWith(`${cumulative.at(-1)}.`) ? p : `${cumulative.at(-1)}.${p}`);
+    return `[${['', ...cumulative, 'op'].map((s) => `'${s}'`).join(', ')}]`;
+  };
+  const withPaths = tinyResNet();
+  const m = onnx.ModelProto.decode(withPaths);
+  const names = m.graph!.node!.map((n) => n.name!);
+  m.graph!.node!.forEach((n, i) => (n.name = `node_${n.opType}_${i}`));
+  const dynamo = withNodeMetadata(onnx.ModelProto.encode(m).finish(), (_, i) => ({ 'pkg.torch.onnx.name_scopes': scopes(names[i]!), 'pkg.torch.onnx.class_hierarchy': "['x']" }));
+  const units = loadModel(dynamo).units;
+  assert.deepEqual(units.map((u) => `${u.name}:${u.kind}`), ['stem.conv:layer', 'layer1.0:block', 'layer2.0:block', 'fc:layer']);
+  assert.deepEqual(units.map((u) => u.nodes.length), loadModel(withPaths).units.map((u) => u.nodes.length));
+  assert.ok(units[1]!.nodes.every((n) => n.name.startsWith('node_')));
+  // Without the metadata the same graph has no paths: the structure gives the blocks.
+  assert.deepEqual(loadModel(onnx.ModelProto.encode(m).finish()).units.map((u) => u.kind), ['layer', 'block', 'block', 'layer']);
+});
+
+test('unnamed and repeated node names become unique (weights, units and checkpoints are keyed by them)', async () => {
+  const { onnx } = await import('../src/onnx/proto.js');
+  const { readOnnx } = await import('../src/onnx/index.js');
+  const m = onnx.ModelProto.decode(tinyMobile(true));
+  m.graph!.node!.forEach((n, i) => (n.name = i === 0 || i === 2 ? 'dup' : ''));
+  const bytes = onnx.ModelProto.encode(m).finish();
+  const names = readOnnx(bytes).nodes.map((n) => n.name);
+  assert.deepEqual(names.slice(0, 4), ['dup', 'r2', 'dup_1', 'r4']);
+  assert.equal(new Set(names).size, names.length);
+  assert.deepEqual(loadModel(bytes).units.map((u) => u.kind), loadModel(tinyMobile(true)).units.map((u) => u.kind));
+});

@@ -28,8 +28,12 @@ interface GraphView {
 
 const FOLLOWERS = new Set(['BatchNormalization', 'Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
 
-/** "/layer1/layer1.0/conv1/Conv" → ["layer1", "layer1.0", "conv1"]; [] for names without a path. */
+/**
+ * The node's module path: the one its exporter recorded (dynamo=True), else from its name as the TorchScript exporter
+ * writes it, "/layer1/layer1.0/conv1/Conv" → ["layer1", "layer1.0", "conv1"]; [] when there is neither.
+ */
 export function modulePath(node: OnnxNode): string[] {
+  if (node.scope) return node.scope;
   if (!node.name.startsWith('/')) return [];
   const parts = node.name.split('/').filter(Boolean);
   return parts.slice(0, -1);

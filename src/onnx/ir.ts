@@ -44,6 +44,8 @@ export interface OnnxNode {
   inputs: string[];
   outputs: string[];
   attrs: Record<string, AttrValue>;
+  /** The module path the exporter recorded for the node (dynamo=True: metadata), outermost first; absent if none. */
+  scope?: string[];
 }
 
 /** A dimension: a size, a symbolic name (e.g. 'batch'), or null when unnamed and unknown. */

@@ -7,6 +7,7 @@ import type { AttrValue, DataType, Dim, OnnxModel, OnnxNode, OnnxTensor, ValueIn
 import { onnx, type proto } from './proto.js';
 import { DTYPES, dataTypeOf, isPacked4, numel, unpack4 } from './tensor.js';
 import { toposort } from './toposort.js';
+import { nodeScopes } from './node-scopes.js';
 
 /** Opsets of the default domain that pdquant reads. */
 export const MIN_OPSET = 11;
@@ -117,10 +118,11 @@ function decodeAttr(a: proto.IAttributeProto, where: string, external: ExternalD
   }
 }
 
-function decodeNode(n: proto.INodeProto, external: ExternalData): OnnxNode {
+function decodeNode(n: proto.INodeProto, external: ExternalData, scope: string[] | undefined): OnnxNode {
   const node: OnnxNode = {
     name: n.name ?? '', opType: n.opType ?? '', domain: n.domain ?? '',
     inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs: {},
+    ...(scope && scope.length > 0 ? { scope } : {}),
   };
   const where = `node ${node.name || node.outputs[0]} (${node.opType})`;
   for (const a of n.attribute ?? []) {
@@ -128,6 +130,22 @@ function decodeNode(n: proto.INodeProto, external: ExternalData): OnnxNode {
     if (value !== undefined) node.attrs[a.name ?? ''] = value;
   }
   return node;
+}
+
+/**
+ * Node names are optional in ONNX and need not be unique, but pdquant keys weights, units and checkpoints by them:
+ * an unnamed node takes its first output's name, and a repeated name gets _1, _2, ...
+ */
+function withUniqueNames(nodes: OnnxNode[]): OnnxNode[] {
+  const taken = new Set<string>();
+  for (const node of nodes) {
+    const base = node.name || node.outputs.find((o) => o !== '') || node.opType;
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    node.name = name;
+  }
+  return nodes;
 }
 
 function decodeValueInfo(v: proto.IValueInfoProto, role: string): ValueInfo {
@@ -182,7 +200,8 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
   const available = new Set([...initializers.keys(), ...inputs.map((v) => v.name)]);
   let nodes: OnnxNode[];
   try {
-    nodes = toposort((g.node ?? []).map((n) => decodeNode(n, external)), available);
+    const scopes = nodeScopes(bytes);
+    nodes = toposort(withUniqueNames((g.node ?? []).map((n, i) => decodeNode(n, external, scopes[i]))), available);
   } catch (e) {
     throw e instanceof OnnxError ? new OnnxError(`${label}: ${e.message}`) : e;
   }

@@ -1,5 +1,6 @@
 // Test helpers: small ONNX models built straight from onnx-proto (independent of pdquant's writer), run in onnxruntime-node.
 import * as ort from 'onnxruntime-node';
+import protobuf from 'protobufjs/minimal.js';
 import { onnx, type proto } from '../../src/onnx/proto.js';
 
 const T = onnx.TensorProto.DataType;
@@ -156,4 +157,20 @@ export function withExternalData(bytes: Uint8Array, location: string, align = 64
     offset += raw.length;
   }
   return { model: onnx.ModelProto.encode(m).finish(), data: Buffer.concat(parts) };
+}
+
+/**
+ * The model with metadata_props (NodeProto field 9, newer than the onnx-proto schema) on its nodes, written straight
+ * in the wire format, as torch.onnx.export(dynamo=True) records pkg.torch.onnx.name_scopes.
+ */
+export function withNodeMetadata(bytes: Uint8Array, props: (node: proto.INodeProto, index: number) => Record<string, string>): Uint8Array {
+  const field = (n: number, value: Uint8Array) => protobuf.Writer.create().uint32((n << 3) | 2).bytes(value).finish();
+  const entry = (key: string, value: string) => protobuf.Writer.create().uint32(10).string(key).uint32(18).string(value).finish();
+  const m = onnx.ModelProto.decode(bytes);
+  const g = m.graph!;
+  const nodes = (g.node ?? []).map((n, i) =>
+    Buffer.concat([onnx.NodeProto.encode(n).finish(), ...Object.entries(props(n, i)).map(([k, v]) => field(9, entry(k, v)))]),
+  );
+  const graph = Buffer.concat([onnx.GraphProto.encode({ ...g, node: [] }).finish(), ...nodes.map((n) => field(1, n))]);
+  return Buffer.concat([onnx.ModelProto.encode({ ...m, graph: null }).finish(), field(7, graph)]);
 }
