@@ -62,7 +62,7 @@ export interface RunRecord {
   eight_bit_head_stem: boolean;
   seed: number;
   calibration: { source: string; count: number; sha256: string };
-  /** Resize, crop, mean and std applied to every image. */
+  /** Resize, crop, mean and std applied to the images (absent when all data were model-ready .npy tensors). */
   preprocess?: Transform;
   top1?: number;
   top5?: number;
@@ -150,7 +150,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     seed: o.seed,
     calibration: { source: calib.source, count: calib.count, sha256: calib.hash },
     // Model-ready tensors (.npy) carry the user's own preprocessing, which pdquant does not know.
-    ...(calib.preprocessed ? {} : { preprocess: o.transform }),
+    ...(calib.preprocessed && (evalData === undefined || evalData.preprocessed) ? {} : { preprocess: o.transform }),
     seconds,
     started,
     ...(units ? { recon: { config: cfg, units } } : {}),

@@ -1,7 +1,7 @@
 // ONNX protobuf → OnnxModel: decoding, validation, topological sort.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { OnnxError } from './errors.js';
 import type { AttrValue, DataType, Dim, OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from './ir.js';
 import { onnx, type proto } from './proto.js';
@@ -43,7 +43,7 @@ class ExternalData {
     if (this.folder === null) throw new OnnxError(`${what}: its data is in the external file '${location}'; give the model as a file path so the file beside it can be read`);
     const path = resolve(this.folder, location);
     const rel = relative(this.folder, path);
-    if (isAbsolute(location) || rel.startsWith('..') || isAbsolute(rel)) {
+    if (isAbsolute(location) || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
       throw new OnnxError(`${what}: external data location '${location}' lies outside the model's folder ${this.folder}`);
     }
     let file = this.files.get(path);

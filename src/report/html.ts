@@ -89,7 +89,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
     ['model', `${r.model.path} (sha256 ${r.model.sha256.slice(0, 16)}…)`],
     ['method', `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
     ['calibration', `${r.calibration.count} images from ${r.calibration.source} (sha256 ${r.calibration.sha256.slice(0, 16)}…)`],
-    ...(r.preprocess ? [['preprocessing', describeTransform(r.preprocess)] as [string, string]] : []),
+    ['preprocessing', r.preprocess ? describeTransform(r.preprocess) : 'not recorded (model-ready .npy tensors are used as they are)'],
     ['seed', String(r.seed)],
     ['started', r.started],
     ['time', `${num(total, 1)} s in all; peak memory ${r.peak_rss_mb} MB`],
