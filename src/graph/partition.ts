@@ -1,8 +1,8 @@
 /**
  * Splits a graph into reconstruction units (PDQUANT.md §4): a residual or inverted-residual block is
  * one unit, every other conv/linear (with its BN and activation) is a layer unit. Blocks are found from
- * the module paths PyTorch's exporter writes into node names ("/layer1/layer1.0/conv1/Conv"); without
- * them, from the residual additions of the graph and from chains that end in a linear bottleneck.
+ * the module paths PyTorch records, in node names ("/layer1/layer1.0/conv1/Conv") or node metadata (dynamo);
+ * without them, from the residual additions of the graph and from chains that end in a linear bottleneck.
  */
 import type { OnnxNode } from '../onnx/ir.js';
 import { isWeightLayer } from './executor.js';
@@ -26,7 +26,9 @@ interface GraphView {
   constants: ReadonlyMap<string, unknown>;
 }
 
-const FOLLOWERS = new Set(['BatchNormalization', 'Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
+const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
+/** What a weight layer's unit takes along after it. */
+const FOLLOWERS = new Set(['BatchNormalization', ...ACTIVATIONS]);
 
 /**
  * The node's module path: the one its exporter recorded (dynamo=True), else from its name as the TorchScript exporter
@@ -103,8 +105,6 @@ function structuralBlocks(g: GraphView): Map<OnnxNode, string> {
   });
   return owner;
 }
-
-const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
 
 /**
  * Without module paths, inverted-residual blocks that have no skip connection (MobileNetV2, MNasNet) show no
