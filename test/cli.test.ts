@@ -274,3 +274,30 @@ test('--resume refuses a run dir made with other preprocessing (the calibration 
   assert.match(other.stderr, /error: The checkpoint in .* belongs to another run \(it differs in: calib\); start a new --run-dir/);
   assert.doesNotMatch(other.stderr, /^\s+at /m);
 });
+
+test('a model as torch.onnx.export(dynamo=True) writes it (batch 1, names node_*, paths in metadata, weights in .data) quantizes end to end', async () => {
+  const { tinyWorkspace, tinyResNet } = await import('./helpers/tiny-resnet.js');
+  const { withFixedBatch, withNodeMetadata, withExternalData } = await import('./helpers/onnx-builder.js');
+  const { onnx } = await import('../src/onnx/proto.js');
+  const ws = await tinyWorkspace(4);
+  const m = onnx.ModelProto.decode(withFixedBatch(tinyResNet(), 1));
+  const paths = m.graph!.node!.map((n) => (n.name ?? '').split('/').filter(Boolean).slice(0, -1));
+  m.graph!.node!.forEach((n, i) => (n.name = `node_${n.opType}_${i}`));
+  const { model: external, data } = withExternalData(onnx.ModelProto.encode(m).finish(), 'dynamo.onnx.data');
+  const graph = withNodeMetadata(external, (_, i) => {
+    const cumulative: string[] = [];
+    for (const p of paths[i]!) cumulative.push(cumulative.length === 0 || p.startsWith(`${cumulative.at(-1)}.`) ? p : `${cumulative.at(-1)}.${p}`);
+    return { 'pkg.torch.onnx.name_scopes': `[${['', ...cumulative, 'op'].map((s) => `'${s}'`).join(', ')}]` };
+  });
+  const file = join(ws.dir, 'dynamo.onnx');
+  writeFileSync(file, graph);
+  writeFileSync(join(ws.dir, 'dynamo.onnx.data'), data);
+  const inspect = pdquant('inspect', file);
+  assert.equal(inspect.status, 0, inspect.stderr);
+  assert.match(inspect.stdout, /reconstruction units \(4\):\n\s+1\. stem\.conv .*\n\s+2\. layer1\.0 +block/);
+  const q = join(ws.dir, 'dynamo.q.onnx');
+  const r = pdquant('quantize', file, '--calib', ws.images, '--eval', ws.images, '--preset', 'none', '--w', '4', '--a', '4', '--method', 'brecq', '--iters', '3', '-o', q, '--run-dir', join(ws.dir, 'run'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /verified in onnxruntime: top-1 ([\d.]+) % vs simulated \1 %/);
+  assert.match(pdquant('inspect', q).stdout, /input  input float32 \[1, 3, 8, 8\]/);
+});
