@@ -32,9 +32,10 @@ export function inspectCommand(program: Command): void {
       if (batch !== null) console.log(`  the file fixes the batch size to ${batch}: pdquant runs the model at any batch size, and its quantized export keeps ${batch}`);
       const s = summarize(onnx);
       console.log(`ops after constant folding (${s.nodeCount} nodes): ${Object.entries(s.opCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-      if (!s.opCounts.BatchNormalization)
-        console.log('  no BatchNormalization nodes: the distribution correction of pdquant and qdrop-dc has no statistics to match ' +
-          '(torch.onnx.export folds them into the convolutions unless given training=torch.onnx.TrainingMode.PRESERVE)');
+      if (!s.opCounts.BatchNormalization) {
+        const { KEEP_BN_EXPORT } = await import('../graph/fold-bn.js');
+        console.log(`  no BatchNormalization nodes: the distribution correction of pdquant and qdrop-dc has no statistics to match (to keep them: ${KEEP_BN_EXPORT})`);
+      }
       console.log(`parameters: ${s.parameters.toLocaleString('en-US')}   FLOPs per image: ${(s.flops / 1e6).toFixed(1)} M (2 × ${(s.macs / 1e6).toFixed(1)} M multiply-adds)`);
       try {
         checkSupported(onnx);

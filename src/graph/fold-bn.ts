@@ -75,3 +75,7 @@ export function foldBatchNorm(model: OnnxModel): FoldedModel {
   const initializers = new Map([...inits].filter(([name]) => used.has(name)));
   return { model: { ...model, nodes, initializers }, bn };
 }
+
+/** How to export a PyTorch model with its BatchNormalization nodes kept (both exporters fold them by default). */
+export const KEEP_BN_EXPORT =
+  'torch.onnx.export(model.eval(), ..., dynamo=False, training=torch.onnx.TrainingMode.PRESERVE), or with dynamo=True, optimize=False';

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
 import { loadModel, inputChannels, inputChw, type LoadedModel } from '../graph/load.js';
+import { KEEP_BN_EXPORT } from '../graph/fold-bn.js';
 import type { UnitOverride } from '../graph/index.js';
 import { QuantizedModel } from '../quant/qmodel.js';
 import { loadCalibration } from '../quant/calibration.js';
@@ -100,9 +101,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const modelHash = (loaded.onnx.files ?? [o.model]).reduce((h, f) => h.update(readFileSync(f)), createHash('sha256')).digest('hex');
   const channels = inputChannels(loaded.folded);
   if (preset.recon?.dc && loaded.bn.size === 0)
-    ev.warning?.(`${o.model} has no BatchNormalization nodes (exporters fold them into the convolutions in eval mode), so ` +
-      `${o.method}'s distribution correction has no statistics to match and is skipped. To keep them, export with ` +
-      'torch.onnx.export(model.eval(), ..., training=torch.onnx.TrainingMode.PRESERVE)');
+    ev.warning?.(`${o.model} has no BatchNormalization nodes (exporters fold them into the convolutions by default), so ` +
+      `${o.method}'s distribution correction has no statistics to match and is skipped. To keep them, export with ${KEEP_BN_EXPORT}`);
   // Bad evaluation data must stop the run now, not after hours of reconstruction.
   const evalData = o.eval === undefined ? undefined : await openDataset(o.eval, { channels });
   if (evalData) for (const w of await checkEvalData(loaded.fp, evalData, o.transform, o.evalLimit)) ev.warning?.(w);
