@@ -301,3 +301,14 @@ test('a model as torch.onnx.export(dynamo=True) writes it (batch 1, names node_*
   assert.match(r.stdout, /verified in onnxruntime: top-1 ([\d.]+) % vs simulated \1 %/);
   assert.match(pdquant('inspect', q).stdout, /input  input float32 \[1, 3, 8, 8\]/);
 });
+
+test('--device and PDQUANT_DEVICE: a device the engine cannot use is one clear error', async () => {
+  const { engineInfo } = await import('../src/engine/index.js');
+  const data = classFolder('device-data', 2);
+  assertOneError(pdquant('eval', model, '--data', data, '--device', 'gpu'), /Expected cpu, cuda or cuda:N for --device but received gpu/);
+  assertOneError(pdquant('eval', model, '--data', data, '--device', 'cpu:1'), /Expected cpu, cuda or cuda:N for --device but received cpu:1/);
+  const env = spawnSync(process.execPath, [bin, 'eval', model, '--data', data], { encoding: 'utf8', env: { ...process.env, PDQUANT_DEVICE: 'tpu' } });
+  assertOneError({ status: env.status, stdout: env.stdout, stderr: env.stderr }, /Expected cpu, cuda or cuda:N for PDQUANT_DEVICE but received tpu/);
+  if (!engineInfo().cuda) assertOneError(pdquant('eval', model, '--data', data, '--device', 'cuda'), /--device cuda: this LibTorch build has no CUDA/);
+  assert.equal(pdquant('eval', model, '--data', data, '--device', 'cpu').status, 0);
+});

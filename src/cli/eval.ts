@@ -1,6 +1,6 @@
 /** `pdquant eval`: top-1/top-5 of a model on labelled images, on the engine or in onnxruntime-node. */
 import type { Command } from 'commander';
-import { intIn, existingPath, outputFile, addPreprocessOptions, transformFor, openData, type PreprocessOptions } from './options.js';
+import { intIn, existingPath, outputFile, addPreprocessOptions, transformFor, openData, useDevice, type PreprocessOptions } from './options.js';
 import { progressBar } from './progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 
@@ -15,9 +15,11 @@ export function evalCommand(program: Command): void {
     .option('--backend <name>', 'torch (our engine) or ort (onnxruntime-node)', 'torch')
     .option('--batch <n>', 'batch size', intIn('--batch', 1), 100)
     .option('--limit <n>', 'evaluate only the first N images', intIn('--limit', 1))
+    .option('--device <name>', 'torch backend: cpu, cuda or cuda:N (default: $PDQUANT_DEVICE, else cpu)')
     .option('--json <file>', 'write {"top1", "top5", "n", "seconds"} to this file', outputFile('--json'))
     .option('--qparams <file>', 'simulate the quantized model saved by `pdquant quantize --save-qparams` (torch backend)', existingPath('Quantization parameters'))
-    .action(async (model: string, o: PreprocessOptions & { data: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string }) => {
+    .action(async (model: string, o: PreprocessOptions & { data: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string; device?: string }) => {
+      await useDevice(o.device);
       if (o.backend !== 'torch' && o.backend !== 'ort') throw new Error(`Expected torch or ort for --backend but received ${o.backend}`);
       const { loadModel, inputChannels, inputChw, modelIo } = await import('../graph/load.js');
       const { checkEvalData, evaluateGraph, evaluateOrt } = await import('../eval/index.js');

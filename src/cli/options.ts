@@ -111,6 +111,24 @@ export function transformFor(o: PreprocessOptions, inputHw: (number | null)[], m
   return withOverrides(base, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
 }
 
+/**
+ * Selects the engine's device: --device, else $PDQUANT_DEVICE, else the CPU. A device this LibTorch build cannot use
+ * is one clear error here, not an exception from deep inside the first tensor.
+ */
+export async function useDevice(flag: string | undefined): Promise<void> {
+  const device = flag ?? process.env.PDQUANT_DEVICE ?? 'cpu';
+  const where = flag !== undefined ? '--device' : 'PDQUANT_DEVICE';
+  const m = /^(cpu|cuda)(?::(\d+))?$/.exec(device);
+  if (!m || (m[1] === 'cpu' && m[2] !== undefined)) throw new Error(`Expected cpu, cuda or cuda:N for ${where} but received ${device}`);
+  const E = await import('../engine/index.js');
+  if (m[1] === 'cuda') {
+    const info = E.engineInfo();
+    if (!info.cuda) throw new Error(`${where} ${device}: this LibTorch build has no CUDA (see pdquant doctor); build pdquant against a PyTorch with CUDA (README, Engine) or use cpu`);
+    if (m[2] !== undefined && Number(m[2]) >= info.cudaDevices) throw new Error(`${where} ${device}: there ${info.cudaDevices === 1 ? 'is 1 CUDA device' : `are ${info.cudaDevices} CUDA devices`} (cuda:0${info.cudaDevices > 1 ? `..cuda:${info.cudaDevices - 1}` : ''})`);
+  }
+  E.setDefaultDevice(device);
+}
+
 /** `channels`: what the model takes; images of another channel count are converted to it. */
 export async function openData(spec: string, split?: string, channels?: 1 | 3): Promise<Dataset> {
   if (split !== undefined && split !== 'train' && split !== 'test') throw new Error(`Expected train or test for --split but received ${split}`);

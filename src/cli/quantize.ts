@@ -1,13 +1,14 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { basename, join } from 'node:path';
-import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, transformFor, unitsFile } from './options.js';
+import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, transformFor, unitsFile, useDevice } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from '../recon/config.js';
 
 interface Flags {
+  device?: string;
   calib: string;
   method: string;
   w: number;
@@ -69,6 +70,7 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--eval <path>', 'labelled images to measure FP and quantized top-1 on', existingPath('Evaluation path'))
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
     .option('--eval-batch <n>', 'evaluation batch size', intIn('--eval-batch', 1), 100)
+    .option('--device <name>', 'cpu, cuda or cuda:N (default: $PDQUANT_DEVICE, else cpu)')
     .option('--json <file>', 'write the run record here', outputFile('--json'))
     .option('--report <file>', 'write an HTML report with charts (accuracy, times, loss curves) here', outputFile('--report'))
     .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)', outputFile('--save-qparams'))
@@ -94,6 +96,7 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--act-lr <x>', 'activation step learning rate (default 4e-5)', positiveNumber('--act-lr'))
     .option('--warmup <x>', 'fraction of iterations without rounding loss (default 0.2)', probability('--warmup'))
     .action(async (model: string, f: Flags) => {
+      await useDevice(f.device);
       const { quantize } = await import('../methods/pipeline.js');
       const { method } = await import('../methods/registry.js');
       const { ARCH_PRESETS } = await import('../recon/config.js');
