@@ -19,6 +19,11 @@ test('checkSupported lists every unsupported op type once, with its nodes', () =
   rejects(() => checkSupported(m), `Unsupported ONNX ops: LSTM (nodes: /rnn/LSTM), Softmax (nodes: /Softmax, /Softmax_1). pdquant supports: ${[...SUPPORTED_OPS].join(', ')} (`);
 });
 
+test('a model that ends in Softmax is told to return its logits', () => {
+  const m = model([{ op: 'Relu', inputs: ['x'], outputs: ['r'] }, { op: 'Softmax', inputs: ['r'], outputs: ['probs'], name: '/softmax/Softmax' }]);
+  assert.throws(() => checkSupported(m), /Unsupported ONNX ops: Softmax \(nodes: \/softmax\/Softmax\)\..* The model ends in Softmax \(node \/softmax\/Softmax\): export it returning the logits instead/);
+});
+
 test('checkSupported refuses Pad modes other than constant, computed pads and other domains, naming the nodes', () => {
   const m = model([
     { op: 'Pad', inputs: ['x', 'pads'], outputs: ['p'], name: '/pad/Pad', attrs: { mode: attr.string('reflect') } },

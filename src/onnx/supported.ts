@@ -70,9 +70,12 @@ export function checkSupported(model: OnnxModel): void {
   if (problems.size === 0) return;
   const list = [...problems].map(([problem, nodes]) => `${problem} (nodes: ${nodes.join(', ')})`).join(', ');
   const foldable = [...problems.keys()].some((p) => RULES.get(p)?.evaluate);
+  const outputs = new Set(model.outputs.map((v) => v.name));
+  const head = model.nodes.find((n) => (n.opType === 'Softmax' || n.opType === 'LogSoftmax') && n.outputs.some((o) => outputs.has(o)));
   throw new OnnxError(
     `Unsupported ONNX ops: ${list}. pdquant supports: ${[...SUPPORTED_OPS].join(', ')} ` +
       '(Pad in constant mode; default ONNX domain only; weights, pads, shapes, axes and slice bounds as constants).' +
-      (foldable ? ' Shape arithmetic (Constant, Shape, Gather, ...) that does not depend on the batch size is removed by foldConstants: run it first.' : ''),
+      (foldable ? ' Shape arithmetic (Constant, Shape, Gather, ...) that does not depend on the batch size is removed by foldConstants: run it first.' : '') +
+      (head ? ` The model ends in ${head.opType} (node ${head.name}): export it returning the logits instead; top-1 and PD-Quant's loss work on logits, and your deployment can apply the ${head.opType} after the quantized model.` : ''),
   );
 }
