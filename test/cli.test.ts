@@ -312,3 +312,22 @@ test('--device and PDQUANT_DEVICE: a device the engine cannot use is one clear e
   if (!engineInfo().cuda) assertOneError(pdquant('eval', model, '--data', data, '--device', 'cuda'), /--device cuda: this LibTorch build has no CUDA/);
   assert.equal(pdquant('eval', model, '--data', data, '--device', 'cpu').status, 0);
 });
+
+test('a model that ends in Softmax quantizes on its logits; the exported file ends in the Softmax again', async () => {
+  const { onnx } = await import('../src/onnx/proto.js');
+  const m = onnx.ModelProto.decode(readFileSync(model));
+  const g = m.graph!;
+  const out = g.output![0]!.name!;
+  g.node!.find((n) => n.output!.includes(out))!.output = ['raw_logits'];
+  g.node!.push({ name: '/softmax/Softmax', opType: 'Softmax', input: ['raw_logits'], output: [out], attribute: [{ name: 'axis', type: 2, i: 1 }] });
+  const softmax = join(dir, 'softmax.onnx');
+  writeFileSync(softmax, onnx.ModelProto.encode(m).finish());
+  const data = classFolder('softmax-data', 3);
+  const q = join(dir, 'softmax.q.onnx'), record = join(dir, 'softmax.json');
+  const r = pdquant('quantize', softmax, '--calib', images, '--w', '4', '--a', '4', '--method', 'pdquant', '--iters', '2', '--dc-steps', '2', '--eval', data, '-o', q, '--json', record, '--run-dir', join(dir, 'softmax-run'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(readFileSync(record, 'utf8')).export.ort_top1, JSON.parse(readFileSync(record, 'utf8')).top1);
+  const { runOrt } = await import('./helpers/onnx-builder.js');
+  const probs = (await runOrt(readFileSync(q), { input: { dims: [1, 1, 28, 28], data: new Float32Array(784).fill(0.3) } }))[out]!.data;
+  assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-5, `${[...probs]}`);
+});

@@ -37,8 +37,11 @@ export function inspectCommand(program: Command): void {
         console.log(`  no BatchNormalization nodes: the distribution correction of pdquant and qdrop-dc has no statistics to match (to keep them: ${KEEP_BN_EXPORT})`);
       }
       console.log(`parameters: ${s.parameters.toLocaleString('en-US')}   FLOPs per image: ${(s.flops / 1e6).toFixed(1)} M (2 × ${(s.macs / 1e6).toFixed(1)} M multiply-adds)`);
+      const { splitHead } = await import('../onnx/head.js');
+      const { body, head } = splitHead(onnx);
+      if (head) console.log(`  ends in ${head.opType} (node ${head.name}): quantized up to the logits before it; the quantized export keeps it`);
       try {
-        checkSupported(onnx);
+        checkSupported(body);
       } catch (e) {
         console.log(`UNSUPPORTED: ${(e as Error).message}`);
         process.exitCode = 1;

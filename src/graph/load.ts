@@ -4,6 +4,7 @@ import { readOnnx } from '../onnx/read.js';
 import { foldConstants } from '../onnx/fold.js';
 import { HOW_TO_EXPORT, declaredBatch, freeBatch } from '../onnx/batch.js';
 import { OnnxError } from '../onnx/errors.js';
+import { splitHead, type Head } from '../onnx/head.js';
 import { checkSupported } from '../onnx/supported.js';
 import type { OnnxModel, ValueInfo } from '../onnx/ir.js';
 import { Graph } from './graph.js';
@@ -14,10 +15,12 @@ import { partition, type Unit, type UnitOverride } from './partition.js';
 export interface LoadedModel {
   /** The file it was read from; null when it was given as bytes. */
   path: string | null;
-  /** The model after constant folding (compute ops only), its batch dim symbolic. */
+  /** The model after constant folding (compute ops only), its batch dim symbolic, without its head. */
   onnx: OnnxModel;
   /** The batch size the file fixes (torch.onnx.export without dynamic axes: 1), which the export keeps; null when free. */
   declaredBatch: number | null;
+  /** The Softmax/LogSoftmax the model ended in, set aside (the graphs output the logits) and put back by the export. */
+  head: Head | null;
   /** Full precision, BatchNormalization kept. */
   fp: Graph;
   /** BatchNormalization folded into the preceding layers; the graph that gets quantized. */
@@ -32,13 +35,13 @@ export interface LoadedModel {
 export function loadModel(source: string | Uint8Array, o: { units?: UnitOverride } = {}): LoadedModel {
   const read = readOnnx(source);
   const batch = declaredBatch(read);
-  const onnx = foldConstants(freeBatch(read, typeof source === 'string' ? source : 'the model'));
+  const { body: onnx, head } = splitHead(foldConstants(freeBatch(read, typeof source === 'string' ? source : 'the model')));
   checkSupported(onnx);
   const fp = new Graph(onnx);
   if (batch !== null) checkSamplesIndependent(fp, batch);
   const { model, bn } = foldBatchNorm(onnx);
   const folded = new Graph(model);
-  return { path: typeof source === 'string' ? source : null, onnx, declaredBatch: batch, fp, folded, bn, units: partition(folded, o.units) };
+  return { path: typeof source === 'string' ? source : null, onnx, declaredBatch: batch, head, fp, folded, bn, units: partition(folded, o.units) };
 }
 
 /**

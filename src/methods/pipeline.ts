@@ -11,6 +11,8 @@ import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accura
 import { compareLogits, firstDivergence } from '../eval/verify.js';
 import { qdqSpec, qdqModel, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
+import { withHead } from '../onnx/head.js';
+import { encodeOnnx } from '../onnx/write.js';
 import { openDataset, transformToMetadata, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
@@ -172,9 +174,11 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       // The preprocessing travels with the model, so `pdquant eval model.q.onnx` applies it without flags.
       ...(calib.preprocessed ? {} : transformToMetadata(o.transform)),
     };
-    // The file keeps the interface of the model it came from, a fixed batch size included.
-    const qdq = await timed('export', () => withDeclaredBatch(qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)), loaded.declaredBatch));
-    const bytes = writeQdq(qdq, output);
+    // The file keeps the interface of the model it came from: a fixed batch size, a final Softmax. What is checked
+    // against the simulation is the same model up to the logits.
+    const body = await timed('export', () => withDeclaredBatch(qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)), loaded.declaredBatch));
+    const file = writeQdq(withDeclaredBatch(withHead(body, loaded.head), loaded.declaredBatch), output);
+    const bytes = loaded.head ? encodeOnnx(body) : file;
     record.export = { path: output, int4_storage: !!o.int4Storage };
     if (o.verify !== false) {
       await timed('verify', async () => {
@@ -188,7 +192,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
           if (gap > EXPORT_TOP1_TOLERANCE) problem = `onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`;
         }
         if (problem) {
-          const d = await firstDivergence(qmodel, qdq, probe);
+          const d = await firstDivergence(qmodel, body, probe);
           throw new Error(`The exported model ${output} does not compute what the simulation computes: ${problem}. ` +
             (d ? `They first diverge after the activation quantizer at ${d.value} (max difference ${d.maxDiff.toPrecision(3)}, values up to ${d.maxAbs.toPrecision(3)}).` : 'Every activation quantizer agrees; the difference is in the last layer.'));
         }
