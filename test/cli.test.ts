@@ -331,3 +331,31 @@ test('a model that ends in Softmax quantizes on its logits; the exported file en
   const probs = (await runOrt(readFileSync(q), { input: { dims: [1, 1, 28, 28], data: new Float32Array(784).fill(0.3) } }))[out]!.data;
   assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-5, `${[...probs]}`);
 });
+
+test('a classifier written as MatMul + Add (weight [in, out]) quantizes per output channel and exports', async () => {
+  const { onnx } = await import('../src/onnx/proto.js');
+  const { readOnnx } = await import('../src/onnx/index.js');
+  const m = onnx.ModelProto.decode(readFileSync(model));
+  const g = m.graph!;
+  const gemm = g.node!.find((n) => n.opType === 'Gemm')!;
+  const fcw = readOnnx(readFileSync(model)).initializers.get(gemm.input![1]!)!;
+  const [out, inp] = fcw.dims as [number, number];
+  const t = new Float32Array(out * inp);
+  for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[i * out + o] = (fcw.data as Float32Array)[o * inp + i]!;
+  g.initializer!.push({ name: 'fc_in_out', dataType: 1, dims: [inp, out], rawData: new Uint8Array(t.buffer) });
+  g.node!.splice(g.node!.indexOf(gemm), 1,
+    { name: '/fc/MatMul', opType: 'MatMul', input: [gemm.input![0]!, 'fc_in_out'], output: ['fc_mm'] },
+    { name: '/fc/Add', opType: 'Add', input: ['fc_mm', gemm.input![2]!], output: gemm.output });
+  const matmul = join(dir, 'matmul.onnx');
+  writeFileSync(matmul, onnx.ModelProto.encode(m).finish());
+  const data = classFolder('matmul-data', 3);
+  const run = (file: string, json: string) => {
+    const r = pdquant('quantize', file, '--calib', images, '--w', '4', '--a', '4', '--method', 'mse', '--eval', data, '--json', json, ...(file === matmul ? ['-o', join(dir, 'matmul.q.onnx')] : []));
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(readFileSync(json, 'utf8'));
+  };
+  const asMatMul = run(matmul, join(dir, 'matmul.json'));
+  const asGemm = run(model, join(dir, 'gemm.json'));
+  assert.equal(asMatMul.top1, asGemm.top1);
+  assert.equal(asMatMul.export.ort_top1, asMatMul.top1);
+});

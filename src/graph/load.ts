@@ -5,6 +5,7 @@ import { foldConstants } from '../onnx/fold.js';
 import { HOW_TO_EXPORT, declaredBatch, freeBatch } from '../onnx/batch.js';
 import { OnnxError } from '../onnx/errors.js';
 import { splitHead, type Head } from '../onnx/head.js';
+import { canonicalLinear } from '../onnx/linear.js';
 import { checkSupported } from '../onnx/supported.js';
 import type { OnnxModel, ValueInfo } from '../onnx/ir.js';
 import { Graph } from './graph.js';
@@ -15,7 +16,7 @@ import { partition, type Unit, type UnitOverride } from './partition.js';
 export interface LoadedModel {
   /** The file it was read from; null when it was given as bytes. */
   path: string | null;
-  /** The model after constant folding (compute ops only), its batch dim symbolic, without its head. */
+  /** The model after constant folding (compute ops only), its batch dim symbolic, without its head, linear layers as Gemm. */
   onnx: OnnxModel;
   /** The batch size the file fixes (torch.onnx.export without dynamic axes: 1), which the export keeps; null when free. */
   declaredBatch: number | null;
@@ -35,8 +36,12 @@ export interface LoadedModel {
 export function loadModel(source: string | Uint8Array, o: { units?: UnitOverride } = {}): LoadedModel {
   const read = readOnnx(source);
   const batch = declaredBatch(read);
-  const { body: onnx, head } = splitHead(foldConstants(freeBatch(read, typeof source === 'string' ? source : 'the model')));
+  const { body, head } = splitHead(foldConstants(freeBatch(read, typeof source === 'string' ? source : 'the model')));
+  const onnx = canonicalLinear(body);
   checkSupported(onnx);
+  // Per-output-channel weights need [out, in] (Gemm); a MatMul left over multiplies a higher-rank activation.
+  const matmul = onnx.nodes.find((n) => n.opType === 'MatMul' && onnx.initializers.has(n.inputs[1] ?? ''));
+  if (matmul) throw new OnnxError(`node ${matmul.name} (MatMul) multiplies an activation of rank other than 2 by the weight '${matmul.inputs[1]}'; pdquant quantizes fully connected layers on [N, features] inputs (Gemm, or MatMul after a Flatten)`);
   const fp = new Graph(onnx);
   if (batch !== null) checkSamplesIndependent(fp, batch);
   const { model, bn } = foldBatchNorm(onnx);
