@@ -359,3 +359,31 @@ test('a classifier written as MatMul + Add (weight [in, out]) quantizes per outp
   assert.equal(asMatMul.top1, asGemm.top1);
   assert.equal(asMatMul.export.ort_top1, asMatMul.top1);
 });
+
+test('a model that leaves channels, height and width free (Hugging Face exports) runs at the size of its images', async () => {
+  const { onnx } = await import('../src/onnx/proto.js');
+  const m = onnx.ModelProto.decode(readFileSync(model));
+  m.graph!.input![0]!.type!.tensorType!.shape!.dim = ['batch_size', 'num_channels', 'height', 'width'].map((dimParam) => ({ dimParam }));
+  const free = join(dir, 'free-dims.onnx');
+  writeFileSync(free, onnx.ModelProto.encode(m).finish());
+  const inspect = pdquant('inspect', free);
+  assert.equal(inspect.status, 0, inspect.stderr);
+  assert.match(inspect.stdout, /the input leaves num_channels, height, width free: shapes and FLOPs below are for \[N, 1, 224, 224\]/);
+  assert.match(pdquant('inspect', free, '--image-size', '28').stdout, /are for \[N, 1, 28, 28\]/);
+  const data = classFolder('free-dims-data', 3);
+  const q = join(dir, 'free-dims.q.onnx');
+  const run = (file: string, ...more: string[]) => {
+    const json = join(dir, `${file === free ? 'free' : 'fixed'}-dims.json`);
+    const r = pdquant('quantize', file, '--calib', images, '--w', '4', '--a', '4', '--method', 'mse', '--eval', data, '--json', json, ...more);
+    assert.equal(r.status, 0, r.stderr);
+    return { record: JSON.parse(readFileSync(json, 'utf8')), stderr: r.stderr };
+  };
+  const freeRun = run(free, '-o', q);
+  assert.match(freeRun.stderr, /leaves num_channels, height, width of its input free: quantized at the size of the calibration images, \[1, 28, 28\]/);
+  assert.equal(freeRun.record.top1, run(model).record.top1);
+  assert.equal(freeRun.record.export.ort_top1, freeRun.record.top1);
+  assert.match(pdquant('inspect', q).stdout, /input  input float32 \[batch_size, 1, 28, 28\]/);
+  const evals = [pdquant('eval', free, '--data', data), pdquant('eval', free, '--data', data, '--backend', 'ort'), pdquant('eval', model, '--data', data)];
+  for (const e of evals) assert.equal(e.status, 0, e.stderr);
+  assert.equal(new Set(evals.map((e) => e.stdout.replace(/ \((torch|ort).*/s, ''))).size, 1, evals.map((e) => e.stdout).join(''));
+});

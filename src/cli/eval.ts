@@ -21,17 +21,21 @@ export function evalCommand(program: Command): void {
     .action(async (model: string, o: PreprocessOptions & { data: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string; device?: string }) => {
       await useDevice(o.device);
       if (o.backend !== 'torch' && o.backend !== 'ort') throw new Error(`Expected torch or ort for --backend but received ${o.backend}`);
-      const { loadModel, inputChannels, inputChw, modelIo } = await import('../graph/load.js');
+      const { loadModel, inputChw, modelIo } = await import('../graph/load.js');
+      const { freeImageDims, imageChannels } = await import('../onnx/image-input.js');
       const { checkEvalData, evaluateGraph, evaluateOrt } = await import('../eval/index.js');
       if (o.qparams && o.backend === 'ort') throw new Error('--qparams simulates on our engine; use --backend torch (or export the model with -o and evaluate that file with --backend ort)');
       // onnxruntime runs what our engine does not compile, such as the QDQ files pdquant exports: those are only read.
       const onnx = (await import('../onnx/read.js')).readOnnx(model);
       if (o.backend === 'torch' && (await import('../onnx/qdq-summary.js')).isQdq(onnx))
         throw new Error(`${model} is a quantized (QDQ) model: evaluate it with --backend ort, or the float model with --qparams on our engine`);
-      const loaded = o.backend === 'torch' ? loadModel(model) : undefined;
+      const dataset = await openData(o.data, o.split, imageChannels(onnx));
+      const transform = transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata);
+      // A model that leaves its image size free runs on our engine at the size of the data.
+      const imageShape = o.backend === 'torch' && freeImageDims(onnx).length > 0
+        ? { chw: await (await import('../data/index.js')).firstSampleShape(dataset, transform), source: `the images of ${o.data}` } : undefined;
+      const loaded = o.backend === 'torch' ? loadModel(onnx, { imageShape }) : undefined;
       const io = loaded?.fp ?? modelIo(onnx);
-      const dataset = await openData(o.data, o.split, inputChannels(io));
-      const transform = transformFor(o, inputChw(io).slice(1), onnx.metadata);
       for (const w of await checkEvalData(io, dataset, transform, o.limit)) console.error(`pdquant: warning: ${w}`);
       const bar = progressBar(`eval (${o.backend})`);
       const opts = { transform, batchSize: o.batch, limit: o.limit, onProgress: (d: number, t: number) => bar.update(d, t) };

@@ -1,5 +1,5 @@
 /** `pdquant inspect`: what the model is, what pdquant makes of it, and anything it cannot run. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { existingPath, unitsFile } from './options.js';
 import type { QdqSummary } from '../onnx/qdq-summary.js';
 import { describeTransform, transformFromMetadata } from '../data/index.js';
@@ -12,7 +12,8 @@ export function inspectCommand(program: Command): void {
     .option('--quant <w/a>', 'also list every quantizer and its bit-width for these weight/activation bits, e.g. 4/2')
     .option('--no-8bit-head-stem', 'with --quant: no 8-bit first/last layers and classifier input')
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units', existingPath('Units file'))
-    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; units?: string }) => {
+    .option('--image-size <h,w>', 'for a model that leaves its input height and width free: the size to show shapes and FLOPs at (default 224)', imageSize)
+    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; units?: string; imageSize?: [number, number] }) => {
       const wa = o.quant?.match(/^([2-8])\/([2-8])$/);
       if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 for --quant but received ${o.quant}`);
       const { readOnnx } = await import('../onnx/read.js');
@@ -20,13 +21,24 @@ export function inspectCommand(program: Command): void {
       const { checkSupported } = await import('../onnx/supported.js');
       const { summarize } = await import('../onnx/summarize.js');
       const { summarizeQdq } = await import('../onnx/qdq-summary.js');
-      const onnx = foldConstants(readOnnx(model));
+      const { freeImageDims, imageChannels, withImageShape } = await import('../onnx/image-input.js');
+      const read = readOnnx(model);
       const dims = (d: (number | string | null)[] | null) => `[${(d ?? []).map((x) => x ?? '?').join(', ')}]`;
-      console.log(`${model}: opset ${onnx.opsetVersion}, producer ${onnx.producer || '?'} ${onnx.producerVersion}`);
-      for (const i of onnx.inputs) console.log(`  input  ${i.name} ${i.elemType} ${dims(i.dims)}`);
-      for (const o of onnx.outputs) console.log(`  output ${o.name} ${o.elemType} ${dims(o.dims)}`);
-      const qdq = summarizeQdq(onnx);
-      if (qdq) return printQdq(model, onnx.metadata, qdq);
+      console.log(`${model}: opset ${read.opsetVersion}, producer ${read.producer || '?'} ${read.producerVersion}`);
+      for (const i of read.inputs) console.log(`  input  ${i.name} ${i.elemType} ${dims(i.dims)}`);
+      for (const o of read.outputs) console.log(`  output ${o.name} ${o.elemType} ${dims(o.dims)}`);
+      const qdq = summarizeQdq(read);
+      if (qdq) return printQdq(model, read.metadata, qdq);
+      const free = freeImageDims(read);
+      let imageShape;
+      if (free.length > 0) {
+        const [h, w] = o.imageSize ?? [224, 224];
+        const chw = [imageChannels(read) ?? 3, h, w];
+        imageShape = { chw, source: '--image-size' };
+        console.log(`  the input leaves ${free.map((d) => d.name).join(', ')} free: shapes and FLOPs below are for [N, ${chw.join(', ')}]` +
+          `${o.imageSize ? '' : ' (--image-size sets another size)'}; quantize and eval run it at the size of their images, which the quantized export keeps`);
+      }
+      const onnx = foldConstants(imageShape ? withImageShape(read, imageShape) : read);
       const { declaredBatch } = await import('../onnx/batch.js');
       const batch = declaredBatch(onnx);
       if (batch !== null) console.log(`  the file fixes the batch size to ${batch}: pdquant runs the model at any batch size, and its quantized export keeps ${batch}`);
@@ -48,7 +60,7 @@ export function inspectCommand(program: Command): void {
         return;
       }
       const { loadModel } = await import('../graph/load.js');
-      const loaded = loadModel(model, { units: unitsFile(o.units) });
+      const loaded = loadModel(read, { units: unitsFile(o.units), imageShape });
       console.log(`reconstruction units (${loaded.units.length}):`);
       loaded.units.forEach((u, k) => {
         const layers = u.nodes.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).length;
@@ -63,6 +75,13 @@ export function inspectCommand(program: Command): void {
         for (const a of p.acts) console.log(`  A${a.bits}  after ${a.value}  (${a.role}, unit ${a.unit})`);
       }
     });
+}
+
+/** --image-size: "224" or "224,192" (height, width). */
+function imageSize(value: string): [number, number] {
+  const v = value.split(',').map((x) => (/^\s*\d+\s*$/.test(x) ? Number(x) : NaN));
+  if (v.length > 2 || !v.every((n) => Number.isInteger(n) && n >= 1)) throw new InvalidArgumentError(`Expected a size like 224 or 224,192 (height, width) for --image-size but received ${value}`);
+  return [v[0]!, v[1] ?? v[0]!];
 }
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;

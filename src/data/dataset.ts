@@ -47,3 +47,9 @@ export function makeDataset(parts: DatasetParts): Dataset {
 export function limited(n: number, limit: number | undefined): number {
   return limit === undefined ? n : Math.min(n, limit);
 }
+
+/** The [C, H, W] of the first sample after the transform: the size a model that leaves it free runs at. */
+export async function firstSampleShape(ds: Dataset, transform: Transform): Promise<[number, number, number]> {
+  if (ds.size === 0) throw new DataError(`${ds.root} (${ds.kind}) holds no images`);
+  return (await ds.get(0, transform)).shape;
+}

@@ -1,7 +1,7 @@
 export { batches, loadAll } from './batches.js';
 export type { BatchOptions } from './batches.js';
 export { convertChannels } from './channels.js';
-export { makeDataset, limited } from './dataset.js';
+export { firstSampleShape, makeDataset, limited } from './dataset.js';
 export type { DatasetParts } from './dataset.js';
 export { DataError } from './errors.js';
 export { decodeImage } from './image.js';

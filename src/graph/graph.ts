@@ -26,6 +26,9 @@ export class Graph {
   constructor(model: OnnxModel) {
     if (model.inputs.length !== 1) throw new OnnxError(`pdquant needs a model with one input, got ${model.inputs.length}: ${model.inputs.map((i) => i.name).join(', ')}`);
     if (model.outputs.length !== 1) throw new OnnxError(`pdquant needs a model with one output, got ${model.outputs.length}: ${model.outputs.map((o) => o.name).join(', ')}`);
+    const input = model.inputs[0]!;
+    if (input.elemType !== 'float32')
+      throw new OnnxError(`pdquant needs a float32 image input, but input '${input.name}' is ${input.elemType}; export the model taking the preprocessed float32 image (any cast or scaling of raw pixels outside it)`);
     this.model = model;
     this.nodes = model.nodes;
     this.input = model.inputs[0]!;

@@ -5,6 +5,7 @@ import { foldConstants } from '../onnx/fold.js';
 import { HOW_TO_EXPORT, declaredBatch, freeBatch } from '../onnx/batch.js';
 import { OnnxError } from '../onnx/errors.js';
 import { splitHead, type Head } from '../onnx/head.js';
+import { freeImageDims, unsizedError, withImageShape, type ImageShape } from '../onnx/image-input.js';
 import { canonicalLinear } from '../onnx/linear.js';
 import { checkSupported } from '../onnx/supported.js';
 import type { OnnxModel, ValueInfo } from '../onnx/ir.js';
@@ -32,11 +33,19 @@ export interface LoadedModel {
   units: Unit[];
 }
 
-/** Reads (a file path, or the model's bytes), folds and checks an ONNX model; every failure is one clear error. */
-export function loadModel(source: string | Uint8Array, o: { units?: UnitOverride } = {}): LoadedModel {
-  const read = readOnnx(source);
-  const batch = declaredBatch(read);
-  const { body, head } = splitHead(foldConstants(freeBatch(read, typeof source === 'string' ? source : 'the model')));
+export interface LoadOptions {
+  units?: UnitOverride;
+  /** The size to run a model at whose image input leaves channels, height or width free (required for those). */
+  imageShape?: ImageShape;
+}
+
+/** Reads (a file path, the model's bytes, or a model readOnnx gave), folds and checks an ONNX model; every failure is one clear error. */
+export function loadModel(source: string | Uint8Array | OnnxModel, o: LoadOptions = {}): LoadedModel {
+  const read = typeof source === 'string' || source instanceof Uint8Array ? readOnnx(source) : source;
+  if (freeImageDims(read).length > 0 && !o.imageShape) throw unsizedError(read);
+  const sized = o.imageShape ? withImageShape(read, o.imageShape) : read;
+  const batch = declaredBatch(sized);
+  const { body, head } = splitHead(foldConstants(freeBatch(sized, read.files?.[0] ?? 'the model')));
   const onnx = canonicalLinear(body);
   checkSupported(onnx);
   // Per-output-channel weights need [out, in] (Gemm); a MatMul left over multiplies a higher-rank activation.
@@ -46,7 +55,7 @@ export function loadModel(source: string | Uint8Array, o: { units?: UnitOverride
   if (batch !== null) checkSamplesIndependent(fp, batch);
   const { model, bn } = foldBatchNorm(onnx);
   const folded = new Graph(model);
-  return { path: typeof source === 'string' ? source : null, onnx, declaredBatch: batch, head, fp, folded, bn, units: partition(folded, o.units) };
+  return { path: read.files?.[0] ?? null, onnx, declaredBatch: batch, head, fp, folded, bn, units: partition(folded, o.units) };
 }
 
 /**
@@ -92,10 +101,4 @@ export function modelIo(model: OnnxModel): ModelIo {
 export function inputChw(g: Pick<ModelIo, 'input'>): (number | null)[] {
   const dims = g.input.dims ?? [];
   return dims.slice(1).map((d) => (typeof d === 'number' ? d : null));
-}
-
-/** The image channel count the model takes (1 or 3), so grayscale or colour images are converted to it; undefined if unknown. */
-export function inputChannels(g: Pick<ModelIo, 'input'>): 1 | 3 | undefined {
-  const c = inputChw(g)[0];
-  return c === 1 || c === 3 ? c : undefined;
 }

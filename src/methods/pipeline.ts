@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
-import { loadModel, inputChannels, inputChw, type LoadedModel } from '../graph/load.js';
+import { loadModel, inputChw, type LoadedModel } from '../graph/load.js';
 import { KEEP_BN_EXPORT } from '../graph/fold-bn.js';
 import type { UnitOverride } from '../graph/index.js';
 import { QuantizedModel } from '../quant/qmodel.js';
@@ -11,9 +11,11 @@ import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accura
 import { compareLogits, firstDivergence } from '../eval/verify.js';
 import { qdqSpec, qdqModel, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
+import { freeImageDims, imageChannels, type ImageShape } from '../onnx/image-input.js';
+import { readOnnx } from '../onnx/read.js';
 import { withHead } from '../onnx/head.js';
 import { encodeOnnx } from '../onnx/write.js';
-import { openDataset, transformToMetadata, type Transform } from '../data/index.js';
+import { firstSampleShape, openDataset, transformToMetadata, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
 import { reconstruct, type ReconEvents, type UnitRecord } from '../recon/run.js';
@@ -98,10 +100,21 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   };
   const started = new Date().toISOString();
   E.manualSeed(o.seed);
-  const loaded = await timed('load', () => loadModel(o.model, { units: o.units }));
+  const { onnx, loaded } = await timed('load', async () => {
+    const onnx = readOnnx(o.model);
+    const free = freeImageDims(onnx);
+    let imageShape: ImageShape | undefined;
+    if (free.length > 0) {
+      const chw = await firstSampleShape(await openDataset(o.calib, { unlabeled: true, channels: imageChannels(onnx) }), o.transform);
+      imageShape = { chw, source: `the calibration images (${o.calib})` };
+      ev.warning?.(`${o.model} leaves ${free.map((d) => d.name).join(', ')} of its input free: quantized at the size of the calibration images, ` +
+        `[${chw.join(', ')}], which the exported model takes`);
+    }
+    return { onnx, loaded: loadModel(onnx, { units: o.units, imageShape }) };
+  });
+  const channels = imageChannels(loaded.onnx);
   // The weights may sit in external data files beside the .onnx; a resumed run must see the same ones.
-  const modelHash = (loaded.onnx.files ?? [o.model]).reduce((h, f) => h.update(readFileSync(f)), createHash('sha256')).digest('hex');
-  const channels = inputChannels(loaded.folded);
+  const modelHash = (onnx.files ?? [o.model]).reduce((h, f) => h.update(readFileSync(f)), createHash('sha256')).digest('hex');
   if (preset.recon?.dc && loaded.bn.size === 0)
     ev.warning?.(`${o.model} has no BatchNormalization nodes (exporters fold them into the convolutions by default), so ` +
       `${o.method}'s distribution correction has no statistics to match and is skipped. To keep them, export with ${KEEP_BN_EXPORT}`);
