@@ -387,3 +387,35 @@ test('a model that leaves channels, height and width free (Hugging Face exports)
   for (const e of evals) assert.equal(e.status, 0, e.stderr);
   assert.equal(new Set(evals.map((e) => e.stdout.replace(/ \((torch|ort).*/s, ''))).size, 1, evals.map((e) => e.stdout).join(''));
 });
+
+test('a channels-last model (tf2onnx: [N, H, W, C] then Transpose) quantizes as its NCHW body; the export keeps its input', async () => {
+  const { onnx } = await import('../src/onnx/proto.js');
+  const m = onnx.ModelProto.decode(readFileSync(model));
+  const g = m.graph!;
+  const input = g.input![0]!;
+  const [n, c, h, w] = input.type!.tensorType!.shape!.dim!;
+  input.type!.tensorType!.shape!.dim = [n!, h!, w!, c!];
+  const name = input.name!;
+  input.name = 'input_1';
+  g.node!.unshift({ name: 'Transpose__7', opType: 'Transpose', input: ['input_1'], output: [name], attribute: [{ name: 'perm', type: 7, ints: [0, 3, 1, 2] }] });
+  const nhwc = join(dir, 'nhwc.onnx');
+  writeFileSync(nhwc, onnx.ModelProto.encode(m).finish());
+  assert.match(pdquant('inspect', nhwc).stdout, /the input is channels-last \[N, H, W, C\], transposed to NCHW first/);
+  const data = classFolder('nhwc-data', 3);
+  const q = join(dir, 'nhwc.q.onnx');
+  const run = (file: string, ...more: string[]) => {
+    const json = join(dir, `${file === nhwc ? 'nhwc' : 'nchw'}.json`);
+    const r = pdquant('quantize', file, '--calib', images, '--w', '4', '--a', '4', '--method', 'mse', '--eval', data, '--json', json, ...more);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(readFileSync(json, 'utf8'));
+  };
+  const record = run(nhwc, '-o', q);
+  assert.equal(record.top1, run(model).top1);
+  assert.equal(record.export.ort_top1, record.top1);
+  assert.match(pdquant('inspect', q).stdout, /input  input_1 float32 \[\w+, 28, 28, 1\]/);
+  const evals = [pdquant('eval', nhwc, '--data', data, '--backend', 'ort'), pdquant('eval', nhwc, '--data', data), pdquant('eval', model, '--data', data)];
+  for (const e of evals) assert.equal(e.status, 0, e.stderr);
+  assert.equal(new Set(evals.map((e) => e.stdout.replace(/ \((torch|ort).*/s, ''))).size, 1, evals.map((e) => e.stdout).join(''));
+  const ort = pdquant('eval', q, '--data', data, '--backend', 'ort');
+  assert.match(ort.stdout, new RegExp(`top-1 ${record.top1.toFixed(2)} %`));
+});

@@ -26,7 +26,8 @@ export function evalCommand(program: Command): void {
       const { checkEvalData, evaluateGraph, evaluateOrt } = await import('../eval/index.js');
       if (o.qparams && o.backend === 'ort') throw new Error('--qparams simulates on our engine; use --backend torch (or export the model with -o and evaluate that file with --backend ort)');
       // onnxruntime runs what our engine does not compile, such as the QDQ files pdquant exports: those are only read.
-      const onnx = (await import('../onnx/read.js')).readOnnx(model);
+      // pdquant's side sees the image NCHW; onnxruntime gets it in the file's own layout (runOrt).
+      const onnx = (await import('../onnx/channels-last.js')).withoutChannelsLast((await import('../onnx/read.js')).readOnnx(model));
       if (o.backend === 'torch' && (await import('../onnx/qdq-summary.js')).isQdq(onnx))
         throw new Error(`${model} is a quantized (QDQ) model: evaluate it with --backend ort, or the float model with --qparams on our engine`);
       const dataset = await openData(o.data, o.split, imageChannels(onnx));

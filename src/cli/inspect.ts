@@ -29,16 +29,20 @@ export function inspectCommand(program: Command): void {
       for (const o of read.outputs) console.log(`  output ${o.name} ${o.elemType} ${dims(o.dims)}`);
       const qdq = summarizeQdq(read);
       if (qdq) return printQdq(model, read.metadata, qdq);
-      const free = freeImageDims(read);
+      const { isChannelsLast, withoutChannelsLast } = await import('../onnx/channels-last.js');
+      if (isChannelsLast(read))
+        console.log('  the input is channels-last [N, H, W, C], transposed to NCHW first: pdquant quantizes the model after that Transpose and the quantized export keeps the input as it is');
+      const nchw = withoutChannelsLast(read);
+      const free = freeImageDims(nchw);
       let imageShape;
       if (free.length > 0) {
         const [h, w] = o.imageSize ?? [224, 224];
-        const chw = [imageChannels(read) ?? 3, h, w];
+        const chw = [imageChannels(nchw) ?? 3, h, w];
         imageShape = { chw, source: '--image-size' };
         console.log(`  the input leaves ${free.map((d) => d.name).join(', ')} free: shapes and FLOPs below are for [N, ${chw.join(', ')}]` +
           `${o.imageSize ? '' : ' (--image-size sets another size)'}; quantize and eval run it at the size of their images, which the quantized export keeps`);
       }
-      const onnx = foldConstants(imageShape ? withImageShape(read, imageShape) : read);
+      const onnx = foldConstants(imageShape ? withImageShape(nchw, imageShape) : nchw);
       const { declaredBatch } = await import('../onnx/batch.js');
       const batch = declaredBatch(onnx);
       if (batch !== null) console.log(`  the file fixes the batch size to ${batch}: pdquant runs the model at any batch size, and its quantized export keeps ${batch}`);

@@ -105,7 +105,8 @@ export function quantizeCommand(program: Command, version: string): void {
       const arch = ARCH_PRESETS[f.archPreset ?? 'resnet'];
       if (!arch) throw new Error(`Unknown --arch-preset ${f.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
       const { inputChw, modelIo } = await import('../graph/load.js');
-      const onnx = readOnnx(model);
+      const { withoutChannelsLast } = await import('../onnx/channels-last.js');
+      const onnx = withoutChannelsLast(readOnnx(model));
       const transform = transformFor(f, inputChw(modelIo(onnx)).slice(1), onnx.metadata);
       const given = {
         iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,

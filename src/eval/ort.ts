@@ -21,12 +21,36 @@ function fixedBatch(session: InferenceSession): number | null {
   return typeof d === 'number' ? d : null;
 }
 
+/** Whether the session's first input takes an [n, C, H, W] batch as [n, H, W, C]: its declared dims fit only that order. */
+function wantsChannelsLast(session: InferenceSession, shape: readonly number[]): boolean {
+  const meta = session.inputMetadata[0];
+  if (!meta?.isTensor || meta.shape.length !== 4 || shape.length !== 4) return false;
+  const fits = (s: readonly number[]) => meta.shape.every((d, i) => i === 0 || typeof d !== 'number' || d === s[i]);
+  return !fits(shape) && fits([shape[0]!, shape[2]!, shape[3]!, shape[1]!]);
+}
+
+/** An [n, C, H, W] batch in [n, H, W, C] order. */
+function toChannelsLast(x: Float32Array, [n, c, h, w]: readonly number[]): Float32Array {
+  const out = new Float32Array(x.length);
+  const hw = h! * w!;
+  for (let b = 0; b < n!; b++)
+    for (let k = 0; k < c!; k++) {
+      const from = (b * c! + k) * hw;
+      for (let p = 0; p < hw; p++) out[(b * hw + p) * c! + k] = x[from + p]!;
+    }
+  return out;
+}
+
 /**
  * Runs a batch [n, ...] through the session's first input and returns the wanted outputs (default: all) as float32.
  * A model fixed to batch b gets the samples b at a time, the last group padded with zeros and the padding dropped.
+ * A model whose input is channels-last (tf2onnx) gets the NCHW batch transposed to it.
  */
-export async function runOrt(session: InferenceSession, x: Float32Array, shape: readonly number[], outputs?: string[]): Promise<Record<string, OrtOutput>> {
+export async function runOrt(session: InferenceSession, nchw: Float32Array, nchwShape: readonly number[], outputs?: string[]): Promise<Record<string, OrtOutput>> {
   const ort = await import('onnxruntime-node');
+  const last = wantsChannelsLast(session, nchwShape);
+  const x = last ? toChannelsLast(nchw, nchwShape) : nchw;
+  const shape = last ? [nchwShape[0]!, nchwShape[2]!, nchwShape[3]!, nchwShape[1]!] : nchwShape;
   const n = shape[0]!;
   const b = fixedBatch(session) ?? n;
   const sample = x.length / n;

@@ -5,6 +5,7 @@ import { foldConstants } from '../onnx/fold.js';
 import { HOW_TO_EXPORT, declaredBatch, freeBatch } from '../onnx/batch.js';
 import { OnnxError } from '../onnx/errors.js';
 import { splitHead, type Head } from '../onnx/head.js';
+import { isChannelsLast, withoutChannelsLast } from '../onnx/channels-last.js';
 import { freeImageDims, unsizedError, withImageShape, type ImageShape } from '../onnx/image-input.js';
 import { canonicalLinear } from '../onnx/linear.js';
 import { checkSupported } from '../onnx/supported.js';
@@ -21,6 +22,8 @@ export interface LoadedModel {
   onnx: OnnxModel;
   /** The batch size the file fixes (torch.onnx.export without dynamic axes: 1), which the export keeps; null when free. */
   declaredBatch: number | null;
+  /** The file takes its image [N, H, W, C] and transposes it to NCHW (tf2onnx): the graphs start after that Transpose, the export puts it back. */
+  channelsLast: boolean;
   /** The Softmax/LogSoftmax the model ended in, set aside (the graphs output the logits) and put back by the export. */
   head: Head | null;
   /** Full precision, BatchNormalization kept. */
@@ -42,8 +45,9 @@ export interface LoadOptions {
 /** Reads (a file path, the model's bytes, or a model readOnnx gave), folds and checks an ONNX model; every failure is one clear error. */
 export function loadModel(source: string | Uint8Array | OnnxModel, o: LoadOptions = {}): LoadedModel {
   const read = typeof source === 'string' || source instanceof Uint8Array ? readOnnx(source) : source;
-  if (freeImageDims(read).length > 0 && !o.imageShape) throw unsizedError(read);
-  const sized = o.imageShape ? withImageShape(read, o.imageShape) : read;
+  const nchw = withoutChannelsLast(read);
+  if (freeImageDims(nchw).length > 0 && !o.imageShape) throw unsizedError(nchw);
+  const sized = o.imageShape ? withImageShape(nchw, o.imageShape) : nchw;
   const batch = declaredBatch(sized);
   const { body, head } = splitHead(foldConstants(freeBatch(sized, read.files?.[0] ?? 'the model')));
   const onnx = canonicalLinear(body);
@@ -55,7 +59,7 @@ export function loadModel(source: string | Uint8Array | OnnxModel, o: LoadOption
   if (batch !== null) checkSamplesIndependent(fp, batch);
   const { model, bn } = foldBatchNorm(onnx);
   const folded = new Graph(model);
-  return { path: read.files?.[0] ?? null, onnx, declaredBatch: batch, head, fp, folded, bn, units: partition(folded, o.units) };
+  return { path: read.files?.[0] ?? null, onnx, declaredBatch: batch, channelsLast: isChannelsLast(read), head, fp, folded, bn, units: partition(folded, o.units) };
 }
 
 /**

@@ -13,6 +13,7 @@ import { qdqSpec, qdqModel, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
 import { freeImageDims, imageChannels, type ImageShape } from '../onnx/image-input.js';
 import { readOnnx } from '../onnx/read.js';
+import { withChannelsLast, withoutChannelsLast } from '../onnx/channels-last.js';
 import { withHead } from '../onnx/head.js';
 import { encodeOnnx } from '../onnx/write.js';
 import { firstSampleShape, openDataset, transformToMetadata, type Transform } from '../data/index.js';
@@ -102,10 +103,11 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   E.manualSeed(o.seed);
   const { onnx, loaded } = await timed('load', async () => {
     const onnx = readOnnx(o.model);
-    const free = freeImageDims(onnx);
+    const nchw = withoutChannelsLast(onnx);
+    const free = freeImageDims(nchw);
     let imageShape: ImageShape | undefined;
     if (free.length > 0) {
-      const chw = await firstSampleShape(await openDataset(o.calib, { unlabeled: true, channels: imageChannels(onnx) }), o.transform);
+      const chw = await firstSampleShape(await openDataset(o.calib, { unlabeled: true, channels: imageChannels(nchw) }), o.transform);
       imageShape = { chw, source: `the calibration images (${o.calib})` };
       ev.warning?.(`${o.model} leaves ${free.map((d) => d.name).join(', ')} of its input free: quantized at the size of the calibration images, ` +
         `[${chw.join(', ')}], which the exported model takes`);
@@ -187,11 +189,12 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       // The preprocessing travels with the model, so `pdquant eval model.q.onnx` applies it without flags.
       ...(calib.preprocessed ? {} : transformToMetadata(o.transform)),
     };
-    // The file keeps the interface of the model it came from: a fixed batch size, a final Softmax. What is checked
+    // The file keeps the interface of the model it came from: a fixed batch size, a final Softmax, a channels-last input. What is checked
     // against the simulation is the same model up to the logits.
     const body = await timed('export', () => withDeclaredBatch(qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)), loaded.declaredBatch));
-    const file = writeQdq(withDeclaredBatch(withHead(body, loaded.head), loaded.declaredBatch), output);
-    const bytes = loaded.head ? encodeOnnx(body) : file;
+    const deployed = withHead(body, loaded.head);
+    const file = writeQdq(withDeclaredBatch(loaded.channelsLast ? withChannelsLast(deployed) : deployed, loaded.declaredBatch), output);
+    const bytes = loaded.head || loaded.channelsLast ? encodeOnnx(body) : file;
     record.export = { path: output, int4_storage: !!o.int4Storage };
     if (o.verify !== false) {
       await timed('verify', async () => {
