@@ -264,15 +264,25 @@ test('model-ready tensors from .npy calibrate and evaluate as they are; the reco
   assertOneError(pdquant('eval', model, '--data', wrong), /expects input \[N, 1, 28, 28\] but the data gives \[N, 1, 32, 32\]; model-ready tensors \(\.npy\) must have the shape/);
 });
 
-test('--resume refuses a run dir made with other preprocessing (the calibration hash covers the tensors)', () => {
+test('--resume refuses a run dir made with other preprocessing (the calibration hash covers the tensors); a rerun without it is warned', () => {
   const runDir = join(dir, 'resume-preprocess');
   const run = (...more: string[]) => quantize('--method', 'brecq', '--iters', '2', '--run-dir', runDir, ...more);
-  assert.equal(run().status, 0);
-  assert.equal(run('--resume', runDir).status, 0);
+  const first = run();
+  assert.equal(first.status, 0);
+  assert.match(first.stderr, new RegExp(`each finished unit is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it`));
+  assert.doesNotMatch(first.stderr, /warning/);
+  const resumed = run('--resume', runDir);
+  assert.equal(resumed.status, 0);
+  assert.doesNotMatch(resumed.stderr, /checkpointed in|warning/);
+  // The same command again without --resume redoes the finished units: it says so before it starts.
+  const again = run();
+  assert.match(again.stderr, new RegExp(`warning: ${runDir} holds \\d+ finished unit\\(s\\) of this same run, which this run does again and overwrites; to continue from them instead, run the same command with --resume ${runDir}`));
   const other = run('--resume', runDir, '--mean', '0.5');
   assert.notEqual(other.status, 0);
   assert.match(other.stderr, /error: The checkpoint in .* belongs to another run \(it differs in: calib\); start a new --run-dir/);
   assert.doesNotMatch(other.stderr, /^\s+at /m);
+  // Another run in the same folder is not this run continued: no advice to resume it.
+  assert.doesNotMatch(run('--mean', '0.5').stderr, /warning/);
 });
 
 test('a model as torch.onnx.export(dynamo=True) writes it (batch 1, names node_*, paths in metadata, weights in .data) quantizes end to end', async () => {

@@ -114,6 +114,8 @@ export function quantizeCommand(program: Command, version: string): void {
       };
       const recon: Partial<ReconConfig> = { ...arch, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
       const runDir = f.resume ?? f.runDir ?? join('runs', `${basename(model, '.onnx')}-${f.method}-w${f.w}a${f.a}-seed${f.seed}`);
+      if (preset.recon && f.resume === undefined)
+        console.error(`pdquant: each finished unit is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it`);
       const bar = progressBar('eval');
       const rp = reconProgress(recon.iters ?? 20000);
       const { record, qmodel } = await quantize(

@@ -19,7 +19,7 @@ import { encodeOnnx } from '../onnx/write.js';
 import { firstSampleShape, openDataset, transformToMetadata, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
-import { reconstruct, type ReconEvents, type UnitRecord } from '../recon/run.js';
+import { readCheckpoint, reconstruct, type ReconEvents, type UnitRecord } from '../recon/run.js';
 
 export interface QuantizeOptions {
   model: string;
@@ -139,18 +139,17 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const cfg: ReconConfig = { ...DEFAULTS, ...o.recon };
   if (preset.recon !== null) {
     const recon = preset.recon;
+    // The calibration hash covers the preprocessed tensor, so other preprocessing or images refuse to resume.
+    const fingerprint = {
+      model: modelHash, method: o.method, w: o.wBits, a: o.aBits, seed: o.seed, calib: calib.hash, head8: o.eightBitHeadStem, cfg,
+      units: loaded.units.map((u) => `${u.name}:${u.nodes.length}`),
+    };
+    const prior = o.runDir && !o.resume ? readCheckpoint(o.runDir, fingerprint) : null;
+    if (prior && prior.differing.length === 0 && prior.checkpoint.done.length > 0)
+      ev.warning?.(`${o.runDir} holds ${prior.checkpoint.done.length} finished unit(s) of this same run, which this run does again and overwrites; ` +
+        `to continue from them instead, run the same command with --resume ${o.runDir}`);
     units = await timed('reconstruction', () =>
-      reconstruct(
-        {
-          loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume,
-          // The calibration hash covers the preprocessed tensor, so other preprocessing or images refuse to resume.
-          fingerprint: {
-            model: modelHash, method: o.method, w: o.wBits, a: o.aBits, seed: o.seed, calib: calib.hash, head8: o.eightBitHeadStem, cfg,
-            units: loaded.units.map((u) => `${u.name}:${u.nodes.length}`),
-          },
-        },
-        ev,
-      ),
+      reconstruct({ loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume, fingerprint }, ev),
     );
   }
   // Kept for verifying the export after the calibration cache is gone.

@@ -49,12 +49,26 @@ interface Checkpoint {
   qparams: QParamsFile;
 }
 
-/** Reconstructs every unit in network order; returns the per-unit records. */
+/** The checkpoint in a run folder, if there is one, and the fields of its fingerprint that differ from `fingerprint`. */
+export function readCheckpoint(runDir: string, fingerprint: Record<string, unknown>): { checkpoint: Checkpoint; differing: string[] } | null {
+  const path = join(runDir, 'checkpoint.json');
+  if (!existsSync(path)) return null;
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = JSON.parse(readFileSync(path, 'utf8')) as Checkpoint;
+  } catch (e) {
+    throw new Error(`The checkpoint ${path} cannot be read (${(e as Error).message}); start a new --run-dir`);
+  }
+  const keys = [...new Set([...Object.keys(checkpoint.fingerprint ?? {}), ...Object.keys(fingerprint)])];
+  return { checkpoint, differing: keys.filter((k) => JSON.stringify(checkpoint.fingerprint?.[k]) !== JSON.stringify(fingerprint[k])) };
+}
+
 /** The units a preset reconstructs: single layers for layer-wise methods (AdaRound), else the model's blocks. */
 export function reconUnits(loaded: LoadedModel, preset: ReconPreset): Unit[] {
   return preset.unit === 'layer' ? partitionLayers(loaded.folded) : loaded.units;
 }
 
+/** Reconstructs every unit in network order; returns the per-unit records. */
 export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[] {
   const { loaded, qmodel, images, preset, cfg } = o;
   const fp = loaded.fp;
@@ -64,10 +78,9 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   const records: UnitRecord[] = [];
   const done = new Set<string>();
   if (o.resume) {
-    if (!ckptPath || !existsSync(ckptPath)) throw new Error(`Cannot resume: no checkpoint at ${ckptPath ?? '(no --run-dir)'}`);
-    const ck = JSON.parse(readFileSync(ckptPath, 'utf8')) as Checkpoint;
-    const keys = [...new Set([...Object.keys(ck.fingerprint ?? {}), ...Object.keys(o.fingerprint)])];
-    const differing = keys.filter((k) => JSON.stringify(ck.fingerprint?.[k]) !== JSON.stringify(o.fingerprint[k]));
+    const prior = o.runDir ? readCheckpoint(o.runDir, o.fingerprint) : null;
+    if (!prior) throw new Error(`Cannot resume: no checkpoint at ${ckptPath ?? '(no --run-dir)'}`);
+    const { checkpoint: ck, differing } = prior;
     if (differing.length > 0)
       throw new Error(`The checkpoint in ${o.runDir} belongs to another run (it differs in: ${differing.join(', ')}); start a new --run-dir`);
     qmodel.load(ck.qparams);
