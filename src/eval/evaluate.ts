@@ -47,8 +47,13 @@ export class TopK {
 /** Checks that the data's image shape [C, H, W] matches the model input, naming both. */
 export function checkInputShape(expected: (number | null)[], got: readonly number[], what = 'the data gives', preprocessed = false): void {
   const fix = preprocessed ? 'model-ready tensors (.npy) must have the shape of the model input' : 'choose the matching --preset, or set --resize and --crop';
-  if (expected.length !== 3 || expected.some((d, i) => d !== null && d !== got[i]))
-    throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but ${what} [N, ${got.join(', ')}]; ${fix}`);
+  const fits = (order: readonly number[]) => expected.length === 3 && expected.every((d, i) => d === null || d === order[i]);
+  if (fits(got)) return;
+  // An [N, H, W, C] input that no Transpose right after it turns into NCHW (those pdquant reads: onnx/channels-last.ts).
+  const channelsLast = fits([got[1]!, got[2]!, got[0]!])
+    ? '; the model takes its images channels-last, which pdquant reads only when the model transposes its input to NCHW first (perm [0, 3, 1, 2]), as tf2onnx writes it when the input feeds the Transpose directly'
+    : '';
+  throw new Error(`The model expects input [N, ${expected.map((d) => d ?? '?').join(', ')}] but ${what} [N, ${got.join(', ')}]${channelsLast || `; ${fix}`}`);
 }
 
 /** The number of classes a graph's output [N, K] gives, if the file states K. */
