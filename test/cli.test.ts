@@ -429,3 +429,10 @@ test('a channels-last model (tf2onnx: [N, H, W, C] then Transpose) quantizes as 
   const ort = pdquant('eval', q, '--data', data, '--backend', 'ort');
   assert.match(ort.stdout, new RegExp(`top-1 ${record.top1.toFixed(2)} %`));
 });
+
+test('a model that is already quantized is refused with what to do instead, not a list of unsupported ops', () => {
+  const q = join(dir, 'twice.q.onnx');
+  assert.equal(quantize('--method', 'mse', '-o', q).status, 0);
+  assertOneError(pdquant('quantize', q, '--calib', images, '--w', '4', '--a', '4', '--method', 'mse'),
+    /twice\.q\.onnx is already quantized \(it holds DequantizeLinear, QuantizeLinear\): pdquant quantizes float models, so give it the float model/);
+});

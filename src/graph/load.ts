@@ -9,6 +9,7 @@ import { isChannelsLast, withoutChannelsLast } from '../onnx/channels-last.js';
 import { freeImageDims, unsizedError, withImageShape, type ImageShape } from '../onnx/image-input.js';
 import { canonicalLinear } from '../onnx/linear.js';
 import { checkSupported } from '../onnx/supported.js';
+import { quantizedOps } from '../onnx/qdq-summary.js';
 import type { OnnxModel, ValueInfo } from '../onnx/ir.js';
 import { Graph } from './graph.js';
 import { execute } from './executor.js';
@@ -45,6 +46,10 @@ export interface LoadOptions {
 /** Reads (a file path, the model's bytes, or a model readOnnx gave), folds and checks an ONNX model; every failure is one clear error. */
 export function loadModel(source: string | Uint8Array | OnnxModel, o: LoadOptions = {}): LoadedModel {
   const read = typeof source === 'string' || source instanceof Uint8Array ? readOnnx(source) : source;
+  const quantized = quantizedOps(read);
+  if (quantized.length > 0)
+    throw new OnnxError(`${read.files?.[0] ?? 'the model'} is already quantized (it holds ${quantized.join(', ')}): pdquant quantizes float models, ` +
+      'so give it the float model this one was made from; onnxruntime runs this one (pdquant eval <model> --data <images> --backend ort)');
   const nchw = withoutChannelsLast(read);
   if (freeImageDims(nchw).length > 0 && !o.imageShape) throw unsizedError(nchw);
   const sized = o.imageShape ? withImageShape(nchw, o.imageShape) : nchw;

@@ -39,6 +39,14 @@ export function isQdq(model: OnnxModel): boolean {
   return model.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
 }
 
+/** Op types of quantized models: QDQ (pdquant's exports, ORT's quantizer) and the QOperator format. */
+const QUANTIZED_OP = /^(QuantizeLinear|DequantizeLinear|DynamicQuantizeLinear|QLinear\w+|ConvInteger|MatMulInteger\w*)$/;
+
+/** The quantized op types a model holds (none for a float model). */
+export function quantizedOps(model: OnnxModel): string[] {
+  return [...new Set(model.nodes.filter((n) => QUANTIZED_OP.test(n.opType)).map((n) => n.opType))];
+}
+
 /** The QDQ structure of a model, or undefined when it is not a QDQ model. */
 export function summarizeQdq(model: OnnxModel): QdqSummary | undefined {
   if (!isQdq(model)) return undefined;
