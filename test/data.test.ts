@@ -176,6 +176,20 @@ describe('list file', () => {
     assert.deepEqual(Array.from(batch.labels), [2, 1, 2, -1]);
   });
 
+  test('"<path> <label>" lines (the Caffe/MXNet val.txt form) label by the integer; a file whose name ends in digits stays a path', async () => {
+    const root = freshDir();
+    for (const f of ['val/a.png', 'val/b.png', 'train/cat/0.png', 'odd name 7']) await writeImage(path.join(root, f), 2, 2);
+    const list = path.join(root, 'val.txt');
+    fs.writeFileSync(list, 'val/a.png 65\nval/b.png\t0\ntrain/cat/0.png 3\nodd name 7\ntrain/cat/0.png\n');
+    const ds = await openDataset(list);
+    assert.deepEqual(
+      Array.from({ length: ds.size }, (_, i) => [path.relative(root, ds.sample(i).path), ds.sample(i).label]),
+      [['val/a.png', 65], ['val/b.png', 0], ['train/cat/0.png', 3], ['odd name 7', -1], ['train/cat/0.png', 0]],
+    );
+    fs.writeFileSync(list, 'val/a.png 65\nval/missing.png 3\n');
+    await rejectsData(openDataset(list), `${list}:2`, 'missing.png');
+  });
+
   test('names a missing file with its line number', async () => {
     const root = freshDir();
     await writeImage(path.join(root, 'train', 'a', '0.png'), 2, 2);

@@ -76,7 +76,7 @@ export async function checkEvalData(graph: ModelIo, dataset: Dataset, transform:
   if (unlabelled.length > 0) {
     const first = dataset.sample(unlabelled[0]!).path;
     throw new Error(`${where} has no label for ${unlabelled.length} of ${idx.length} images (first: ${first}); accuracy needs labelled images: ` +
-      'an ImageFolder <root>/<class>/<image>, a list file of <class>/<image> paths, CIFAR-10 batches, IDX images with their labels file beside them, or .npy with X_labels.npy (or X.labels.npy) beside it');
+      'an ImageFolder <root>/<class>/<image>, a list file of <class>/<image> paths or of "<image> <label>" lines, CIFAR-10 batches, IDX images with their labels file beside them, or .npy with X_labels.npy (or X.labels.npy) beside it');
   }
   const warnings: string[] = [];
   const outputs = outputClasses(graph);
