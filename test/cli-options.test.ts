@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from 'commander';
-import { numberList, transformFor } from '../src/cli/options.js';
-import { presets, transformToMetadata } from '../src/data/index.js';
+import { numberList } from '../src/cli/options.js';
+import { presets, transformFor, transformToMetadata } from '../src/data/index.js';
 
 const recorded = transformToMetadata({ resize: 36, crop: 32, mean: [0.5], std: [0.25] });
 

@@ -3,7 +3,6 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname, resolve } from 'node:path';
 import type { UnitOverride } from '../graph/index.js';
 import { InvalidArgumentError, type Command } from 'commander';
-import { openDataset, makeTransform, presets, transformFromMetadata, withOverrides, type Dataset, type Transform } from '../data/index.js';
 
 export function intIn(flag: string, min: number, max = Infinity) {
   return (value: string): number => {
@@ -75,15 +74,6 @@ export function numberList(flag: string) {
   };
 }
 
-/** The preprocessing options quantize and eval share. */
-export interface PreprocessOptions {
-  preset?: string;
-  resize?: number;
-  crop?: number;
-  mean?: number[];
-  std?: number[];
-}
-
 export function addPreprocessOptions(command: Command): Command {
   return command
     .option('--preset <name>', 'preprocessing: cifar, imagenet, mnist, none (default: the model\'s preprocess_* metadata, else from the input size)')
@@ -93,46 +83,9 @@ export function addPreprocessOptions(command: Command): Command {
     .option('--std <list>', 'per-channel standard deviation, e.g. 0.25,0.25,0.25, replacing the preset\'s', numberList('--std'));
 }
 
-/**
- * The transform for --preset; without one: the preprocessing recorded in the model's metadata (preprocess_mean,
- * preprocess_std, optionally preprocess_resize and preprocess_crop, as pdquant writes into exported models), else
- * cifar for a 32×32 input, imagenet for 224×224, and [0, 1] scaling otherwise. --resize, --crop, --mean and --std
- * replace single fields of that.
- */
-export function transformFor(o: PreprocessOptions, inputHw: (number | null)[], metadata: Record<string, string> = {}): Transform {
-  let base: Transform;
-  if (o.preset !== undefined) {
-    if (!(o.preset in presets)) throw new Error(`Unknown preset ${o.preset}; choose one of ${Object.keys(presets).join(', ')}`);
-    base = makeTransform(o.preset);
-  } else {
-    const [h, w] = inputHw;
-    base = transformFromMetadata(metadata) ?? (h === 224 && w === 224 ? makeTransform('imagenet') : h === 32 && w === 32 ? makeTransform('cifar') : {});
-  }
-  return withOverrides(base, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
-}
-
-/**
- * Selects the engine's device: --device, else $PDQUANT_DEVICE, else the CPU. A device this LibTorch build cannot use
- * is one clear error here, not an exception from deep inside the first tensor.
- */
+/** --device, else $PDQUANT_DEVICE, else the CPU; validated before the engine's first tensor. */
 export async function useDevice(flag: string | undefined): Promise<void> {
-  const device = flag ?? process.env.PDQUANT_DEVICE ?? 'cpu';
-  const where = flag !== undefined ? '--device' : 'PDQUANT_DEVICE';
-  const m = /^(cpu|cuda)(?::(\d+))?$/.exec(device);
-  if (!m || (m[1] === 'cpu' && m[2] !== undefined)) throw new Error(`Expected cpu, cuda or cuda:N for ${where} but received ${device}`);
-  const E = await import('../engine/index.js');
-  if (m[1] === 'cuda') {
-    const info = E.engineInfo();
-    if (!info.cuda) throw new Error(`${where} ${device}: this LibTorch build has no CUDA (see pdquant doctor); build pdquant against a PyTorch with CUDA (README, Engine) or use cpu`);
-    if (m[2] !== undefined && Number(m[2]) >= info.cudaDevices) throw new Error(`${where} ${device}: there ${info.cudaDevices === 1 ? 'is 1 CUDA device' : `are ${info.cudaDevices} CUDA devices`} (cuda:0${info.cudaDevices > 1 ? `..cuda:${info.cudaDevices - 1}` : ''})`);
-  }
-  E.setDefaultDevice(device);
-}
-
-/** `channels`: what the model takes; images of another channel count are converted to it. */
-export async function openData(spec: string, split?: string, channels?: 1 | 3): Promise<Dataset> {
-  if (split !== undefined && split !== 'train' && split !== 'test') throw new Error(`Expected train or test for --split but received ${split}`);
-  return openDataset(spec, { split: split as 'train' | 'test' | undefined, channels });
+  (await import('../engine/index.js')).selectDeviceOrEnv(flag, '--device');
 }
 
 /** Reads a --units file: [{ "name": "block1", "kind": "block", "match": ["/layer1/", "re:^/conv2/"] }, ...] (node-name prefixes or "re:" regular expressions). */

@@ -1,7 +1,6 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { basename, join } from 'node:path';
-import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, transformFor, unitsFile, useDevice } from './options.js';
+import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, unitsFile, useDevice } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -96,41 +95,32 @@ export function quantizeCommand(program: Command, version: string): void {
     .option('--act-lr <x>', 'activation step learning rate (default 4e-5)', positiveNumber('--act-lr'))
     .option('--warmup <x>', 'fraction of iterations without rounding loss (default 0.2)', probability('--warmup'))
     .action(async (model: string, f: Flags) => {
-      await useDevice(f.device);
-      const { quantize } = await import('../methods/pipeline.js');
+      await useDevice(f.device); // its messages name --device
+      const { quantizeModel, defaultRunDir } = await import('../index.js');
       const { method } = await import('../methods/registry.js');
-      const { ARCH_PRESETS } = await import('../recon/config.js');
-      const { readOnnx } = await import('../onnx/read.js');
-      const preset = method(f.method);
-      const arch = ARCH_PRESETS[f.archPreset ?? 'resnet'];
-      if (!arch) throw new Error(`Unknown --arch-preset ${f.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
-      const { inputChw, modelIo } = await import('../graph/load.js');
-      const { withoutChannelsLast } = await import('../onnx/channels-last.js');
-      const onnx = withoutChannelsLast(readOnnx(model));
-      const transform = transformFor(f, inputChw(modelIo(onnx)).slice(1), onnx.metadata);
       const given = {
         iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,
         dcLr: f.dcLr, dropP: f.dropP, inputDropP: f.inputDropP, weightLr: f.weightLr, actLr: f.actLr, warmup: f.warmup,
       };
-      const recon: Partial<ReconConfig> = { ...arch, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
-      const runDir = f.resume ?? f.runDir ?? join('runs', `${basename(model, '.onnx')}-${f.method}-w${f.w}a${f.a}-seed${f.seed}`);
-      if (preset.recon && f.resume === undefined)
+      const recon: Partial<ReconConfig> = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+      const runDir = f.resume ?? f.runDir ?? defaultRunDir(model, f.method, f.w, f.a, f.seed);
+      if (method(f.method).recon && f.resume === undefined)
         console.error(`pdquant: each finished unit is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it`);
       const bar = progressBar('eval');
       const rp = reconProgress(recon.iters ?? 20000);
-      const { record, qmodel } = await quantize(
+      const { record, qparams } = await quantizeModel(
         {
-          model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed, transform,
+          model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed,
+          preset: f.preset, resize: f.resize, crop: f.crop, mean: f.mean, std: f.std, archPreset: f.archPreset,
           eightBitHeadStem: f['8bitHeadStem'], eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
-          runDir: preset.recon ? runDir : undefined, resume: f.resume !== undefined,
+          runDir, resume: f.resume !== undefined, device: f.device,
           output: f.output, int4Storage: f.int4Storage, verify: f.verify, units: unitsFile(f.units),
         },
-        version,
         { ...rp, stage: (p: string) => console.error(`pdquant: ${p}`), warning: (m: string) => console.error(`pdquant: warning: ${m}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },
       );
       rp.stop();
       bar.stop();
-      if (f.saveQparams) writeJsonAtomic(f.saveQparams, qmodel.state());
+      if (f.saveQparams) writeJsonAtomic(f.saveQparams, qparams);
       if (record.top1 !== undefined)
         console.log(`${f.method} W${f.w}A${f.a}: top-1 ${record.top1.toFixed(2)} % (FP ${record.fp_top1!.toFixed(2)} %), top-5 ${record.top5!.toFixed(2)} %, ${record.n} images`);
       else console.log(`${f.method} W${f.w}A${f.a}: done (no --eval given)`);

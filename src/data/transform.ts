@@ -85,3 +85,30 @@ export function describeTransform(t: Transform): string {
     t.std ? `std ${t.std.join(',')}` : '',
   ].filter(Boolean).join(', ');
 }
+
+/** Preprocessing asked for by name and by field (the --preset, --resize, --crop, --mean and --std of quantize and eval). */
+export interface PreprocessOptions {
+  preset?: string;
+  resize?: number;
+  crop?: number;
+  mean?: number[];
+  std?: number[];
+}
+
+/**
+ * The transform for `preset`; without one: the preprocessing recorded in the model's metadata (preprocess_mean,
+ * preprocess_std, optionally preprocess_resize and preprocess_crop, as pdquant writes into exported models), else
+ * cifar for a 32×32 input, imagenet for 224×224, and [0, 1] scaling otherwise. resize, crop, mean and std
+ * replace single fields of that.
+ */
+export function transformFor(o: PreprocessOptions, inputHw: (number | null)[], metadata: Record<string, string> = {}): Transform {
+  let base: Transform;
+  if (o.preset !== undefined) {
+    if (!(o.preset in presets)) throw new Error(`Unknown preset ${o.preset}; choose one of ${Object.keys(presets).join(', ')}`);
+    base = makeTransform(o.preset);
+  } else {
+    const [h, w] = inputHw;
+    base = transformFromMetadata(metadata) ?? (h === 224 && w === 224 ? makeTransform('imagenet') : h === 32 && w === 32 ? makeTransform('cifar') : {});
+  }
+  return withOverrides(base, { resize: o.resize, crop: o.crop, mean: o.mean, std: o.std });
+}

@@ -6,6 +6,6 @@ export { noGrad } from './autograd.js';
 export { tidy, keep, dispose } from './scope.js';
 export { Adam, SGD } from './optim.js';
 export type { ParamGroup, AdamOptions } from './optim.js';
-export { manualSeed, setThreads, engineInfo, liveTensors } from './settings.js';
+export { manualSeed, setThreads, engineInfo, liveTensors, selectDevice, selectDeviceOrEnv } from './settings.js';
 export { shareTensor, takeShared } from './share.js';
 export { checkProbability } from './errors.js';

@@ -1,6 +1,7 @@
 /** Engine-wide settings: threads, random seed, version and CUDA availability. */
 import { availableParallelism } from 'node:os';
 import { native } from './native.js';
+import { setDefaultDevice } from './tensor.js';
 
 /** Seeds every random generator of the engine (CPU and CUDA). */
 export function manualSeed(seed: number): void {
@@ -30,6 +31,27 @@ export interface EngineInfo {
 /** LibTorch version, CUDA availability and thread count. */
 export function engineInfo(): EngineInfo {
   return native.version();
+}
+
+/**
+ * Makes `device` (cpu, cuda or cuda:N) the default for new tensors. A device this LibTorch build cannot use is one
+ * clear error here, not an exception from deep inside the first tensor; `where` names the setting in messages.
+ */
+export function selectDevice(device: string, where = 'device'): void {
+  const m = /^(cpu|cuda)(?::(\d+))?$/.exec(device);
+  if (!m || (m[1] === 'cpu' && m[2] !== undefined)) throw new Error(`Expected cpu, cuda or cuda:N for ${where} but received ${device}`);
+  if (m[1] === 'cuda') {
+    const info = engineInfo();
+    if (!info.cuda) throw new Error(`${where} ${device}: this LibTorch build has no CUDA (see pdquant doctor); build pdquant against a PyTorch with CUDA (README, Engine) or use cpu`);
+    if (m[2] !== undefined && Number(m[2]) >= info.cudaDevices) throw new Error(`${where} ${device}: there ${info.cudaDevices === 1 ? 'is 1 CUDA device' : `are ${info.cudaDevices} CUDA devices`} (cuda:0${info.cudaDevices > 1 ? `..cuda:${info.cudaDevices - 1}` : ''})`);
+  }
+  setDefaultDevice(device);
+}
+
+/** The device a setting asks for, else $PDQUANT_DEVICE, else the CPU: made the default (selectDevice). */
+export function selectDeviceOrEnv(device: string | undefined, where: string): void {
+  if (device !== undefined) selectDevice(device, where);
+  else selectDevice(process.env.PDQUANT_DEVICE ?? 'cpu', 'PDQUANT_DEVICE');
 }
 
 /** Native tensors alive now (for leak checks). */

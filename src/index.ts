@@ -1,0 +1,155 @@
+// pdquant as a library: quantize and evaluate from a Node program with the defaults and checks of the command line
+// (which is a thin layer over these two functions).
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { openDataset, firstSampleShape, transformFor, type PreprocessOptions } from './data/index.js';
+import { checkEvalData, evaluateGraph, evaluateOrt, type Accuracy } from './eval/index.js';
+import { inputChw, loadModel, modelIo } from './graph/load.js';
+import { withoutChannelsLast } from './onnx/channels-last.js';
+import { freeImageDims, imageChannels } from './onnx/image-input.js';
+import { isQdq } from './onnx/qdq-summary.js';
+import { readOnnx } from './onnx/read.js';
+import { quantize, type RunEvents, type RunRecord } from './methods/pipeline.js';
+import { method } from './methods/registry.js';
+import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
+import type { UnitOverride } from './graph/partition.js';
+import type { QParamsFile } from './quant/qmodel.js';
+
+export type { Accuracy } from './eval/index.js';
+export type { PreprocessOptions, Transform } from './data/index.js';
+export type { RunEvents, RunRecord } from './methods/pipeline.js';
+export type { ReconConfig } from './recon/config.js';
+export type { QParamsFile } from './quant/qmodel.js';
+export type { UnitOverride } from './graph/partition.js';
+export { ARCH_PRESETS } from './recon/config.js';
+export { methodNames } from './methods/registry.js';
+export { OnnxError } from './onnx/errors.js';
+export { DataError } from './data/errors.js';
+export { readRunRecord, renderReport, writeReport } from './report/index.js';
+
+/** This package's version (what run records and exported models name). */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** The engine's device: cpu, cuda or cuda:N (default: $PDQUANT_DEVICE, else cpu). */
+async function useDevice(device: string | undefined): Promise<void> {
+  (await import('./engine/index.js')).selectDeviceOrEnv(device, 'device');
+}
+
+export interface QuantizeModelOptions extends PreprocessOptions {
+  /** The float ONNX model. */
+  model: string;
+  /** Calibration images: a folder, a list file, CIFAR-10 .bin, IDX or .npy. */
+  calib: string;
+  /** Weight and activation bit-widths, 2..8. */
+  wBits: number;
+  aBits: number;
+  /** minmax, mse, cosine, adaround, brecq, qdrop, pd-only, pd-reg, pd-reg-drop, qdrop-dc or pdquant (default). */
+  method?: string;
+  /** Calibration images to use (default 1024). */
+  numSamples?: number;
+  /** Default 1005. */
+  seed?: number;
+  /** First and last layer and the classifier input at 8 bits (default true). */
+  eightBitHeadStem?: boolean;
+  /** Labelled images to measure FP and quantized top-1 on. */
+  eval?: string;
+  evalLimit?: number;
+  /** Default 100. */
+  evalBatch?: number;
+  /** resnet (default), regnet, mobilenetv2 or mnasnet: w_round, T and λc of PDQUANT.md §6. */
+  archPreset?: string;
+  /** Reconstruction hyper-parameters over the arch preset's and the reference's defaults. */
+  recon?: Partial<ReconConfig>;
+  /** Per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>); with `resume`, finished units are skipped. */
+  runDir?: string;
+  resume?: boolean;
+  units?: UnitOverride;
+  /** Write the deployable QDQ model here, checked in onnxruntime unless `verify` is false. */
+  output?: string;
+  int4Storage?: boolean;
+  verify?: boolean;
+  /** cpu, cuda or cuda:N (default: $PDQUANT_DEVICE, else cpu). */
+  device?: string;
+}
+
+export interface QuantizeModelResult {
+  record: RunRecord;
+  /** The quantization parameters (what `pdquant eval --qparams` and `evaluateModel({ qparams })` read). */
+  qparams: QParamsFile;
+}
+
+/** Where a reconstruction run checkpoints unless told otherwise. */
+export function defaultRunDir(model: string, methodName: string, wBits: number, aBits: number, seed: number): string {
+  return join('runs', `${basename(model, '.onnx')}-${methodName}-w${wBits}a${aBits}-seed${seed}`);
+}
+
+const bitWidth = (what: string, b: number) => {
+  if (!Number.isInteger(b) || b < 2 || b > 8) throw new RangeError(`Expected integer 2..8 for ${what} but received ${b}`);
+  return b;
+};
+
+/** Quantizes a model with a method; evaluates, exports and verifies where asked. Every bad input is one clear error. */
+export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents = {}): Promise<QuantizeModelResult> {
+  await useDevice(o.device);
+  const name = o.method ?? 'pdquant';
+  const preset = method(name);
+  const arch = ARCH_PRESETS[o.archPreset ?? 'resnet'];
+  if (!arch) throw new Error(`Unknown arch preset ${o.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
+  const [wBits, aBits] = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)];
+  const seed = o.seed ?? 1005;
+  const onnx = withoutChannelsLast(readOnnx(o.model));
+  const { record, qmodel } = await quantize(
+    {
+      model: o.model, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed,
+      transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata),
+      eightBitHeadStem: o.eightBitHeadStem ?? true, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
+      recon: { ...arch, ...o.recon },
+      runDir: preset.recon ? o.runDir ?? defaultRunDir(o.model, name, wBits, aBits, seed) : undefined, resume: o.resume,
+      output: o.output, int4Storage: o.int4Storage, verify: o.verify, units: o.units,
+    },
+    VERSION,
+    events,
+  );
+  return { record, qparams: qmodel.state() };
+}
+
+export interface EvaluateModelOptions extends PreprocessOptions {
+  /** torch (pdquant's engine, default) or ort (onnxruntime-node, which also runs exported QDQ files). */
+  backend?: 'torch' | 'ort';
+  /** Default 100. */
+  batch?: number;
+  limit?: number;
+  /** For data holding both (CIFAR folder, IDX folder, ImageFolder with train/test). */
+  split?: 'train' | 'test';
+  /** Simulate the quantized model these parameters describe (torch backend). */
+  qparams?: QParamsFile;
+  device?: string;
+  /** Something allowed but probably a mistake (e.g. a class count other than the model's outputs). */
+  onWarning?(message: string): void;
+  onProgress?(done: number, total: number): void;
+}
+
+/** Top-1/top-5 of a model on labelled images. */
+export async function evaluateModel(model: string, data: string, o: EvaluateModelOptions = {}): Promise<Accuracy> {
+  const backend = o.backend ?? 'torch';
+  if (backend !== 'torch' && backend !== 'ort') throw new Error(`Expected torch or ort for the backend but received ${backend}`);
+  if (o.qparams && backend === 'ort') throw new Error('qparams simulate on our engine; use the torch backend (or export the model and evaluate that file with ort)');
+  if (backend === 'torch') await useDevice(o.device);
+  // pdquant's side sees the image NCHW; onnxruntime gets it in the file's own layout (runOrt).
+  const onnx = withoutChannelsLast(readOnnx(model));
+  // onnxruntime runs what our engine does not compile, such as the QDQ files pdquant exports: those are only read.
+  if (backend === 'torch' && isQdq(onnx))
+    throw new Error(`${model} is a quantized (QDQ) model: evaluate it with --backend ort (onnxruntime), or the float model with --qparams on our engine`);
+  const dataset = await openDataset(data, { split: o.split, channels: imageChannels(onnx) });
+  const transform = transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata);
+  // A model that leaves its image size free runs on our engine at the size of the data.
+  const imageShape = backend === 'torch' && freeImageDims(onnx).length > 0 ? { chw: await firstSampleShape(dataset, transform), source: `the images of ${data}` } : undefined;
+  const loaded = backend === 'torch' ? loadModel(onnx, { imageShape }) : undefined;
+  for (const w of await checkEvalData(loaded?.fp ?? modelIo(onnx), dataset, transform, o.limit)) o.onWarning?.(w);
+  const opts = { transform, batchSize: o.batch ?? 100, limit: o.limit, onProgress: o.onProgress };
+  if (!loaded) return evaluateOrt(model, dataset, opts);
+  if (!o.qparams) return evaluateGraph(loaded.fp, dataset, opts);
+  const { QuantizedModel } = await import('./quant/qmodel.js');
+  const qmodel = QuantizedModel.fromQParams(loaded.folded, loaded.units, o.qparams);
+  return evaluateGraph(loaded.folded, dataset, { ...opts, hooks: qmodel.hooks({ weights: true, acts: true }) });
+}

@@ -1,0 +1,33 @@
+// The library API (the package's entry point): quantize, export and evaluate from a program, with the CLI's defaults and checks.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tinyWorkspace } from './helpers/tiny-resnet.js';
+
+test('the package entry quantizes, exports, and evaluates the export and the parameters to the same top-1', async () => {
+  const pdq = await import('pdquant');
+  assert.equal(typeof pdq.VERSION, 'string');
+  assert.ok(pdq.methodNames().includes('pdquant'));
+  const ws = await tinyWorkspace(4);
+  const output = join(ws.dir, 'tiny.q.onnx');
+  const { record, qparams } = await pdq.quantizeModel({ model: ws.model, calib: ws.images, wBits: 4, aBits: 4, method: 'mse', preset: 'cifar', eval: ws.images, output });
+  assert.equal(record.method, 'mse');
+  assert.equal(record.seed, 1005);
+  assert.equal(record.calibration.count, 16);
+  assert.equal(record.export!.ort_top1, record.top1);
+  const ort = await pdq.evaluateModel(output, ws.images, { backend: 'ort' });
+  const simulated = await pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar', qparams });
+  const fp = await pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar' });
+  assert.deepEqual([ort.top1, simulated.top1, fp.top1], [record.top1, record.top1, record.fp_top1]);
+});
+
+test('bad arguments are one clear error each', async () => {
+  const pdq = await import('pdquant');
+  const ws = await tinyWorkspace(1);
+  const base = { model: ws.model, calib: ws.images, wBits: 4, aBits: 4 };
+  await assert.rejects(pdq.quantizeModel({ ...base, wBits: 9 }), /Expected integer 2\.\.8 for wBits but received 9/);
+  await assert.rejects(pdq.quantizeModel({ ...base, method: 'foo' }), /Unknown method foo/);
+  await assert.rejects(pdq.quantizeModel({ ...base, archPreset: 'vit' }), /Unknown arch preset vit; choose one of resnet, regnet, mobilenetv2, mnasnet/);
+  await assert.rejects(pdq.quantizeModel({ ...base, device: 'gpu' }), /Expected cpu, cuda or cuda:N for device but received gpu/);
+  await assert.rejects(pdq.evaluateModel(join(ws.dir, 'none.onnx'), ws.images), (e: Error) => e instanceof pdq.OnnxError && /none\.onnx/.test(e.message));
+});
