@@ -42,6 +42,7 @@ const SUPPORT: Record<string, OpSupport> = {
     },
   },
   Slice: { constantInputs: ['', 'starts', 'ends', 'axes', 'steps'] },
+  Gather: { constantInputs: ['', 'indices'] },
   Concat: {},
   Identity: {},
   Dropout: {},
@@ -74,7 +75,7 @@ export function checkSupported(model: OnnxModel): void {
   const head = model.nodes.find((n) => (n.opType === 'Softmax' || n.opType === 'LogSoftmax') && n.outputs.some((o) => outputs.has(o)));
   throw new OnnxError(
     `Unsupported ONNX ops: ${list}. pdquant supports: ${[...SUPPORTED_OPS].join(', ')} ` +
-      '(Pad in constant mode; default ONNX domain only; weights, pads, shapes, axes and slice bounds as constants).' +
+      '(Pad in constant mode; default ONNX domain only; weights, pads, shapes, axes, slice bounds and gather indices as constants).' +
       (foldable ? ' Shape arithmetic (Constant, Shape, Gather, ...) that does not depend on the batch size is removed by foldConstants: run it first.' : '') +
       (head ? ` The model ends in ${head.opType} (node ${head.name}): export it returning the logits instead; top-1 and PD-Quant's loss work on logits, and your deployment can apply the ${head.opType} after the quantized model.` : ''),
   );

@@ -46,6 +46,26 @@ function slice(node: OnnxNode, ctx: CompileContext): Kernel {
   };
 }
 
+/** Gather with constant indices (torchvision's transform_input picks channels with x[:, 0]): slices along the axis. */
+function gather(node: OnnxNode, ctx: CompileContext): Kernel {
+  const indices = ctx.requireConstant(node, 1, 'indices');
+  const picks = toNumbers(indices);
+  return (args) => {
+    const x = arg(node, args, 0);
+    const axis = norm(attrInt(node, 'axis', 0), x.rank);
+    const dim = x.shape[axis]!;
+    return E.tidy(() => {
+      const parts = picks.map((i) => {
+        if (i < -dim || i >= dim) throw new RangeError(`node ${node.name} (Gather): index ${i} is out of range for a dim of ${dim}`);
+        const at = i < 0 ? i + dim : i;
+        return x.slice(axis, at, at + 1);
+      });
+      const picked = parts.length === 1 ? parts[0]! : E.cat(parts, axis);
+      return picked.reshape([...x.shape.slice(0, axis), ...indices.dims, ...x.shape.slice(axis + 1)]);
+    });
+  };
+}
+
 function pad(node: OnnxNode, ctx: CompileContext): Kernel {
   const mode = node.attrs.mode && node.attrs.mode.type === 'string' ? node.attrs.mode.value : 'constant';
   if (mode !== 'constant') throw new RangeError(`node ${node.name} (Pad): mode '${mode}' is not supported (only constant)`);
@@ -106,6 +126,7 @@ registerOps({
     };
   },
   Slice: slice,
+  Gather: gather,
   Pad: pad,
   Concat: (node) => {
     const axis = attrInt(node, 'axis');

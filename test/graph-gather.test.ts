@@ -1,0 +1,52 @@
+// Gather with constant indices on activations: torchvision's GoogLeNet and Inception-v3 (transform_input=True, the
+// pretrained default) pick each channel with x[:, c], rescale it and concatenate the three again.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import * as E from '../src/engine/index.js';
+import { execute } from '../src/graph/executor.js';
+import { loadModel } from '../src/graph/load.js';
+import { onnx, type proto } from '../src/onnx/proto.js';
+import { randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
+import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
+
+/** tinyResNet behind torchvision's _transform_input: x_c = x[:, c].unsqueeze(1) · a_c + b_c, concatenated on channels. */
+function withTransformInput(): Uint8Array {
+  const m = onnx.ModelProto.decode(tinyResNet());
+  const g = m.graph!;
+  g.input![0]!.name = 'x';
+  const nodes: proto.INodeProto[] = [];
+  for (const c of [0, 1, 2]) {
+    g.initializer!.push(tensor(`idx${c}`, 'int64', [], [c]), tensor(`a${c}`, 'float', [], [0.45 + 0.01 * c]), tensor(`b${c}`, 'float', [], [-0.03 * c]));
+    nodes.push(
+      { name: `/Gather_${c}`, opType: 'Gather', input: ['x', `idx${c}`], output: [`g${c}`], attribute: [{ name: 'axis', type: 2, i: 1 }] },
+      { name: `/Unsqueeze_${c}`, opType: 'Unsqueeze', input: [`g${c}`, 'axis1'], output: [`u${c}`] },
+      { name: `/Mul_${c}`, opType: 'Mul', input: [`u${c}`, `a${c}`], output: [`m${c}`] },
+      { name: `/Add_${c}`, opType: 'Add', input: [`m${c}`, `b${c}`], output: [`x${c}`] },
+    );
+  }
+  g.initializer!.push(tensor('axis1', 'int64', [1], [1]));
+  nodes.push({ name: '/Concat', opType: 'Concat', input: ['x0', 'x1', 'x2'], output: ['input'], attribute: [{ name: 'axis', type: 2, i: 1 }] });
+  g.node!.unshift(...nodes);
+  return onnx.ModelProto.encode(m).finish();
+}
+
+test('Gather by a constant index runs on the engine as onnxruntime runs it, and such a model quantizes and exports', async () => {
+  const bytes = withTransformInput();
+  const loaded = loadModel(bytes);
+  const data = randomFloats(2 * 3 * 8 * 8, 4);
+  const ours = E.tidy(() => E.noGrad(() => {
+    const out = execute(loaded.fp, { feeds: new Map([['x', E.tensor(data, [2, 3, 8, 8])]]), outputs: [loaded.fp.output.name] });
+    return Float32Array.from(out.get(loaded.fp.output.name)!.contiguous().data() as Float32Array);
+  }));
+  const want = (await runOrt(bytes, { x: { dims: [2, 3, 8, 8], data } })).logits!.data;
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(ours[i]! - want[i]!) < 1e-5, `${ours[i]} vs ${want[i]}`);
+
+  const { quantizeModel } = await import('../src/index.js');
+  const ws = await tinyWorkspace(2);
+  const model = join(ws.dir, 'transform-input.onnx');
+  writeFileSync(model, bytes);
+  const { record } = await quantizeModel({ model, calib: ws.images, wBits: 4, aBits: 4, method: 'mse', preset: 'cifar', eval: ws.images, output: join(ws.dir, 'q.onnx') });
+  assert.equal(record.export!.ort_top1, record.top1);
+});
