@@ -1,7 +1,7 @@
 // Reconstruction on a small synthetic ResNet: every method end to end, resume, DC, the PD gradient path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../src/engine/index.js';
 import { quantize, type QuantizeOptions } from '../src/methods/pipeline.js';
@@ -12,6 +12,8 @@ import { BackgroundDc } from '../src/recon/dc-background.js';
 import { capture } from '../src/recon/caches.js';
 import { DEFAULTS } from '../src/recon/config.js';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
+import { tinyDenseNet } from './helpers/tiny-densenet.js';
+import { tailFrom } from '../src/graph/index.js';
 
 const ws = await tinyWorkspace();
 process.on('exit', () => rmSync(ws.dir, { recursive: true, force: true }));
@@ -51,6 +53,20 @@ for (const name of methodNames()) {
     qmodel.dispose();
   });
 }
+
+test('the PD loss runs where later layers also read values from before the unit (DenseNet concatenations)', async () => {
+  const model = join(ws.dir, 'dense.onnx');
+  writeFileSync(model, tinyDenseNet());
+  const loaded = loadModel(model);
+  const unit = loaded.units.find((u) => u.name === 'conv1')!;
+  const tail = tailFrom(loaded.folded, unit.output, loaded.folded.output.name);
+  assert.deepEqual(tail.sideInputs, ['/features/relu0_out']);
+  assert.ok(!tail.nodes.some((n) => n.name === '/features/conv0/Conv'));
+  const { record, qmodel } = await quantize(base('pd-only', { model, eval: ws.images, output: join(ws.dir, 'dense.q.onnx') }), 'test');
+  assert.equal(record.export?.ort_top1, record.top1);
+  for (const u of record.recon!.units) assert.ok(u.curve.at(-1)!.pd <= u.curve[0]!.pd * 1.05, `${u.name}: pd ${u.curve[0]!.pd} → ${u.curve.at(-1)!.pd}`);
+  qmodel.dispose();
+});
 
 test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone changes the result', async () => {
   const run = async (method: string, recon: Partial<QuantizeOptions['recon']> = {}) => {

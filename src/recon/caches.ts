@@ -13,22 +13,28 @@ export function cacheBytes(t: E.Tensor): number {
  */
 export function capture(graph: Graph, input: E.Tensor, fromValue: string, toValue: string, batch: number, hooks?: RunHooks): E.Tensor {
   if (fromValue === toValue) return E.keep(E.noGrad(() => input.clone()));
-  const nodes = nodesBetween(graph, [fromValue], toValue);
+  return captureValues(graph, input, fromValue, [toValue], batch, hooks).get(toValue)!;
+}
+
+/** capture for several values in one pass over the images. */
+export function captureValues(graph: Graph, input: E.Tensor, fromValue: string, toValues: readonly string[], batch: number, hooks?: RunHooks): Map<string, E.Tensor> {
+  const needed = new Set(toValues.flatMap((v) => nodesBetween(graph, [fromValue], v)));
+  const nodes = graph.nodes.filter((n) => needed.has(n));
   const n = input.shape[0]!;
-  const parts: E.Tensor[] = [];
+  const parts = new Map<string, E.Tensor[]>(toValues.map((v) => [v, []]));
   for (let s = 0; s < n; s += batch) {
-    parts.push(
-      E.keep(
-        E.noGrad(() =>
-          E.tidy(() => {
-            const x = input.slice(0, s, Math.min(n, s + batch));
-            return execute(graph, { feeds: new Map([[fromValue, x]]), outputs: [toValue], nodes, hooks }).get(toValue)!;
-          }),
-        ),
-      ),
+    const out = E.noGrad(() =>
+      E.tidy(() => {
+        const x = input.slice(0, s, Math.min(n, s + batch));
+        const got = execute(graph, { feeds: new Map([[fromValue, x]]), outputs: toValues.filter((v) => v !== fromValue), nodes, hooks });
+        return toValues.map((v) => (v === fromValue ? x.clone() : got.get(v)!));
+      }),
     );
+    toValues.forEach((v, i) => parts.get(v)!.push(E.keep(out[i]!)));
   }
-  const all = E.keep(E.cat(parts, 0));
-  E.dispose(parts);
-  return all;
+  return new Map(toValues.map((v) => {
+    const all = E.keep(E.cat(parts.get(v)!, 0));
+    E.dispose(parts.get(v)!);
+    return [v, all];
+  }));
 }

@@ -2,13 +2,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
-import { partitionLayers, type Unit } from '../graph/index.js';
+import { partitionLayers, tailFrom, type Unit } from '../graph/index.js';
 import type { LoadedModel } from '../graph/load.js';
 import type { QuantizedModel, QParamsFile } from '../quant/qmodel.js';
 import type { ReconPreset } from '../methods/registry.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from './config.js';
-import { capture, cacheBytes } from './caches.js';
+import { capture, captureValues, cacheBytes } from './caches.js';
 import { distributionCorrection, unitBatchNorms } from './dc.js';
 import { BackgroundDc } from './dc-background.js';
 import { initUnitActs, reconstructUnit, type LossPoint } from './unit.js';
@@ -130,12 +130,15 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
         E.setThreads(threads);
       }
       const yfp = capture(fp, xin!, unit.input, unit.output, cfg.cacheBatch);
+      // The FP tail of the PD loss may read values from before the unit too (DenseNet): cached FP, as the tail is.
+      const around = preset.pd ? tailFrom(graph, unit.output, output).sideInputs : [];
+      const tailInputs = around.length ? captureValues(graph, images, input, around, cfg.cacheBatch) : new Map<string, E.Tensor>();
       const t2 = performance.now();
       ev.phase?.(unit, 'optimization');
       if (preset.unit === 'block') initUnitActs({ qmodel, graph, preset, cfg }, unit, xq);
-      const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin!, yfp, logitsFp }, (it, p) => ev.iteration?.(unit, k, it, p));
+      const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin!, yfp, logitsFp, tailInputs }, (it, p) => ev.iteration?.(unit, k, it, p));
       const t3 = performance.now();
-      const caches = [...new Set([xq, xfp, yfp, xin].filter((t): t is E.Tensor => t !== null))];
+      const caches = [...new Set([xq, xfp, yfp, xin, ...tailInputs.values()].filter((t): t is E.Tensor => t !== null))];
       const bytes = caches.reduce((s, t) => s + cacheBytes(t), logitsFp ? cacheBytes(logitsFp) : 0);
       E.dispose(caches);
       records.push({

@@ -1,6 +1,6 @@
 /** Reconstruction of one unit (PDQUANT.md §5): learned rounding and activation steps against rec / PD / rounding losses. */
 import * as E from '../engine/index.js';
-import { execute, nodesBetween, type Graph, type Unit } from '../graph/index.js';
+import { execute, tailFrom, type Graph, type Unit } from '../graph/index.js';
 import type { QuantizedModel } from '../quant/qmodel.js';
 import { AdaRoundQuantizer } from '../quant/adaround.js';
 import { QDropQuantizer, dropMix } from '../quant/qdrop.js';
@@ -18,6 +18,8 @@ export interface UnitCaches {
   yfp: E.Tensor;
   /** Final FP logits (for the PD loss). */
   logitsFp: E.Tensor | null;
+  /** Values the FP tail reads besides the unit's output (connections around the unit), per calibration image. */
+  tailInputs: ReadonlyMap<string, E.Tensor>;
 }
 
 export interface LossPoint {
@@ -84,7 +86,7 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
   const optA = steps.length ? new E.Adam([{ params: steps, lr: cfg.actLr }]) : null;
   const beta = linearTempDecay({ iters: cfg.iters, warmup: cfg.warmup, start: cfg.betaStart, end: cfg.betaEnd });
   const actLr = cosineAnnealing(cfg.actLr, cfg.iters);
-  const tail = ctx.preset.pd ? nodesBetween(ctx.graph, [unit.output], ctx.graph.output.name) : [];
+  const tail = ctx.preset.pd ? tailFrom(ctx.graph, unit.output, ctx.graph.output.name).nodes : [];
   const n = c.xq.shape[0]!;
   const curve: LossPoint[] = [];
   const hooks = qmodel.hooks({ weights: true, acts: true });
@@ -109,7 +111,8 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
         rec = l.item();
       }
       if (preset.pd) {
-        const logits = execute(ctx.graph, { feeds: new Map([[unit.output, outQ]]), outputs: [ctx.graph.output.name], nodes: tail }).get(ctx.graph.output.name)!;
+        const feeds = new Map([[unit.output, outQ], ...[...c.tailInputs].map(([v, t]) => [v, t.indexSelect(0, idx)] as const)]);
+        const logits = execute(ctx.graph, { feeds, outputs: [ctx.graph.output.name], nodes: tail }).get(ctx.graph.output.name)!;
         const l = pdLoss(logits, c.logitsFp!.indexSelect(0, idx), cfg.T).div(cfg.lambdaR);
         loss = loss.add(l);
         pd = l.item();
