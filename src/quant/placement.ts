@@ -39,8 +39,6 @@ interface GraphView {
 }
 
 const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
-/** Ops that pass a quantized value on without changing its grid. */
-const PASS_THROUGH = new Set(['GlobalAveragePool', 'AveragePool', 'MaxPool', 'ReduceMean', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Transpose']);
 
 export function placeQuantizers(g: GraphView, units: readonly Unit[], o: PlacementOptions): Placement {
   const consumers = new Map<string, OnnxNode[]>();
@@ -80,10 +78,15 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   for (const u of units) {
     if (u.kind === 'block' && u.output !== g.output.name) acts.set(u.output, { value: u.output, bits: o.aBits, unit: u.name, role: 'block output' });
   }
-  // The classifier's input: walk back from the last layer through pooling/flatten to a quantized value.
+  // The last activation quantizer before the classifier: walk back from the last layer's input through ops with one
+  // computed input that are not weight layers (pooling, flatten, dropout; a pre-activation network's final BN and ReLU).
   if (head8 && last) {
     let v = last.inputs[0]!;
-    while (!acts.has(v) && producer.get(v) && PASS_THROUGH.has(producer.get(v)!.opType)) v = producer.get(v)!.inputs[0]!;
+    for (let p = producer.get(v); !acts.has(v) && p && !isWeightLayer(p); p = producer.get(v)) {
+      const computed = p.inputs.filter((i) => i !== '' && !g.constants.has(i));
+      if (computed.length !== 1) break;
+      v = computed[0]!;
+    }
     const site = acts.get(v);
     if (site) site.bits = 8;
   }
