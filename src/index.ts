@@ -14,6 +14,7 @@ import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
 import type { UnitOverride } from './graph/partition.js';
 import type { QParamsFile } from './quant/qmodel.js';
+import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 
 export type { Accuracy } from './eval/index.js';
 export type { PreprocessOptions, Transform } from './data/index.js';
@@ -97,6 +98,12 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   if (!arch) throw new Error(`Unknown arch preset ${o.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
   const [wBits, aBits] = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)];
   const seed = o.seed ?? 1005;
+  const runDir = preset.recon ? o.runDir ?? defaultRunDir(o.model, name, wBits, aBits, seed) : undefined;
+  // What the run writes at its end must be writable now, not after hours of reconstruction.
+  const outputProblem = o.output !== undefined ? outputFileProblem(o.output) : undefined;
+  if (outputProblem) throw new Error(`output ${o.output} ${outputProblem}`);
+  const runDirProblem = runDir !== undefined ? outputFolderProblem(runDir) : undefined;
+  if (runDirProblem) throw new Error(`runDir ${runDir} ${runDirProblem}`);
   const onnx = withoutChannelsLast(readOnnx(o.model));
   const { record, qmodel } = await quantize(
     {
@@ -104,7 +111,7 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
       transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata),
       eightBitHeadStem: o.eightBitHeadStem ?? true, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
       recon: { ...arch, ...o.recon },
-      runDir: preset.recon ? o.runDir ?? defaultRunDir(o.model, name, wBits, aBits, seed) : undefined, resume: o.resume,
+      runDir, resume: o.resume,
       output: o.output, int4Storage: o.int4Storage, verify: o.verify, units: o.units,
     },
     VERSION,

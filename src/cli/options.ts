@@ -1,6 +1,6 @@
 /** Parsing and checking of the options several commands share; messages say what was expected and what came. */
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { outputFileProblem, outputFolderProblem } from '../util/output-paths.js';
 import type { UnitOverride } from '../graph/index.js';
 import { InvalidArgumentError, type Command } from 'commander';
 
@@ -30,18 +30,6 @@ export function existingPath(what: string) {
   };
 }
 
-/** Throws unless the nearest existing folder above `value` is a writable folder (missing ones are created later). */
-function checkParentWritable(flag: string, value: string): void {
-  let parent = dirname(resolve(value));
-  while (!existsSync(parent)) parent = dirname(parent);
-  if (!statSync(parent).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} cannot be written: ${parent} is a file, not a folder`);
-  try {
-    accessSync(parent, constants.W_OK);
-  } catch {
-    throw new InvalidArgumentError(`${flag} ${value} cannot be written: no permission to write in ${parent}`);
-  }
-}
-
 /**
  * A file the command will write at its end: checked when the options are parsed, so that a run of hours does not
  * fail at the last step. It must not be a folder, and it must be possible to create it.
@@ -49,8 +37,8 @@ function checkParentWritable(flag: string, value: string): void {
 export function outputFile(flag: string) {
   return (value: string): string => {
     if (value.trim() === '') throw new InvalidArgumentError(`Expected a file name for ${flag} but received an empty string`);
-    if (existsSync(value) && statSync(value).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} is a folder; give a file name`);
-    checkParentWritable(flag, value);
+    const problem = outputFileProblem(value);
+    if (problem) throw new InvalidArgumentError(`${flag} ${value} ${problem}`);
     return value;
   };
 }
@@ -59,8 +47,8 @@ export function outputFile(flag: string) {
 export function outputFolder(flag: string) {
   return (value: string): string => {
     if (value.trim() === '') throw new InvalidArgumentError(`Expected a folder for ${flag} but received an empty string`);
-    if (existsSync(value) && !statSync(value).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} is a file; give a folder`);
-    checkParentWritable(flag, value);
+    const problem = outputFolderProblem(value);
+    if (problem) throw new InvalidArgumentError(`${flag} ${value} ${problem}`);
     return value;
   };
 }
