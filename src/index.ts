@@ -104,10 +104,11 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   if (outputProblem) throw new Error(`output ${o.output} ${outputProblem}`);
   const runDirProblem = runDir !== undefined ? outputFolderProblem(runDir) : undefined;
   if (runDirProblem) throw new Error(`runDir ${runDir} ${runDirProblem}`);
-  const onnx = withoutChannelsLast(readOnnx(o.model));
+  const read = readOnnx(o.model);
+  const onnx = withoutChannelsLast(read);
   const { record, qmodel } = await quantize(
     {
-      model: o.model, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed,
+      model: o.model, read, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed,
       transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata),
       eightBitHeadStem: o.eightBitHeadStem ?? true, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
       recon: { ...arch, ...o.recon },

@@ -13,6 +13,7 @@ import { qdqSpec, qdqModel, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
 import { freeImageDims, imageChannels, type ImageShape } from '../onnx/image-input.js';
 import { readOnnx } from '../onnx/read.js';
+import type { OnnxModel } from '../onnx/ir.js';
 import { withChannelsLast, withoutChannelsLast } from '../onnx/channels-last.js';
 import { withHead } from '../onnx/head.js';
 import { encodeOnnx } from '../onnx/write.js';
@@ -23,6 +24,8 @@ import { readCheckpoint, reconstruct, type ReconEvents, type UnitRecord } from '
 
 export interface QuantizeOptions {
   model: string;
+  /** The model as readOnnx gave it, when the caller has read it already (read once, not twice). */
+  read?: OnnxModel;
   calib: string;
   method: string;
   wBits: number;
@@ -102,7 +105,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const started = new Date().toISOString();
   E.manualSeed(o.seed);
   const { onnx, loaded } = await timed('load', async () => {
-    const onnx = readOnnx(o.model);
+    const onnx = o.read ?? readOnnx(o.model);
     const nchw = withoutChannelsLast(onnx);
     const free = freeImageDims(nchw);
     let imageShape: ImageShape | undefined;
