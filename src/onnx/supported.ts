@@ -45,6 +45,12 @@ const SUPPORT: Record<string, OpSupport> = {
   Gather: { constantInputs: ['', 'indices'] },
   Concat: {},
   Identity: {},
+  Cast: {
+    refuse(node) {
+      const to = node.attrs.to?.type === 'int' ? node.attrs.to.value : undefined;
+      return to === 1 ? undefined : `Cast to a type other than float32 (to=${to ?? '?'})`;
+    },
+  },
   Dropout: {},
 };
 

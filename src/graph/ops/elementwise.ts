@@ -50,4 +50,6 @@ registerOps({
   Div: binary((a, b) => a.div(b)),
   Identity: unary((x) => x),
   Dropout: unary((x) => x),
+  // Activations are float32 throughout; checkSupported admits only Casts to float32 on them (PyTorch's x.float()).
+  Cast: unary((x) => x),
 });

@@ -1,5 +1,6 @@
-// Gather with constant indices on activations: torchvision's GoogLeNet and Inception-v3 (transform_input=True, the
-// pretrained default) pick each channel with x[:, c], rescale it and concatenate the three again.
+// Ops on activations that the reference's models do not have, checked against onnxruntime: Gather with constant
+// indices (torchvision's GoogLeNet and Inception-v3 with transform_input=True, the pretrained default, pick each
+// channel with x[:, c], rescale it and concatenate the three again) and Cast to float32 (PyTorch's x.float()).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -49,4 +50,22 @@ test('Gather by a constant index runs on the engine as onnxruntime runs it, and 
   writeFileSync(model, bytes);
   const { record } = await quantizeModel({ model, calib: ws.images, wBits: 4, aBits: 4, method: 'mse', preset: 'cifar', eval: ws.images, output: join(ws.dir, 'q.onnx') });
   assert.equal(record.export!.ort_top1, record.top1);
+});
+
+/** tinyResNet with a Cast to `to` (1 = float32, 7 = int64) on its input, as PyTorch writes x.float() or x.long(). */
+function withInputCast(to: number): Uint8Array {
+  const m = onnx.ModelProto.decode(tinyResNet());
+  m.graph!.input![0]!.name = 'x';
+  m.graph!.node!.unshift({ name: '/Cast', opType: 'Cast', input: ['x'], output: ['input'], attribute: [{ name: 'to', type: 2, i: to }] });
+  return onnx.ModelProto.encode(m).finish();
+}
+
+test('Cast to float32 on an activation runs as the identity; a Cast to another type is refused by name', async () => {
+  const bytes = withInputCast(1);
+  const loaded = loadModel(bytes);
+  const data = randomFloats(3 * 8 * 8, 8);
+  const ours = E.tidy(() => E.noGrad(() => Float32Array.from(execute(loaded.fp, { feeds: new Map([['x', E.tensor(data, [1, 3, 8, 8])]]), outputs: [loaded.fp.output.name] }).get(loaded.fp.output.name)!.contiguous().data() as Float32Array)));
+  const want = (await runOrt(bytes, { x: { dims: [1, 3, 8, 8], data } })).logits!.data;
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(ours[i]! - want[i]!) < 1e-5, `${ours[i]} vs ${want[i]}`);
+  assert.throws(() => loadModel(withInputCast(7)), /Unsupported ONNX ops: Cast to a type other than float32 \(to=7\) \(nodes: \/Cast\)/);
 });
