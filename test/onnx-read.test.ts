@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { onnx } from '../src/onnx/proto.js';
 import { OnnxError, readOnnx } from '../src/onnx/index.js';
 import { attr, buildModel, tensor, withExternalData, type ModelSpec } from './helpers/onnx-builder.js';
 import { tinyResNet } from './helpers/tiny-resnet.js';
@@ -75,6 +76,13 @@ test('readOnnx: bytes that are not a protobuf', () => {
 test('readOnnx: opset outside 11..21', () => {
   expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), opset: 9 })), /opset 9 not supported; pdquant reads opset 11–21$/);
   expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), opset: 22 })), /opset 22 not supported/);
+});
+
+test('readOnnx: a half-precision model is refused with what to give instead', () => {
+  const half = onnx.ModelProto.decode(buildModel(convSpec()));
+  half.graph!.initializer![0]!.dataType = onnx.TensorProto.DataType.FLOAT16;
+  expectOnnxError(() => readOnnx(onnx.ModelProto.encode(half).finish()),
+    /^initializer \S+: element type FLOAT16 not supported \(pdquant holds .*\); pdquant quantizes float32 models: give it the model exported in float32/);
 });
 
 test('readOnnx: no inputs, cycle, missing input', () => {

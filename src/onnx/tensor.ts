@@ -30,7 +30,10 @@ const ONNX_TYPE_NAMES = ['UNDEFINED', 'FLOAT', 'UINT8', 'INT8', 'UINT16', 'INT16
 export function dataTypeOf(code: number, what: string): DataType {
   for (const [name, info] of Object.entries(DTYPES)) if (info.code === code) return name as DataType;
   const onnxName = ONNX_TYPE_NAMES[code] ?? `code ${code}`;
-  throw new OnnxError(`${what}: element type ${onnxName} not supported (pdquant holds ${Object.keys(DTYPES).join(', ')})`);
+  // Half-precision models: quantization starts from the float32 model they were converted from.
+  const half = onnxName === 'FLOAT16' || onnxName === 'BFLOAT16'
+    ? '; pdquant quantizes float32 models: give it the model exported in float32 (before any conversion to half precision)' : '';
+  throw new OnnxError(`${what}: element type ${onnxName} not supported (pdquant holds ${Object.keys(DTYPES).join(', ')})${half}`);
 }
 
 /** Number of elements of a shape (1 for a scalar). */
