@@ -24,12 +24,14 @@ const base = (method: string, extra: Partial<QuantizeOptions> = {}): QuantizeOpt
   recon: { iters: 60, batch: 8, dcSteps: 20, actInitRows: 32, cacheBatch: 32 }, ...extra,
 });
 
-test('the units of the tiny model, and a user-given grouping', () => {
+test('the units of the tiny model, and a user-given grouping (a pattern matching no node is an error)', () => {
   const m = loadModel(ws.model);
   assert.deepEqual(m.units.map((u) => `${u.name}:${u.kind}`), ['conv:layer', 'layer1.0:block', 'layer2.0:block', 'fc:layer']);
   const o = loadModel(ws.model, { units: [{ name: 'body', match: ['/layer1/', 're:^/layer2/'] }] });
   assert.deepEqual(o.units.map((u) => `${u.name}:${u.kind}`), ['conv:layer', 'body:block', 'fc:layer']);
   assert.throws(() => loadModel(ws.model, { units: [{ name: 'split', match: ['/layer2/layer2.0/conv2', '/layer2/layer2.0/Add'] }] }), /unit .* must read one value and hand on one value/);
+  assert.throws(() => loadModel(ws.model, { units: [{ name: 'typo', match: ['/layer1/', '/layr2/'] }] }), /^Error: unit typo: '\/layr2\/' matches no node of the model \(its node names look like '\/stem\/conv\/Conv', '\/relu\/Relu'; pdquant inspect lists them\)$/);
+  assert.throws(() => loadModel(ws.model, { units: [{ name: 'bad', match: ['re:[layer'] }] }), /^Error: unit bad: 're:\[layer' is not a regular expression \(/);
 });
 
 for (const name of methodNames()) {

@@ -153,6 +153,17 @@ export function partitionLayers(g: GraphView): Unit[] {
   return partition(g, []);
 }
 
+/** A node-name test for a --units pattern: a name prefix, or a regular expression after 're:'. */
+function patternTest(unit: string, pattern: string): (name: string) => boolean {
+  if (!pattern.startsWith('re:')) return (name) => name.startsWith(pattern);
+  try {
+    const re = new RegExp(pattern.slice(3));
+    return (name) => re.test(name);
+  } catch (e) {
+    throw new Error(`unit ${unit}: '${pattern}' is not a regular expression (${(e as Error).message})`);
+  }
+}
+
 /** The units of a graph in network order (an empty override gives layer units only). */
 export function partition(g: GraphView, override?: UnitOverride): Unit[] {
   const owner = new Map<OnnxNode, { name: string; kind: 'layer' | 'block' }>();
@@ -162,12 +173,16 @@ export function partition(g: GraphView, override?: UnitOverride): Unit[] {
     return groups.get(name)!;
   };
   if (override) {
-    const matches = (n: OnnxNode, pat: string) =>
-      pat.startsWith('re:') ? new RegExp(pat.slice(3)).test(n.name) : n.name.startsWith(pat);
+    const tests = new Map(override.flatMap((o) => o.match.map((pat) => [pat, patternTest(o.name, pat)] as const)));
     for (const n of g.nodes) {
-      const u = override.find((o) => o.match.some((p) => matches(n, p)));
+      const u = override.find((o) => o.match.some((p) => tests.get(p)!(n.name)));
       if (u) owner.set(n, group(u.name, u.kind ?? 'block'));
     }
+    // A pattern that matches nothing is a typo or another model's names, not a wish for an empty unit.
+    for (const o of override)
+      for (const pat of o.match)
+        if (!g.nodes.some((n) => tests.get(pat)!(n.name)))
+          throw new Error(`unit ${o.name}: '${pat}' matches no node of the model (its node names look like ${g.nodes.slice(0, 2).map((n) => `'${n.name}'`).join(', ')}; pdquant inspect lists them)`);
   } else {
     const prefixes = blockPrefixes(g);
     const named = g.nodes.some((n) => modulePath(n).length > 0);
