@@ -126,7 +126,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   // Bad evaluation data must stop the run now, not after hours of reconstruction.
   const evalData = o.eval === undefined ? undefined : await openDataset(o.eval, { channels });
   if (evalData) for (const w of await checkEvalData(loaded.fp, evalData, o.transform, o.evalLimit)) ev.warning?.(w);
-  const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels));
+  const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels, (m) => ev.warning?.(m)));
   checkInputShape(inputChw(loaded.folded), calib.images.shape.slice(1), 'the calibration images are', calib.preprocessed);
 
   const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem });

@@ -34,13 +34,16 @@ export function seededPermutation(n: number, seed: number): number[] {
 /**
  * A list file is used in its order (first N); a folder or other dataset gives a seeded random draw of N.
  * `channels`: what the model takes (1 or 3); images of another channel count are converted as PIL's convert("L"/"RGB").
+ * `warn` hears of fewer images than asked for, and of model-ready tensors.
  */
-export async function loadCalibration(spec: string, count: number, transform: Transform, seed = 0, channels?: 1 | 3): Promise<Calibration> {
+export async function loadCalibration(
+  spec: string, count: number, transform: Transform, seed = 0, channels?: 1 | 3, warn: (message: string) => void = () => {},
+): Promise<Calibration> {
   const ds = await openDataset(spec, { unlabeled: true, channels });
   if (ds.size === 0) throw new Error(`The calibration data ${spec} holds no images`);
   const n = Math.min(count, ds.size);
-  if (n < count) console.warn(`pdquant: ${spec} holds ${ds.size} images; calibrating on all of them instead of ${count}`);
-  if (ds.preprocessed) console.warn(`pdquant: ${spec} holds model-ready tensors: used as they are, no preprocessing applied`);
+  if (n < count) warn(`${spec} holds ${ds.size} images; calibrating on all of them instead of ${count}`);
+  if (ds.preprocessed) warn(`${spec} holds model-ready tensors: used as they are, no preprocessing applied`);
   const indices = ds.kind === 'list' ? Array.from({ length: n }, (_, i) => i) : seededPermutation(ds.size, seed).slice(0, n);
   const batch = await loadAll(ds, transform, indices);
   const hash = createHash('sha256').update(batch.shape.join(',')).update(new Uint8Array(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength)).digest('hex');
