@@ -54,7 +54,7 @@ const probability = (flag: string) => (v: string) => {
   return n;
 };
 
-export function quantizeCommand(program: Command, version: string): void {
+export function quantizeCommand(program: Command): void {
   const command = program
     .command('quantize')
     .description('quantize an ONNX model (PD-Quant, QDrop, BRECQ, AdaRound, or scale-only baselines)')
