@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import { loadModel } from '../src/graph/load.js';
 import { placeQuantizers } from '../src/quant/placement.js';
 import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './helpers/onnx-builder.js';
-import { tinyResNet } from './helpers/tiny-resnet.js';
+import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { proto } from '../src/onnx/proto.js';
 
 /** A pre-activation ResNet (ResNet-v2): stem conv, one block BN-ReLU-conv-BN-ReLU-conv + skip, then BN-ReLU, GAP, Gemm. */
@@ -47,4 +49,57 @@ test('the last activation quantizer before the classifier is 8-bit, also behind 
   assert.deepEqual(actBits(preActResNet(), false), ['/conv0_out:2', '/layer1/unit1/relu2_out:2', 'block_out:2']);
   // Behind pooling and flatten only (the reference's models), as before.
   assert.equal(actBits(tinyResNet()).at(-1), '/layer2/layer2.0/relu2/Relu_output_0:8');
+});
+
+/** A MobileNetV3-style block with squeeze-and-excitation: expand, SE (GAP, fc1, ReLU, fc2, HardSigmoid, Mul), project, skip. */
+function seBlockNet(): Uint8Array {
+  const nodes: NodeSpec[] = [];
+  const inits: proto.ITensorProto[] = [];
+  let s = 9;
+  const rnd = (n: number, scale: number) => Array.from(randomFloats(n, s++), (v) => v * scale);
+  const conv = (path: string, x: string, cin: number, cout: number, k: number) => {
+    inits.push(tensor(`${path}.w`, 'float', [cout, cin, k, k], rnd(cout * cin * k * k, 0.4)), tensor(`${path}.b`, 'float', [cout], rnd(cout, 0.1)));
+    nodes.push({ op: 'Conv', name: `${path}/Conv`, inputs: [x, `${path}.w`, `${path}.b`], outputs: [`${path}_out`], attrs: { kernel_shape: attr.ints([k, k]), pads: attr.ints(Array(4).fill((k - 1) / 2)) } });
+    return `${path}_out`;
+  };
+  const act = (op: string, path: string, x: string) => {
+    nodes.push({ op, name: `${path}/${op}`, inputs: [x], outputs: [`${path}_out`] });
+    return `${path}_out`;
+  };
+  const b = '/features/features.1/block';
+  const stem = act('Relu', '/features/features.0/relu', conv('/features/features.0/conv', 'input', 3, 8, 3));
+  const expanded = act('Relu', `${b}/expand/relu`, conv(`${b}/expand/conv`, stem, 8, 16, 1));
+  nodes.push({ op: 'GlobalAveragePool', name: `${b}/se/avgpool/GlobalAveragePool`, inputs: [expanded], outputs: ['se_pool'] });
+  const scale = act('HardSigmoid', `${b}/se/scale`, conv(`${b}/se/fc2`, act('Relu', `${b}/se/relu`, conv(`${b}/se/fc1`, 'se_pool', 16, 4, 1)), 4, 16, 1));
+  nodes.push({ op: 'Mul', name: `${b}/se/Mul`, inputs: [scale, expanded], outputs: ['se_out'] });
+  nodes.push({ op: 'Add', name: '/features/features.1/Add', inputs: [conv(`${b}/project/conv`, 'se_out', 16, 8, 1), stem], outputs: ['block_out'] });
+  nodes.push({ op: 'GlobalAveragePool', name: '/avgpool/GlobalAveragePool', inputs: ['block_out'], outputs: ['pool'] });
+  nodes.push({ op: 'Flatten', name: '/Flatten', inputs: ['pool'], outputs: ['flat'] });
+  inits.push(tensor('fc.w', 'float', [4, 8], rnd(32, 0.5)), tensor('fc.b', 'float', [4], rnd(4, 0.1)));
+  nodes.push({ op: 'Gemm', name: '/classifier/Gemm', inputs: ['flat', 'fc.w', 'fc.b'], outputs: ['logits'], attrs: { transB: attr.int(1) } });
+  return buildModel({ inputs: [{ name: 'input', dims: ['N', 3, 8, 8] }], outputs: [{ name: 'logits', dims: ['N', 4] }], nodes, initializers: inits });
+}
+
+test('a layer that reads squeeze-and-excitation\'s product gets a quantizer on it, in its unit', () => {
+  const m = loadModel(seBlockNet());
+  const acts = placeQuantizers(m.folded, m.units, { wBits: 4, aBits: 4 }).acts;
+  assert.deepEqual(acts.filter((a) => a.role === 'layer input').map((a) => `${a.value}:${a.bits}:${a.unit}`), ['se_out:4:features.1']);
+  // Inputs that already are a quantizer's output (fc1 reads the average of one), or the image, get none.
+  assert.deepEqual(acts.map((a) => a.value), [
+    '/features/features.0/relu_out', '/features/features.1/block/expand/relu_out', '/features/features.1/block/se/relu_out',
+    '/features/features.1/block/se/scale_out', 'se_out', 'block_out',
+  ]);
+});
+
+test('that quantizer is calibrated with its unit: brecq on the SE block exports a model onnxruntime agrees with', async () => {
+  const { quantizeModel } = await import('../src/index.js');
+  const ws = await tinyWorkspace(2);
+  const model = join(ws.dir, 'se.onnx');
+  writeFileSync(model, seBlockNet());
+  const { record } = await quantizeModel({
+    model, calib: ws.images, wBits: 4, aBits: 4, method: 'brecq', preset: 'cifar', eval: ws.images, output: join(ws.dir, 'se.q.onnx'),
+    runDir: join(ws.dir, 'run'), recon: { iters: 5 },
+  });
+  assert.equal(record.export!.ort_top1, record.top1);
+  assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!));
 });

@@ -17,7 +17,7 @@ export interface ActSite {
   bits: number;
   unit: string;
   /** Why it is there (for inspect). */
-  role: 'layer output' | 'block output';
+  role: 'layer output' | 'block output' | 'layer input';
 }
 
 export interface Placement {
@@ -39,6 +39,8 @@ interface GraphView {
 }
 
 const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
+/** Elementwise ops whose result, from two activations, lies on neither one's grid. */
+const COMBINERS = new Set(['Mul', 'Add', 'Sub', 'Div']);
 
 export function placeQuantizers(g: GraphView, units: readonly Unit[], o: PlacementOptions): Placement {
   const consumers = new Map<string, OnnxNode[]>();
@@ -77,6 +79,16 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   }
   for (const u of units) {
     if (u.kind === 'block' && u.output !== g.output.name) acts.set(u.output, { value: u.output, bits: o.aBits, unit: u.name, role: 'block output' });
+  }
+  // A layer that reads the product or sum of two activations made inside its unit (squeeze-and-excitation's Mul,
+  // which PDQUANT.md §3's models do not have) would read values on no quantizer's grid: it gets a quantizer there.
+  for (const layer of layers) {
+    const v = layer.inputs[0]!;
+    const p = producer.get(v);
+    const unit = unitOf.get(layer);
+    if (!p || !unit || unitOf.get(p) !== unit || acts.has(v) || !COMBINERS.has(p.opType)) continue;
+    if (p.inputs.filter((i) => i !== '' && !g.constants.has(i)).length < 2) continue;
+    acts.set(v, { value: v, bits: o.aBits, unit: unit.name, role: 'layer input' });
   }
   // The last activation quantizer before the classifier: walk back from the last layer's input through ops with one
   // computed input that are not weight layers (pooling, flatten, dropout; a pre-activation network's final BN and ReLU).
