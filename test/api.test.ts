@@ -19,6 +19,11 @@ test('the package entry quantizes, exports, and evaluates the export and the par
   const simulated = await pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar', qparams });
   const fp = await pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar' });
   assert.deepEqual([ort.top1, simulated.top1, fp.top1], [record.top1, record.top1, record.fp_top1]);
+  // Parameters that leave a quantizer of the placement without values (another model, an earlier placement) are refused.
+  const { ['/layer1/layer1.0/relu2/Relu_output_0']: _dropped, ...acts } = qparams.acts;
+  assert.equal(Object.keys(acts).length, Object.keys(qparams.acts).length - 1);
+  await assert.rejects(pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar', qparams: { ...qparams, acts } }),
+    /^Error: the quantization parameters have nothing for activation \/layer1\/layer1\.0\/relu2\/Relu_output_0: they were saved for another model or by an earlier pdquant that placed quantizers differently; quantize again$/);
 });
 
 test('bad arguments are one clear error each', async () => {

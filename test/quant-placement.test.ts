@@ -5,6 +5,7 @@ import { loadModel } from '../src/graph/load.js';
 import { placeQuantizers } from '../src/quant/placement.js';
 import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './helpers/onnx-builder.js';
 import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
+import { tinyDenseNet } from './helpers/tiny-densenet.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { proto } from '../src/onnx/proto.js';
@@ -44,9 +45,9 @@ const actBits = (bytes: Uint8Array, eightBitHeadStem = true) => {
   return placeQuantizers(m.folded, m.units, { wBits: 4, aBits: 2, eightBitHeadStem }).acts.map((a) => `${a.value}:${a.bits}`);
 };
 
-test('the last activation quantizer before the classifier is 8-bit, also behind a pre-activation network\'s final BN and ReLU', () => {
-  assert.deepEqual(actBits(preActResNet()), ['/conv0_out:2', '/layer1/unit1/relu2_out:2', 'block_out:8']);
-  assert.deepEqual(actBits(preActResNet(), false), ['/conv0_out:2', '/layer1/unit1/relu2_out:2', 'block_out:2']);
+test('the classifier\'s input is quantized at 8 bits, with the quantizers behind a pre-activation network\'s final BN and ReLU', () => {
+  assert.deepEqual(actBits(preActResNet()), ['/conv0_out:2', '/layer1/unit1/relu1_out:2', '/layer1/unit1/relu2_out:2', 'block_out:8', 'flat:8']);
+  assert.deepEqual(actBits(preActResNet(), false), ['/conv0_out:2', '/layer1/unit1/relu1_out:2', '/layer1/unit1/relu2_out:2', 'block_out:2', 'flat:2']);
   // Behind pooling and flatten only (the reference's models), as before.
   assert.equal(actBits(tinyResNet()).at(-1), '/layer2/layer2.0/relu2/Relu_output_0:8');
 });
@@ -103,3 +104,36 @@ test('that quantizer is calibrated with its unit: brecq on the SE block exports 
   assert.equal(record.export!.ort_top1, record.top1);
   assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!));
 });
+
+test('a layer after a BN and ReLU that no layer precedes reads quantized values: pre-activation ResNet and DenseNet', () => {
+  const sites = (bytes: Uint8Array) => {
+    const m = loadModel(bytes);
+    return placeQuantizers(m.folded, m.units, { wBits: 4, aBits: 2 }).acts.filter((a) => a.role === 'layer input').map((a) => `${a.value}:${a.bits}:${a.unit}`);
+  };
+  // Inside the block (its BN and ReLU are the block's first nodes), and the classifier's input after the final BN-ReLU-GAP.
+  assert.deepEqual(sites(preActResNet()), ['/layer1/unit1/relu1_out:2:unit1', 'flat:8:fc']);
+  // Between units: the unit that reads the value quantizes it.
+  const p = '/features/denseblock1/denselayer';
+  assert.deepEqual(sites(tinyDenseNet()), [`${p}1/relu1_out:2:conv1`, `${p}2/relu1_out:2:conv1_1`, '/Flatten_out:8:classifier']);
+});
+
+for (const [name, bytes, method] of [['pre-activation ResNet', preActResNet, 'qdrop'], ['DenseNet', tinyDenseNet, 'pdquant'], ['DenseNet', tinyDenseNet, 'adaround']] as const) {
+  test(`${method} on a ${name}: every layer but the first reads quantized values in the export, and onnxruntime agrees`, async () => {
+    const { quantizeModel } = await import('../src/index.js');
+    const { readOnnx } = await import('../src/onnx/index.js');
+    const ws = await tinyWorkspace(2);
+    const model = join(ws.dir, 'm.onnx');
+    writeFileSync(model, bytes());
+    const output = join(ws.dir, 'm.q.onnx');
+    const { record } = await quantizeModel({
+      model, calib: ws.images, wBits: 4, aBits: 2, method, preset: 'cifar', eval: ws.images, output, runDir: join(ws.dir, 'run'),
+      recon: { iters: 20, batch: 8, dcSteps: 5 },
+    });
+    assert.equal(record.export!.ort_top1, record.top1);
+    assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!));
+    const q = readOnnx(output);
+    const producer = new Map(q.nodes.flatMap((n) => n.outputs.map((o) => [o, n.opType] as const)));
+    const layers = q.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm');
+    assert.deepEqual(layers.slice(1).map((n) => `${n.name}:${producer.get(n.inputs[0]!)}`), layers.slice(1).map((n) => `${n.name}:DequantizeLinear`));
+  });
+}

@@ -14,6 +14,9 @@ import { DEFAULTS } from '../src/recon/config.js';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
 import { tinyDenseNet } from './helpers/tiny-densenet.js';
 import { tailFrom } from '../src/graph/index.js';
+import { QuantizedModel } from '../src/quant/qmodel.js';
+import { UniformQuantizer } from '../src/quant/uniform.js';
+import { initUnitActs, reconstructUnit, unitActs, unitInputQuantizer } from '../src/recon/unit.js';
 
 const ws = await tinyWorkspace();
 process.on('exit', () => rmSync(ws.dir, { recursive: true, force: true }));
@@ -70,6 +73,43 @@ test('the PD loss runs where later layers also read values from before the unit 
   qmodel.dispose();
 });
 
+test('a unit calibrates the quantizer on its own input: taken off its cached input, set on it, its step learned with the unit', () => {
+  const loaded = loadModel(tinyDenseNet());
+  const g = loaded.folded;
+  const qmodel = new QuantizedModel(g, loaded.units, { wBits: 4, aBits: 2 });
+  E.manualSeed(2);
+  const images = E.keep(E.rand([32, 3, 8, 8]).sub(0.5).mul(4));
+  try {
+    qmodel.initWeights('mse');
+    qmodel.initActs(images, 'mse');
+    const unit = loaded.units.find((u) => u.name === 'conv1')!;
+    const own = unitInputQuantizer(qmodel, unit)!;
+    assert.equal(own?.site.value, '/features/denseblock1/denselayer1/relu1_out');
+    assert.equal(unitActs(qmodel, unit)[0], unit.input);
+    own.q.dispose();
+    own.q = new UniformQuantizer({ bits: 2 });
+    const all = qmodel.hooks({ weights: true, acts: true });
+    assert.throws(() => capture(g, images, g.input.name, unit.input, 16, all), /activation quantizer at .*relu1_out is not initialised/);
+    const xq = capture(g, images, g.input.name, unit.input, 16, qmodel.hooks({ weights: true, acts: true }, { skip: new Set([unit.input]) }));
+    const xfp = capture(loaded.fp, images, g.input.name, unit.input, 16);
+    const preset = { unit: 'block', learnActSteps: true, rec: true, pd: false, drop: false, dc: false } as const;
+    const cfg = { ...DEFAULTS, iters: 30, batch: 8, actInitRows: 32, actLr: 1e-2 };
+    initUnitActs({ qmodel, graph: g, preset, cfg }, unit, xq);
+    assert.ok(own.q.initialized);
+    const start = own.q.delta.item();
+    const yfp = capture(loaded.fp, xfp, unit.input, unit.output, 16);
+    reconstructUnit({ qmodel, graph: g, preset, cfg }, unit, { xq, xfp, yfp, logitsFp: null, tailInputs: new Map() });
+    assert.notEqual(own.q.delta.item(), start, 'step learned');
+    // Later units read it quantized with that step, as the export computes it.
+    const after = capture(g, images, g.input.name, unit.input, 16, all);
+    assert.equal(E.tidy(() => after.sub(own.q.forward(xq)).abs().amax().item()), 0);
+    E.dispose([xq, xfp, yfp, after]);
+  } finally {
+    images.dispose();
+    qmodel.dispose();
+  }
+});
+
 test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone changes the result', async () => {
   const run = async (method: string, recon: Partial<QuantizeOptions['recon']> = {}) => {
     const o = base(method);
@@ -84,18 +124,21 @@ test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone c
   assert.notDeepEqual(await run('qdrop', { dropP: 0.5, inputDropP: 1 }), brecq, 'the quantizer drop alone');
 });
 
-test('a resumed run ends exactly where an uninterrupted one does', async () => {
-  const full = await quantize(base('pdquant', { runDir: join(ws.dir, 'run-full') }), 'test');
-  const crashDir = join(ws.dir, 'run-crash');
+for (const dense of [false, true]) test(`a resumed run ends exactly where an uninterrupted one does${dense ? ' (DenseNet: units that quantize their own input)' : ''}`, async () => {
+  const model = join(ws.dir, 'resume-dense.onnx');
+  if (dense) writeFileSync(model, tinyDenseNet());
+  const extra = dense ? { model } : {};
+  const full = await quantize(base('pdquant', { ...extra, runDir: join(ws.dir, `run-full${dense}`) }), 'test');
+  const crashDir = join(ws.dir, `run-crash${dense}`);
   await assert.rejects(
-    quantize(base('pdquant', { runDir: crashDir }), 'test', {
+    quantize(base('pdquant', { ...extra, runDir: crashDir }), 'test', {
       unitStart: (k) => {
         if (k === 2) throw new Error('simulated crash');
       },
     }),
     /simulated crash/,
   );
-  const resumed = await quantize(base('pdquant', { runDir: crashDir, resume: true }), 'test');
+  const resumed = await quantize(base('pdquant', { ...extra, runDir: crashDir, resume: true }), 'test');
   assert.deepEqual(resumed.qmodel.state(), full.qmodel.state());
   assert.deepEqual(resumed.record.recon!.units.map((u) => u.name), full.record.recon!.units.map((u) => u.name));
 });

@@ -39,8 +39,14 @@ interface GraphView {
 }
 
 const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
-/** Elementwise ops whose result, from two activations, lies on neither one's grid. */
-const COMBINERS = new Set(['Mul', 'Add', 'Sub', 'Div']);
+/**
+ * Ops whose output a layer may read as quantized when their inputs are: they pick, move or clamp values (and pooling,
+ * whose average §3's models feed to the classifier as it is).
+ */
+const GRID_KEEPING = new Set([
+  'Relu', 'Clip', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze',
+  'Transpose', 'Identity', 'Dropout', 'Pad', 'Slice', 'Gather', 'Concat', 'Split', 'Cast', 'ReduceMean',
+]);
 
 export function placeQuantizers(g: GraphView, units: readonly Unit[], o: PlacementOptions): Placement {
   const consumers = new Map<string, OnnxNode[]>();
@@ -80,27 +86,40 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   for (const u of units) {
     if (u.kind === 'block' && u.output !== g.output.name) acts.set(u.output, { value: u.output, bits: o.aBits, unit: u.name, role: 'block output' });
   }
-  // A layer that reads the product or sum of two activations made inside its unit (squeeze-and-excitation's Mul,
-  // which PDQUANT.md §3's models do not have) would read values on no quantizer's grid: it gets a quantizer there.
+  // Beyond §3's models, a layer can read values that no quantizer made: squeeze-and-excitation's product of two
+  // activations, or a BN + activation that no layer precedes (pre-activation ResNets, DenseNet), which stays a float
+  // op. Such a layer gets a quantizer on its input, so it computes on integers as deployed.
+  const afterLayer = new Set<string>();
+  for (const n of g.nodes) if (isWeightLayer(n) || n.inputs.some((i) => afterLayer.has(i))) n.outputs.forEach((v) => afterLayer.add(v));
+  const onGrid = new Map<string, boolean>();
+  const readsQuantized = (v: string): boolean => {
+    if (acts.has(v) || g.constants.has(v) || !afterLayer.has(v)) return true; // a quantizer's output, a constant, the image
+    if (!onGrid.has(v)) {
+      const p = producer.get(v);
+      onGrid.set(v, !!p && GRID_KEEPING.has(p.opType) && p.inputs.every((i) => i === '' || readsQuantized(i)));
+    }
+    return onGrid.get(v)!;
+  };
+  const unitIndex = new Map(units.map((u, i) => [u, i]));
   for (const layer of layers) {
     const v = layer.inputs[0]!;
+    if (acts.has(v) || readsQuantized(v)) continue;
+    // Calibrated by the unit that computes it, else by the first unit that reads it (as its input).
     const p = producer.get(v);
-    const unit = unitOf.get(layer);
-    if (!p || !unit || unitOf.get(p) !== unit || acts.has(v) || !COMBINERS.has(p.opType)) continue;
-    if (p.inputs.filter((i) => i !== '' && !g.constants.has(i)).length < 2) continue;
-    acts.set(v, { value: v, bits: o.aBits, unit: unit.name, role: 'layer input' });
+    const readers = (consumers.get(v) ?? []).map((c) => unitOf.get(c)).filter((u): u is Unit => !!u && u.input === v);
+    const owner = (p && unitOf.get(p)) ?? readers.sort((a, b) => unitIndex.get(a)! - unitIndex.get(b)!)[0];
+    if (owner) acts.set(v, { value: v, bits: o.aBits, unit: owner.name, role: 'layer input' });
   }
-  // The last activation quantizer before the classifier: walk back from the last layer's input through ops with one
-  // computed input that are not weight layers (pooling, flatten, dropout; a pre-activation network's final BN and ReLU).
+  // The classifier's input at 8 bits: every quantizer from the last layer's input back through ops with one computed
+  // input that are not weight layers (pooling, flatten, dropout; a pre-activation network's final BN and ReLU).
   if (head8 && last) {
-    let v = last.inputs[0]!;
-    for (let p = producer.get(v); !acts.has(v) && p && !isWeightLayer(p); p = producer.get(v)) {
-      const computed = p.inputs.filter((i) => i !== '' && !g.constants.has(i));
-      if (computed.length !== 1) break;
-      v = computed[0]!;
+    for (let v: string | undefined = last.inputs[0]; v !== undefined; ) {
+      const site = acts.get(v);
+      if (site) site.bits = 8;
+      const p = producer.get(v);
+      const computed = p && !isWeightLayer(p) ? p.inputs.filter((i) => i !== '' && !g.constants.has(i)) : [];
+      v = computed.length === 1 ? computed[0] : undefined;
     }
-    const site = acts.get(v);
-    if (site) site.bits = 8;
   }
   const order = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((v) => order.set(v, i)));

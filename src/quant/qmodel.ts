@@ -78,20 +78,21 @@ export class QuantizedModel {
 
   /**
    * Executor hooks with the chosen quantizers on. With `lazyInit`, an activation quantizer met for the
-   * first time is initialised on the value it sees (network order, on already-quantized inputs).
+   * first time is initialised on the value it sees (network order, on already-quantized inputs). Values in `skip`
+   * stay as they are.
    */
-  hooks(on: QuantizerSwitches, o: { lazyInit?: InitMethod; only?: ReadonlySet<string> } = {}): RunHooks {
+  hooks(on: QuantizerSwitches, o: { lazyInit?: InitMethod; skip?: ReadonlySet<string> } = {}): RunHooks {
     const hooks: RunHooks = {};
     if (on.weights)
       hooks.weight = (node: OnnxNode, w: E.Tensor) => {
         const wq = this.weights.get(node.name);
-        if (!wq || (o.only && !o.only.has(wq.site.unit))) return w;
+        if (!wq) return w;
         return wq.weight ? wq.weight() : wq.q.forward(w);
       };
     if (on.acts)
       hooks.value = (name: string, t: E.Tensor) => {
         const aq = this.acts.get(name);
-        if (!aq || (o.only && !o.only.has(aq.site.unit))) return t;
+        if (!aq || o.skip?.has(name)) return t;
         if (!aq.q.initialized) {
           if (!o.lazyInit) throw new Error(`activation quantizer at ${name} is not initialised`);
           aq.q.init(t, o.lazyInit);
@@ -145,6 +146,11 @@ export class QuantizedModel {
   static fromQParams(graph: Graph, units: readonly Unit[], file: QParamsFile): QuantizedModel {
     const m = new QuantizedModel(graph, units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem });
     m.load(file);
+    const missing = [...[...m.weights.values()].filter((w) => !w.q.initialized).map((w) => `weight layer ${w.site.node}`), ...[...m.acts.values()].filter((a) => !a.q.initialized).map((a) => `activation ${a.site.value}`)];
+    if (missing.length) {
+      m.dispose();
+      throw new Error(`the quantization parameters have nothing for ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}: they were saved for another model or by an earlier pdquant that placed quantizers differently; quantize again`);
+    }
     return m;
   }
 

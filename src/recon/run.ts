@@ -11,7 +11,7 @@ import type { ReconConfig } from './config.js';
 import { capture, captureValues, cacheBytes } from './caches.js';
 import { distributionCorrection, unitBatchNorms } from './dc.js';
 import { BackgroundDc } from './dc-background.js';
-import { initUnitActs, reconstructUnit, type LossPoint } from './unit.js';
+import { initUnitActs, reconstructUnit, unitInputQuantizer, type LossPoint } from './unit.js';
 
 export interface UnitRecord {
   name: string;
@@ -110,7 +110,9 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
       E.manualSeed(o.seed + k);
       const t0 = performance.now();
       ev.phase?.(unit, 'caching');
-      const xq = capture(graph, images, input, unit.input, cfg.cacheBatch, quantHooks);
+      // The unit's input as the quantized network computes it, before the unit's own quantizer on it (if any).
+      const ownInput = unitInputQuantizer(qmodel, unit) ? qmodel.hooks({ weights: true, acts: true }, { skip: new Set([unit.input]) }) : quantHooks;
+      const xq = capture(graph, images, input, unit.input, cfg.cacheBatch, ownInput);
       const dcIndex = dcUnits.indexOf(unit);
       // With background DC the FP input is computed chunk by chunk where it is corrected.
       const xfp = background && dcIndex >= 0 ? null : capture(fp, images, input, unit.input, cfg.cacheBatch);

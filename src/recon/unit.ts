@@ -1,7 +1,7 @@
 /** Reconstruction of one unit (PDQUANT.md §5): learned rounding and activation steps against rec / PD / rounding losses. */
 import * as E from '../engine/index.js';
 import { execute, tailFrom, type Graph, type Unit } from '../graph/index.js';
-import type { QuantizedModel } from '../quant/qmodel.js';
+import type { ActQuantizer, QuantizedModel } from '../quant/qmodel.js';
 import { AdaRoundQuantizer } from '../quant/adaround.js';
 import { QDropQuantizer, dropMix } from '../quant/qdrop.js';
 import type { ReconPreset } from '../methods/registry.js';
@@ -42,18 +42,34 @@ export interface UnitContext {
   cfg: ReconConfig;
 }
 
-/** The activation quantizers computed inside a unit. */
+/**
+ * The quantizer on the value a unit reads, where that unit calibrates it (a layer input no earlier quantizer made, such
+ * as a pre-activation BN + ReLU between units). The unit applies it to its cached input, which is taken without it.
+ */
+export function unitInputQuantizer(qmodel: QuantizedModel, unit: Unit): ActQuantizer | undefined {
+  const a = qmodel.acts.get(unit.input);
+  return a?.site.unit === unit.name ? a : undefined;
+}
+
+/** The activation quantizers a unit calibrates: on its own input, and those computed inside it. */
 export function unitActs(qmodel: QuantizedModel, unit: Unit): string[] {
-  return unit.nodes.flatMap((n) => n.outputs).filter((v) => qmodel.acts.has(v));
+  const inside = unit.nodes.flatMap((n) => n.outputs).filter((v) => qmodel.acts.has(v));
+  return unitInputQuantizer(qmodel, unit) ? [unit.input, ...inside] : inside;
 }
 
 /** Initialises the unit's activation steps on the first rows of xq, with weights rounded to nearest (§5 step 4). */
 export function initUnitActs(ctx: UnitContext, unit: Unit, xq: E.Tensor): void {
   const rows = Math.min(ctx.cfg.actInitRows, xq.shape[0]!);
+  const own = unitInputQuantizer(ctx.qmodel, unit);
   E.noGrad(() =>
     E.tidy(() => {
+      let x = xq.slice(0, 0, rows);
+      if (own) {
+        if (!own.q.initialized) own.q.init(x, 'mse');
+        x = own.q.forward(x);
+      }
       execute(ctx.qmodel.graph, {
-        feeds: new Map([[unit.input, xq.slice(0, 0, rows)]]),
+        feeds: new Map([[unit.input, x]]),
         outputs: [unit.output],
         nodes: unit.nodes,
         hooks: ctx.qmodel.hooks({ weights: true, acts: true }, { lazyInit: 'mse' }),
@@ -75,9 +91,11 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
     wq.weight = () => ada.forward();
   }
   const steps = preset.learnActSteps ? actValues.map((v) => qmodel.acts.get(v)!.q.learnable(true).delta) : [];
+  // The quantizer on the unit's input quantizes the cached input; QDrop's input drop then mixes in the FP input.
+  const own = unitInputQuantizer(qmodel, unit);
   for (const v of actValues) {
     const a = qmodel.acts.get(v)!;
-    if (preset.drop) {
+    if (preset.drop && a !== own) {
       const dq = new QDropQuantizer(a.q, { mode: 'drop', p: cfg.dropP });
       a.forward = (x) => dq.forward(x);
     }
@@ -95,7 +113,7 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
   for (let it = 1; it <= cfg.iters; it++) {
     const point = E.tidy(() => {
       const idx = E.randint(0, n, [cfg.batch]);
-      const xq = c.xq.indexSelect(0, idx);
+      const xq = own ? own.q.forward(c.xq.indexSelect(0, idx)) : c.xq.indexSelect(0, idx);
       let xrec = xq;
       if (preset.drop) xrec = dropMix(xq, c.xfp.indexSelect(0, idx), cfg.inputDropP);
       const input = twoPasses ? E.cat([xrec, xq], 0) : preset.pd && !preset.rec ? xq : xrec;
