@@ -18,6 +18,7 @@ export const benchmarks: Record<string, () => Promise<BenchModule>> = {
   engine: () => import('./engine.js'),
   recon: () => import('./recon.js'),
   fit: () => import('./fit.js'),
+  ort: () => import('./ort.js'),
 };
 
 /** bench/results under the package root (this file runs from dist/bench/). */
