@@ -6,6 +6,7 @@ import { placeQuantizers } from '../src/quant/placement.js';
 import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './helpers/onnx-builder.js';
 import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
 import { tinyDenseNet } from './helpers/tiny-densenet.js';
+import { tinyEfficientNet } from './helpers/tiny-efficientnet.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { proto } from '../src/onnx/proto.js';
@@ -117,8 +118,28 @@ test('a layer after a BN and ReLU that no layer precedes reads quantized values:
   assert.deepEqual(sites(tinyDenseNet()), [`${p}1/relu1_out:2:conv1`, `${p}2/relu1_out:2:conv1_1`, '/Flatten_out:8:classifier']);
 });
 
-for (const [name, bytes, method] of [['pre-activation ResNet', preActResNet, 'qdrop'], ['DenseNet', tinyDenseNet, 'pdquant'], ['DenseNet', tinyDenseNet, 'adaround']] as const) {
-  test(`${method} on a ${name}: every layer but the first reads quantized values in the export, and onnxruntime agrees`, async () => {
+test('SiLU and HardSwish written as x * Sigmoid(x) / x * HardSigmoid(x) are a layer\'s activation: one quantizer after them', () => {
+  for (const hardSwish of [false, true]) {
+    const m = loadModel(tinyEfficientNet({ hardSwish }));
+    const gate = hardSwish ? 'HardSigmoid' : 'Sigmoid';
+    assert.deepEqual(m.units.map((u) => `${u.name}:${u.nodes.length}`), ['features.0.0:3', 'features.1.0:15', 'features.2.0:3', 'classifier.1:1']);
+    assert.deepEqual(m.units[0]!.nodes.map((n) => n.opType), ['Conv', gate, 'Mul']);
+    const b = '/features/features.1/features.1.0/block';
+    assert.deepEqual(placeQuantizers(m.folded, m.units, { wBits: 4, aBits: 4 }).acts.map((a) => `${a.value}:${a.bits}:${a.role}`), [
+      '/features/features.0/features.0.2/Mul_out:4:layer output',
+      `${b}/block.0/block.0.2/Mul_out:4:layer output`,
+      `${b}/block.1/block.1.2/Mul_out:4:layer output`,
+      `${b}/block.2/activation/Mul_out:4:layer output`,
+      'se_scale:4:layer output',
+      'se_out:4:layer input',
+      'block_out:4:block output',
+      '/features/features.2/features.2.2/Mul_out:8:layer output',
+    ]);
+  }
+});
+
+for (const [name, bytes, method] of [['a pre-activation ResNet', preActResNet, 'qdrop'], ['a DenseNet', tinyDenseNet, 'pdquant'], ['a DenseNet', tinyDenseNet, 'adaround'], ['an EfficientNet', tinyEfficientNet, 'pdquant']] as const) {
+  test(`${method} on ${name}: every layer but the first reads quantized values in the export, and onnxruntime agrees`, async () => {
     const { quantizeModel } = await import('../src/index.js');
     const { readOnnx } = await import('../src/onnx/index.js');
     const ws = await tinyWorkspace(2);
@@ -132,8 +153,13 @@ for (const [name, bytes, method] of [['pre-activation ResNet', preActResNet, 'qd
     assert.equal(record.export!.ort_top1, record.top1);
     assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!));
     const q = readOnnx(output);
-    const producer = new Map(q.nodes.flatMap((n) => n.outputs.map((o) => [o, n.opType] as const)));
+    const producer = new Map(q.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+    // What a layer reads, past pooling and flatten (which §3's models feed as they are).
+    const source = (v: string): string => {
+      const p = producer.get(v)!;
+      return ['GlobalAveragePool', 'Flatten'].includes(p.opType) ? source(p.inputs[0]!) : p.opType;
+    };
     const layers = q.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm');
-    assert.deepEqual(layers.slice(1).map((n) => `${n.name}:${producer.get(n.inputs[0]!)}`), layers.slice(1).map((n) => `${n.name}:DequantizeLinear`));
+    assert.deepEqual(layers.slice(1).map((n) => `${n.name}:${source(n.inputs[0]!)}`), layers.slice(1).map((n) => `${n.name}:DequantizeLinear`));
   });
 }

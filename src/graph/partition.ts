@@ -6,6 +6,7 @@
  */
 import type { OnnxNode } from '../onnx/ir.js';
 import { isWeightLayer } from './executor.js';
+import { ACTIVATIONS, activationAfter } from './activation.js';
 
 export interface Unit {
   name: string;
@@ -26,9 +27,24 @@ interface GraphView {
   constants: ReadonlyMap<string, unknown>;
 }
 
-const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
-/** What a weight layer's unit takes along after it. */
-const FOLLOWERS = new Set(['BatchNormalization', ...ACTIVATIONS]);
+/**
+ * What a weight layer's unit takes along after it: BN nodes and its activation (one op, or SiLU's Sigmoid and Mul),
+ * none of them in `taken`.
+ */
+function followers(layer: OnnxNode, readers: (v: string) => readonly OnnxNode[], taken: { has(n: OnnxNode): boolean }): OnnxNode[] {
+  const chain: OnnxNode[] = [];
+  for (let v = layer.outputs[0]!; ; ) {
+    const next = readers(v);
+    if (next.length === 1 && next[0]!.opType === 'BatchNormalization' && !taken.has(next[0]!)) {
+      chain.push(next[0]!);
+      v = next[0]!.outputs[0]!;
+      continue;
+    }
+    const act = activationAfter(v, readers);
+    if (act.length && act.every((n) => !taken.has(n))) chain.push(...act);
+    return chain;
+  }
+}
 
 /**
  * The node's module path: the one its exporter recorded (dynamo=True), else from its name as the TorchScript exporter
@@ -116,14 +132,7 @@ function bottleneckBlocks(g: GraphView, taken: Map<OnnxNode, string>): Map<OnnxN
   const consumers = new Map<string, OnnxNode[]>();
   g.nodes.forEach((n) => n.inputs.forEach((i) => consumers.set(i, [...(consumers.get(i) ?? []), n])));
   /** The layer with its BN/activation followers, as a layer unit would take it. */
-  const chainOf = (layer: OnnxNode): OnnxNode[] => {
-    const chain = [layer];
-    for (;;) {
-      const next = consumers.get(chain[chain.length - 1]!.outputs[0]!) ?? [];
-      if (next.length !== 1 || !FOLLOWERS.has(next[0]!.opType) || taken.has(next[0]!)) return chain;
-      chain.push(next[0]!);
-    }
-  };
+  const chainOf = (layer: OnnxNode): OnnxNode[] => [layer, ...followers(layer, (v) => consumers.get(v) ?? [], taken)];
   const layers = g.nodes.filter(isWeightLayer);
   const found = new Map<OnnxNode, string>();
   let run: OnnxNode[][] = [];
@@ -214,13 +223,7 @@ export function partition(g: GraphView, override?: UnitOverride): Unit[] {
     const u = group(`layer:${n.name}`, 'layer');
     u.name = p.length ? p[p.length - 1]! : n.name;
     owner.set(n, u);
-    let cur = n;
-    for (;;) {
-      const next = consumers.get(cur.outputs[0]!) ?? [];
-      if (next.length !== 1 || !FOLLOWERS.has(next[0]!.opType) || owner.has(next[0]!)) break;
-      cur = next[0]!;
-      owner.set(cur, u);
-    }
+    for (const f of followers(n, (v) => consumers.get(v) ?? [], owner)) owner.set(f, u);
   }
   return collectUnits(g, owner);
 }

@@ -1,6 +1,6 @@
 /** Where quantizers go on a BN-folded graph (PDQUANT.md §3, the QDrop/BRECQ convention). */
 import type { OnnxNode } from '../onnx/ir.js';
-import { isWeightLayer, type Unit } from '../graph/index.js';
+import { activationAfter, isWeightLayer, type Unit } from '../graph/index.js';
 
 export interface WeightSite {
   /** The Conv/Gemm/MatMul node. */
@@ -38,7 +38,6 @@ interface GraphView {
   output: { name: string };
 }
 
-const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'Sigmoid', 'HardSigmoid']);
 /**
  * Ops whose output a layer may read as quantized when their inputs are: they pick, move or clamp values (and pooling,
  * whose average §3's models feed to the classifier as it is).
@@ -74,9 +73,8 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   for (const layer of layers) {
     if (layer === last) continue;
     // The value after the layer's activation (the layer output itself when it has none).
-    let v = layer.outputs[0]!;
-    const next = consumers.get(v) ?? [];
-    if (next.length === 1 && ACTIVATIONS.has(next[0]!.opType)) v = next[0]!.outputs[0]!;
+    const act = activationAfter(layer.outputs[0]!, (x) => consumers.get(x) ?? []);
+    const v = act.length ? act[act.length - 1]!.outputs[0]! : layer.outputs[0]!;
     const unit = unitOf.get(layer);
     if (!unit) continue;
     // Inside a block, a branch that ends in the block's addition is quantized after the addition instead.
