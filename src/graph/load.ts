@@ -8,6 +8,7 @@ import { splitHead, type Head } from '../onnx/head.js';
 import { isChannelsLast, withoutChannelsLast } from '../onnx/channels-last.js';
 import { freeImageDims, unsizedError, withImageShape, type ImageShape } from '../onnx/image-input.js';
 import { canonicalLinear } from '../onnx/linear.js';
+import { splitAsSlices } from '../onnx/split.js';
 import { checkSupported } from '../onnx/supported.js';
 import { quantizedOps } from '../onnx/qdq-summary.js';
 import type { OnnxModel, ValueInfo } from '../onnx/ir.js';
@@ -55,7 +56,7 @@ export function loadModel(source: string | Uint8Array | OnnxModel, o: LoadOption
   const sized = o.imageShape ? withImageShape(nchw, o.imageShape) : nchw;
   const batch = declaredBatch(sized);
   const { body, head } = splitHead(foldConstants(freeBatch(sized, read.files?.[0] ?? 'the model')));
-  const onnx = canonicalLinear(body);
+  const onnx = canonicalLinear(splitAsSlices(body));
   checkSupported(onnx);
   // Per-output-channel weights need [out, in] (Gemm); a MatMul left over multiplies a higher-rank activation.
   const matmul = onnx.nodes.find((n) => n.opType === 'MatMul' && onnx.initializers.has(n.inputs[1] ?? ''));

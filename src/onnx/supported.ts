@@ -42,6 +42,8 @@ const SUPPORT: Record<string, OpSupport> = {
     },
   },
   Slice: { constantInputs: ['', 'starts', 'ends', 'axes', 'steps'] },
+  // Rewritten as Slices at load (split.ts).
+  Split: { constantInputs: ['', 'split'] },
   Gather: { constantInputs: ['', 'indices'] },
   Concat: {},
   Identity: {},

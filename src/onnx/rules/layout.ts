@@ -2,8 +2,8 @@
 // Concat, Gather, Pad. Evaluation on constants is exact for every element type.
 import { attrInt, attrInts } from '../attrs.js';
 import { OnnxError } from '../errors.js';
-import type { OnnxTensor } from '../ir.js';
-import { DTYPES, numel, renamed } from '../tensor.js';
+import type { OnnxNode, OnnxTensor } from '../ir.js';
+import { DTYPES, numel, renamed, toNumbers } from '../tensor.js';
 import { affineMap, constInputs, gather, intsOf, normAxis, stridesOf } from './common.js';
 import type { OpRule, RuleContext } from './rule.js';
 
@@ -161,6 +161,30 @@ const concat: OpRule = {
   },
 };
 
+/** The lengths a Split (opsets 11–21) gives its outputs along its axis, from its `split` attribute or input, else equal. */
+export function splitLengths(node: OnnxNode, opset: number, dim: number, sizes: OnnxTensor | undefined): number[] {
+  const parts = node.outputs.length;
+  const given = opset < 13 ? (node.attrs.split ? attrInts(node, 'split') : undefined) : sizes && toNumbers(sizes);
+  if (given) {
+    if (given.length !== parts || given.reduce((a, b) => a + b, 0) !== dim)
+      throw new OnnxError(`split sizes [${given}] do not give ${parts} parts of a dim of ${dim}`);
+    return given;
+  }
+  // num_outputs (opset 18) or as many equal parts as outputs; the last part is smaller when dim does not divide.
+  const n = node.attrs.num_outputs ? attrInt(node, 'num_outputs') : parts;
+  const size = Math.ceil(dim / n);
+  return Array.from({ length: parts }, (_, i) => Math.max(0, Math.min(size, dim - i * size)));
+}
+
+const split: OpRule = {
+  shapes(ctx) {
+    const shape = ctx.shape(0);
+    const axis = normAxis(attrInt(ctx.node, 'axis', 0), shape.length);
+    if (ctx.opset >= 13 && ctx.has(1) && !ctx.value(1)) return undefined;
+    return splitLengths(ctx.node, ctx.opset, shape[axis]!, ctx.has(1) ? ctx.value(1) : undefined).map((n) => shape.map((d, i) => (i === axis ? n : d)));
+  },
+};
+
 const gatherOp: OpRule = {
   shapes(ctx) {
     const x = ctx.shape(0);
@@ -206,6 +230,7 @@ export const LAYOUT_RULES: Record<string, OpRule> = {
   Unsqueeze: unsqueeze,
   Transpose: transpose,
   Slice: slice,
+  Split: split,
   Concat: concat,
   Gather: gatherOp,
   Pad: pad,
