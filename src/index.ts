@@ -14,6 +14,7 @@ import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
 import type { UnitOverride } from './graph/partition.js';
 import type { QParamsFile } from './quant/qmodel.js';
+import type { BitRule } from './quant/placement.js';
 import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 
 export type { Accuracy } from './eval/index.js';
@@ -22,6 +23,7 @@ export type { RunEvents, RunRecord } from './methods/pipeline.js';
 export type { ReconConfig } from './recon/config.js';
 export type { QParamsFile } from './quant/qmodel.js';
 export type { UnitOverride } from './graph/partition.js';
+export type { BitRule } from './quant/placement.js';
 export { ARCH_PRESETS } from './recon/config.js';
 export { methodNames } from './methods/registry.js';
 export { OnnxError } from './onnx/errors.js';
@@ -52,6 +54,12 @@ export interface QuantizeModelOptions extends PreprocessOptions {
   seed?: number;
   /** First and last layer and the classifier input at 8 bits (default true). */
   eightBitHeadStem?: boolean;
+  /**
+   * Other bit-widths for some layers, e.g. [{ match: 're:depthwise', wBits: 8, aBits: 8 }]: the weights of the weight
+   * layers whose node name matches (a prefix, or a regular expression after 're:') and the activation quantizer after
+   * each; applied in order after the defaults (the 8-bit head and stem included), so a later rule wins.
+   */
+  bitRules?: BitRule[];
   /** Labelled images to measure FP and quantized top-1 on. */
   eval?: string;
   evalLimit?: number;
@@ -97,6 +105,11 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   const arch = ARCH_PRESETS[o.archPreset ?? 'resnet'];
   if (!arch) throw new Error(`Unknown arch preset ${o.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
   const [wBits, aBits] = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)];
+  for (const r of o.bitRules ?? []) {
+    if (typeof r?.match !== 'string' || r.match === '') throw new Error(`Expected a node-name pattern as the match of each bit rule but received ${JSON.stringify(r?.match)}`);
+    bitWidth(`the weights of bit rule ${r.match}`, r.wBits);
+    bitWidth(`the activations of bit rule ${r.match}`, r.aBits);
+  }
   const seed = o.seed ?? 1005;
   const runDir = preset.recon ? o.runDir ?? defaultRunDir(o.model, name, wBits, aBits, seed) : undefined;
   // What the run writes at its end must be writable now, not after hours of reconstruction.
@@ -110,7 +123,7 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
     {
       model: o.model, read, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed,
       transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata),
-      eightBitHeadStem: o.eightBitHeadStem ?? true, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
+      eightBitHeadStem: o.eightBitHeadStem ?? true, bitRules: o.bitRules, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
       recon: { ...arch, ...o.recon },
       runDir, resume: o.resume,
       output: o.output, int4Storage: o.int4Storage, verify: o.verify, units: o.units,

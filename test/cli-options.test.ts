@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from 'commander';
-import { numberList } from '../src/cli/options.js';
+import { bitRule, numberList } from '../src/cli/options.js';
 import { presets, transformFor, transformToMetadata } from '../src/data/index.js';
 
 const recorded = transformToMetadata({ resize: 36, crop: 32, mean: [0.5], std: [0.25] });
@@ -27,4 +27,10 @@ test('--mean and --std take comma-separated numbers', () => {
   assert.deepEqual(numberList('--mean')('0.485, 0.456,0.406'), [0.485, 0.456, 0.406]);
   for (const bad of ['', 'a', '0.5,,0.5', '1,2,'])
     assert.throws(() => numberList('--mean')(bad), (e: unknown) => e instanceof InvalidArgumentError && /Expected comma-separated numbers for --mean/.test(e.message));
+});
+
+test('--bits takes <pattern>=<w>/<a> rules, repeated into a list in order', () => {
+  assert.deepEqual(bitRule('re:depthwise|/fc/=8/6', bitRule('/layer4/=8/8')), [{ match: '/layer4/', wBits: 8, aBits: 8 }, { match: 're:depthwise|/fc/', wBits: 8, aBits: 6 }]);
+  for (const bad of ['/layer4/', '/layer4/=8', '=8/8', '/layer4/=9/8', '/layer4/=8/1', '/layer4/=a/b'])
+    assert.throws(() => bitRule(bad), (e: unknown) => e instanceof InvalidArgumentError && e.message === `Expected <node-name prefix or re:regex>=<w>/<a> with bit-widths 2..8 for --bits (e.g. '/layer4/=8/8') but received ${bad}`, bad);
 });

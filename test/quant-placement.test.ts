@@ -163,3 +163,45 @@ for (const [name, bytes, method] of [['a pre-activation ResNet', preActResNet, '
     assert.deepEqual(layers.slice(1).map((n) => `${n.name}:${source(n.inputs[0]!)}`), layers.slice(1).map((n) => `${n.name}:DequantizeLinear`));
   });
 }
+
+test('bit rules set other bit-widths for the layers they match and the quantizer after each; a later rule wins', () => {
+  const m = loadModel(tinyResNet());
+  const place = (bitRules: { match: string; wBits: number; aBits: number }[]) => {
+    const p = placeQuantizers(m.folded, m.units, { wBits: 4, aBits: 4, bitRules });
+    return [...p.weights.map((w) => `${w.node}:W${w.bits}`), ...p.acts.map((a) => `${a.value}:A${a.bits}`)];
+  };
+  const base = place([]);
+  const changed = (rules: Parameters<typeof place>[0]) => place(rules).filter((x, i) => x !== base[i]);
+  // A layer: its weights and the quantizer after its ReLU; a block's Add (through its trailing ReLU) reaches the block output.
+  assert.deepEqual(changed([{ match: '/layer1/layer1.0/conv1/', wBits: 8, aBits: 6 }]), ['/layer1/layer1.0/conv1/conv/Conv:W8', '/layer1/layer1.0/relu1/Relu_output_0:A6']);
+  assert.deepEqual(changed([{ match: '/layer1/', wBits: 6, aBits: 6 }]), [
+    '/layer1/layer1.0/conv1/conv/Conv:W6', '/layer1/layer1.0/conv2/conv/Conv:W6', '/layer1/layer1.0/relu1/Relu_output_0:A6', '/layer1/layer1.0/relu2/Relu_output_0:A6',
+  ]);
+  // After the 8-bit head and stem, and in order.
+  assert.deepEqual(changed([{ match: 're:^/(stem|fc)/', wBits: 5, aBits: 5 }, { match: '/fc/', wBits: 3, aBits: 3 }]), ['/stem/conv/Conv:W5', '/fc/Gemm:W3', '/relu/Relu_output_0:A5']);
+  assert.throws(() => place([{ match: '/layr1/', wBits: 8, aBits: 8 }]), /^Error: bit rule \/layr1\/=8\/8 matches no weight layer or activation quantizer \(node names look like '\/stem\/conv\/Conv', '\/layer1\/layer1\.0\/conv1\/conv\/Conv'; pdquant inspect --quant lists them\)$/);
+  assert.throws(() => place([{ match: 're:[a', wBits: 8, aBits: 8 }]), /^Error: bit rule re:\[a=8\/8: 're:\[a' is not a regular expression \(/);
+});
+
+test('bit rules travel with the run: record, export, saved parameters; a resume with other rules is refused', async () => {
+  const pdq = await import('../src/index.js');
+  const { readOnnx } = await import('../src/onnx/index.js');
+  const { summarizeQdq } = await import('../src/onnx/qdq-summary.js');
+  const ws = await tinyWorkspace(2);
+  const bitRules = [{ match: '/layer2/layer2.0/conv2/', wBits: 2, aBits: 8 }];
+  const output = join(ws.dir, 'mixed.onnx');
+  const { record, qparams } = await pdq.quantizeModel({ model: ws.model, calib: ws.images, wBits: 6, aBits: 6, method: 'mse', preset: 'cifar', eval: ws.images, output, bitRules });
+  assert.deepEqual([record.bit_rules, qparams.bitRules], [bitRules, bitRules]);
+  assert.match(await pdq.renderReport(record), /<th>bit rules<\/th><td>\/layer2\/layer2\.0\/conv2\/ → W2A8<\/td>/);
+  assert.equal(record.export!.ort_top1, record.top1);
+  const file = readOnnx(output);
+  assert.equal(file.metadata['pdquant.bit_rules'], '/layer2/layer2.0/conv2/=2/8');
+  const codes = summarizeQdq(file)!.weights.map((w) => `${w.node.replace('_bnfolded', '').replace('_DequantizeLinear', '')}:${w.maxCode}`);
+  assert.deepEqual(codes.filter((c) => !c.endsWith(':63')), ['stem.weight:255', 'layer2.layer2.0.conv2.weight:3', 'fc.weight:255']);
+  assert.equal((await pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar', qparams })).top1, record.top1);
+  const runDir = join(ws.dir, 'run');
+  const base = { model: ws.model, calib: ws.images, wBits: 4, aBits: 4, method: 'brecq', preset: 'cifar', runDir, recon: { iters: 2 }, numSamples: 8 };
+  await pdq.quantizeModel({ ...base, bitRules });
+  await assert.rejects(pdq.quantizeModel({ ...base, resume: true }), /belongs to another run \(it differs in: bits\)/);
+  await assert.rejects(pdq.quantizeModel({ ...base, bitRules: [{ match: '/fc/', wBits: 9, aBits: 8 }] }), /^RangeError: Expected integer 2\.\.8 for the weights of bit rule \/fc\/ but received 9$/);
+});

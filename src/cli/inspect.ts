@@ -1,6 +1,7 @@
 /** `pdquant inspect`: what the model is, what pdquant makes of it, and anything it cannot run. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { existingPath, unitsFile } from './options.js';
+import { bitRule, existingPath, unitsFile } from './options.js';
+import type { BitRule } from '../quant/placement.js';
 import type { QdqSummary } from '../onnx/qdq-summary.js';
 import { describeTransform, transformFromMetadata } from '../data/index.js';
 
@@ -11,9 +12,10 @@ export function inspectCommand(program: Command): void {
     .argument('<model>', 'ONNX model', existingPath('Model'))
     .option('--quant <w/a>', 'also list every quantizer and its bit-width for these weight/activation bits, e.g. 4/2')
     .option('--no-8bit-head-stem', 'with --quant: no 8-bit first/last layers and classifier input')
+    .option('--bits <pattern=w/a>', 'with --quant: other bit-widths for matching layers, as quantize takes them (repeatable)', bitRule)
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units', existingPath('Units file'))
     .option('--image-size <h,w>', 'for a model that leaves its input height and width free: the size to show shapes and FLOPs at (default 224)', imageSize)
-    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; units?: string; imageSize?: [number, number] }) => {
+    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; bits?: BitRule[]; units?: string; imageSize?: [number, number] }) => {
       const wa = o.quant?.match(/^([2-8])\/([2-8])$/);
       if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 for --quant but received ${o.quant}`);
       const { readOnnx } = await import('../onnx/read.js');
@@ -72,7 +74,7 @@ export function inspectCommand(program: Command): void {
       });
       if (wa) {
         const { placeQuantizers } = await import('../quant/placement.js');
-        const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'] });
+        const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'], bitRules: o.bits });
         console.log(`weight quantizers (${p.weights.length}, per output channel):`);
         for (const w of p.weights) console.log(`  W${w.bits}  ${w.node}  [unit ${w.unit}]`);
         console.log(`activation quantizers (${p.acts.length}, per tensor):`);

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { outputFileProblem, outputFolderProblem } from '../util/output-paths.js';
 import type { UnitOverride } from '../graph/index.js';
+import type { BitRule } from '../quant/placement.js';
 import { InvalidArgumentError, type Command } from 'commander';
 
 export function intIn(flag: string, min: number, max = Infinity) {
@@ -51,6 +52,14 @@ export function outputFolder(flag: string) {
     if (problem) throw new InvalidArgumentError(`${flag} ${value} ${problem}`);
     return value;
   };
+}
+
+/** One --bits rule, `<pattern>=<w>/<a>` (a node-name prefix or re:<regex>), collected into the list given so far. */
+export function bitRule(value: string, previous: BitRule[] = []): BitRule[] {
+  const m = value.match(/^(.+)=(\d+)\/(\d+)$/);
+  if (!m || Number(m[2]) < 2 || Number(m[2]) > 8 || Number(m[3]) < 2 || Number(m[3]) > 8)
+    throw new InvalidArgumentError(`Expected <node-name prefix or re:regex>=<w>/<a> with bit-widths 2..8 for --bits (e.g. '/layer4/=8/8') but received ${value}`);
+  return [...previous, { match: m[1]!, wBits: Number(m[2]), aBits: Number(m[3]) }];
 }
 
 /** Comma-separated numbers, for --mean and --std. */

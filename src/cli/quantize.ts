@@ -1,10 +1,11 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, unitsFile, useDevice } from './options.js';
+import { bitRule, bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, unitsFile, useDevice } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from '../recon/config.js';
+import type { BitRule } from '../quant/placement.js';
 
 interface Flags {
   device?: string;
@@ -26,6 +27,7 @@ interface Flags {
   report?: string;
   saveQparams?: string;
   '8bitHeadStem': boolean;
+  bits?: BitRule[];
   runDir?: string;
   resume?: string;
   units?: string;
@@ -74,6 +76,7 @@ export function quantizeCommand(program: Command): void {
     .option('--report <file>', 'write an HTML report with charts (accuracy, times, loss curves) here', outputFile('--report'))
     .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)', outputFile('--save-qparams'))
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')
+    .option('--bits <pattern=w/a>', 'other bit-widths for the weight layers whose node name starts with the pattern (or matches re:<regex>) and the activation quantizer after each, e.g. \'re:depthwise=8/8\'; repeatable, later rules win', bitRule)
     .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)', outputFile('-o'))
     .option('--int4-storage', 'store weights of 4 bits or fewer as packed UINT4 (ONNX opset 21)')
     .option('--no-verify', 'skip checking the exported model in onnxruntime against the simulation')
@@ -112,7 +115,7 @@ export function quantizeCommand(program: Command): void {
         {
           model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed,
           preset: f.preset, resize: f.resize, crop: f.crop, mean: f.mean, std: f.std, archPreset: f.archPreset,
-          eightBitHeadStem: f['8bitHeadStem'], eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
+          eightBitHeadStem: f['8bitHeadStem'], bitRules: f.bits, eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
           runDir, resume: f.resume !== undefined, device: f.device,
           output: f.output, int4Storage: f.int4Storage, verify: f.verify, units: unitsFile(f.units),
         },

@@ -4,7 +4,7 @@ export { execute, isWeightLayer } from './executor.js';
 export type { RunHooks, RunOptions } from './executor.js';
 export { foldBatchNorm } from './fold-bn.js';
 export type { BnStats, FoldedModel } from './fold-bn.js';
-export { partition, partitionLayers, modulePath } from './partition.js';
+export { partition, partitionLayers, modulePath, namePattern } from './partition.js';
 export type { Unit, UnitOverride } from './partition.js';
 export { registeredOps } from './kernel.js';
 export { ACTIVATIONS, activationAfter } from './activation.js';

@@ -162,14 +162,14 @@ export function partitionLayers(g: GraphView): Unit[] {
   return partition(g, []);
 }
 
-/** A node-name test for a --units pattern: a name prefix, or a regular expression after 're:'. */
-function patternTest(unit: string, pattern: string): (name: string) => boolean {
+/** A node-name test for a user's pattern: a name prefix, or a regular expression after 're:'. `what` names it in errors. */
+export function namePattern(what: string, pattern: string): (name: string) => boolean {
   if (!pattern.startsWith('re:')) return (name) => name.startsWith(pattern);
   try {
     const re = new RegExp(pattern.slice(3));
     return (name) => re.test(name);
   } catch (e) {
-    throw new Error(`unit ${unit}: '${pattern}' is not a regular expression (${(e as Error).message})`);
+    throw new Error(`${what}: '${pattern}' is not a regular expression (${(e as Error).message})`);
   }
 }
 
@@ -182,7 +182,7 @@ export function partition(g: GraphView, override?: UnitOverride): Unit[] {
     return groups.get(name)!;
   };
   if (override) {
-    const tests = new Map(override.flatMap((o) => o.match.map((pat) => [pat, patternTest(o.name, pat)] as const)));
+    const tests = new Map(override.flatMap((o) => o.match.map((pat) => [pat, namePattern(`unit ${o.name}`, pat)] as const)));
     for (const n of g.nodes) {
       const u = override.find((o) => o.match.some((p) => tests.get(p)!(n.name)));
       if (u) owner.set(n, group(u.name, u.kind ?? 'block'));

@@ -6,6 +6,7 @@ import { loadModel, inputChw, type LoadedModel } from '../graph/load.js';
 import { KEEP_BN_EXPORT } from '../graph/fold-bn.js';
 import type { UnitOverride } from '../graph/index.js';
 import { QuantizedModel } from '../quant/qmodel.js';
+import type { BitRule } from '../quant/placement.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
 import { compareLogits, firstDivergence } from '../eval/verify.js';
@@ -34,6 +35,8 @@ export interface QuantizeOptions {
   seed: number;
   transform: Transform;
   eightBitHeadStem: boolean;
+  /** Other bit-widths for the layers they match, applied in order after the defaults. */
+  bitRules?: BitRule[];
   eval?: string;
   evalLimit?: number;
   /** Evaluation batch size. */
@@ -69,6 +72,8 @@ export interface RunRecord {
   w_bits: number;
   a_bits: number;
   eight_bit_head_stem: boolean;
+  /** Present when some layers have other bit-widths. */
+  bit_rules?: BitRule[];
   seed: number;
   calibration: { source: string; count: number; sha256: string };
   /** Resize, crop, mean and std applied to the images (absent when all data were model-ready .npy tensors). */
@@ -129,7 +134,8 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels, (m) => ev.warning?.(m)));
   checkInputShape(inputChw(loaded.folded), calib.images.shape.slice(1), 'the calibration images are', calib.preprocessed);
 
-  const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem });
+  const bitRules = o.bitRules ?? [];
+  const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules });
   await timed('weight init', () => qmodel.initWeights(preset.init));
   if (preset.recon === null) {
     await timed('activation init', () => {
@@ -146,6 +152,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     const fingerprint = {
       model: modelHash, method: o.method, w: o.wBits, a: o.aBits, seed: o.seed, calib: calib.hash, head8: o.eightBitHeadStem, cfg,
       units: loaded.units.map((u) => `${u.name}:${u.nodes.length}`),
+      ...(bitRules.length ? { bits: bitRules } : {}),
     };
     const prior = o.runDir && !o.resume ? readCheckpoint(o.runDir, fingerprint) : null;
     if (prior && prior.differing.length === 0 && prior.checkpoint.done.length > 0)
@@ -166,6 +173,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     w_bits: o.wBits,
     a_bits: o.aBits,
     eight_bit_head_stem: o.eightBitHeadStem,
+    ...(bitRules.length ? { bit_rules: bitRules } : {}),
     seed: o.seed,
     calibration: { source: calib.source, count: calib.count, sha256: calib.hash },
     // Model-ready tensors (.npy) carry the user's own preprocessing, which pdquant does not know.
@@ -187,6 +195,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     const output = o.output;
     const metadata = {
       'pdquant.version': version, 'pdquant.method': o.method, 'pdquant.w_bits': String(o.wBits), 'pdquant.a_bits': String(o.aBits),
+      ...(bitRules.length ? { 'pdquant.bit_rules': bitRules.map((r) => `${r.match}=${r.wBits}/${r.aBits}`).join(' ') } : {}),
       'pdquant.calibration_sha256': calib.hash, 'pdquant.calibration_count': String(calib.count), 'pdquant.seed': String(o.seed),
       // The preprocessing travels with the model, so `pdquant eval model.q.onnx` applies it without flags.
       ...(calib.preprocessed ? {} : transformToMetadata(o.transform)),

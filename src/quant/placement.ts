@@ -1,6 +1,6 @@
 /** Where quantizers go on a BN-folded graph (PDQUANT.md §3, the QDrop/BRECQ convention). */
 import type { OnnxNode } from '../onnx/ir.js';
-import { activationAfter, isWeightLayer, type Unit } from '../graph/index.js';
+import { activationAfter, isWeightLayer, namePattern, type Unit } from '../graph/index.js';
 
 export interface WeightSite {
   /** The Conv/Gemm/MatMul node. */
@@ -25,11 +25,23 @@ export interface Placement {
   acts: ActSite[];
 }
 
+/**
+ * Other bit-widths for some layers: the weights of each weight layer whose node name matches (a prefix, or a regular
+ * expression after 're:'), and the activation quantizer after it (after its activation), on the block output a
+ * matching node computes, or on a matching layer's input. Applied in order after the defaults, so a later rule wins.
+ */
+export interface BitRule {
+  match: string;
+  wBits: number;
+  aBits: number;
+}
+
 export interface PlacementOptions {
   wBits: number;
   aBits: number;
   /** First and last weight layers and the classifier's input at 8 bits (default true). */
   eightBitHeadStem?: boolean;
+  bitRules?: readonly BitRule[];
 }
 
 interface GraphView {
@@ -69,6 +81,8 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   }));
 
   const acts = new Map<string, ActSite>();
+  /** The nodes a bit rule may name to reach an activation quantizer. */
+  const actNodes = new Map<string, string[]>();
   const isResidualAdd = (n: OnnxNode) => n.opType === 'Add' && n.inputs.every((i) => !g.constants.has(i));
   for (const layer of layers) {
     if (layer === last) continue;
@@ -80,9 +94,13 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
     // Inside a block, a branch that ends in the block's addition is quantized after the addition instead.
     if (v !== unit.output && (consumers.get(v) ?? []).some((c) => isResidualAdd(c) && unitOf.get(c) === unit)) continue;
     acts.set(v, { value: v, bits: o.aBits, unit: unit.name, role: unit.kind === 'block' && v === unit.output ? 'block output' : 'layer output' });
+    actNodes.set(v, [layer.name, ...act.map((n) => n.name)]);
   }
   for (const u of units) {
-    if (u.kind === 'block' && u.output !== g.output.name) acts.set(u.output, { value: u.output, bits: o.aBits, unit: u.name, role: 'block output' });
+    if (u.kind === 'block' && u.output !== g.output.name) {
+      acts.set(u.output, { value: u.output, bits: o.aBits, unit: u.name, role: 'block output' });
+      actNodes.set(u.output, [...(actNodes.get(u.output) ?? []), producer.get(u.output)!.name]);
+    }
   }
   // Beyond §3's models, a layer can read values that no quantizer made: squeeze-and-excitation's product of two
   // activations, or a BN + activation that no layer precedes (pre-activation ResNets, DenseNet), which stays a float
@@ -107,6 +125,7 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
     const readers = (consumers.get(v) ?? []).map((c) => unitOf.get(c)).filter((u): u is Unit => !!u && u.input === v);
     const owner = (p && unitOf.get(p)) ?? readers.sort((a, b) => unitIndex.get(a)! - unitIndex.get(b)!)[0];
     if (owner) acts.set(v, { value: v, bits: o.aBits, unit: owner.name, role: 'layer input' });
+    actNodes.set(v, [...(actNodes.get(v) ?? []), layer.name]);
   }
   // The classifier's input at 8 bits: every quantizer from the last layer's input back through ops with one computed
   // input that are not weight layers (pooling, flatten, dropout; a pre-activation network's final BN and ReLU).
@@ -118,6 +137,15 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
       const computed = p && !isWeightLayer(p) ? p.inputs.filter((i) => i !== '' && !g.constants.has(i)) : [];
       v = computed.length === 1 ? computed[0] : undefined;
     }
+  }
+  for (const rule of o.bitRules ?? []) {
+    const test = namePattern(`bit rule ${rule.match}=${rule.wBits}/${rule.aBits}`, rule.match);
+    const ws = weights.filter((w) => test(w.node));
+    const as = [...acts.values()].filter((a) => (actNodes.get(a.value) ?? []).some(test));
+    if (ws.length === 0 && as.length === 0)
+      throw new Error(`bit rule ${rule.match}=${rule.wBits}/${rule.aBits} matches no weight layer or activation quantizer (node names look like ${layers.slice(0, 2).map((n) => `'${n.name}'`).join(', ')}; pdquant inspect --quant lists them)`);
+    for (const w of ws) w.bits = rule.wBits;
+    for (const a of as) a.bits = rule.aBits;
   }
   const order = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((v) => order.set(v, i)));

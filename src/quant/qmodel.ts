@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import { execute, type Graph, type RunHooks, type Unit } from '../graph/index.js';
 import type { OnnxNode } from '../onnx/ir.js';
-import { placeQuantizers, type Placement, type PlacementOptions, type ActSite, type WeightSite } from './placement.js';
+import { placeQuantizers, type BitRule, type Placement, type PlacementOptions, type ActSite, type WeightSite } from './placement.js';
 import { UniformQuantizer, type InitMethod, type UniformQuantizerState } from './uniform.js';
 
 export interface QuantizerSwitches {
@@ -18,6 +18,8 @@ export interface QParamsFile {
   wBits: number;
   aBits: number;
   eightBitHeadStem: boolean;
+  /** Other bit-widths for some layers (absent: none). */
+  bitRules?: BitRule[];
   weights: Record<string, UniformQuantizerState & { weight: string; intWeights?: string }>;
   acts: Record<string, UniformQuantizerState>;
 }
@@ -60,7 +62,7 @@ export class QuantizedModel {
   /** Places the quantizers (uninitialised) on a BN-folded graph. */
   constructor(graph: Graph, units: readonly Unit[], o: PlacementOptions) {
     this.graph = graph;
-    this.options = { eightBitHeadStem: true, ...o };
+    this.options = { eightBitHeadStem: true, bitRules: [], ...o };
     this.placement = placeQuantizers(graph, units, this.options);
     for (const site of this.placement.weights) this.weights.set(site.node, { site, q: new UniformQuantizer({ bits: site.bits, channelWise: true }) });
     for (const site of this.placement.acts) this.acts.set(site.value, { site, q: new UniformQuantizer({ bits: site.bits }) });
@@ -139,12 +141,13 @@ export class QuantizedModel {
     }
     const acts: QParamsFile['acts'] = {};
     for (const [v, a] of this.acts) if (a.q.initialized) acts[v] = a.q.state();
-    return { format: 'pdquant-qparams', version: 1, wBits: this.options.wBits, aBits: this.options.aBits, eightBitHeadStem: this.options.eightBitHeadStem, weights, acts };
+    const rules = this.options.bitRules.length ? { bitRules: [...this.options.bitRules] } : {};
+    return { format: 'pdquant-qparams', version: 1, wBits: this.options.wBits, aBits: this.options.aBits, eightBitHeadStem: this.options.eightBitHeadStem, ...rules, weights, acts };
   }
 
   /** A model simulating saved parameters: the placement they were saved with (bits, 8-bit head and stem), then load(). */
   static fromQParams(graph: Graph, units: readonly Unit[], file: QParamsFile): QuantizedModel {
-    const m = new QuantizedModel(graph, units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem });
+    const m = new QuantizedModel(graph, units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem, bitRules: file.bitRules ?? [] });
     m.load(file);
     const missing = [...[...m.weights.values()].filter((w) => !w.q.initialized).map((w) => `weight layer ${w.site.node}`), ...[...m.acts.values()].filter((a) => !a.q.initialized).map((a) => `activation ${a.site.value}`)];
     if (missing.length) {

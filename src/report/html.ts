@@ -88,6 +88,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
   const meta: [string, string][] = [
     ['model', `${r.model.path} (sha256 ${r.model.sha256.slice(0, 16)}…)`],
     ['method', `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
+    ...(r.bit_rules?.length ? [['bit rules', r.bit_rules.map((b) => `${b.match} → W${b.wBits}A${b.aBits}`).join('; ')] as [string, string]] : []),
     ['calibration', `${r.calibration.count} images from ${r.calibration.source} (sha256 ${r.calibration.sha256.slice(0, 16)}…)`],
     ['preprocessing', r.preprocess ? describeTransform(r.preprocess) : 'not recorded (model-ready .npy tensors are used as they are)'],
     ['seed', String(r.seed)],
