@@ -10,6 +10,7 @@ import { freeImageDims, imageChannels } from './onnx/image-input.js';
 import { isQdq } from './onnx/qdq-summary.js';
 import { readOnnx } from './onnx/read.js';
 import { quantize, type RunEvents, type RunRecord } from './methods/pipeline.js';
+import { analyze, type SensitivityEvents, type SensitivityReport } from './methods/sensitivity.js';
 import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
 import type { UnitOverride } from './graph/partition.js';
@@ -20,6 +21,7 @@ import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 export type { Accuracy } from './eval/index.js';
 export type { PreprocessOptions, Transform } from './data/index.js';
 export type { RunEvents, RunRecord } from './methods/pipeline.js';
+export type { Divergence, SensitivityEvents, SensitivityReport, UnitSensitivity } from './methods/sensitivity.js';
 export type { ReconConfig } from './recon/config.js';
 export type { QParamsFile } from './quant/qmodel.js';
 export type { UnitOverride } from './graph/partition.js';
@@ -97,6 +99,17 @@ const bitWidth = (what: string, b: number) => {
   return b;
 };
 
+/** The bit-widths and bit rules, checked. */
+function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }): [number, number] {
+  const bits = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)] as [number, number];
+  for (const r of o.bitRules ?? []) {
+    if (typeof r?.match !== 'string' || r.match === '') throw new Error(`Expected a node-name pattern as the match of each bit rule but received ${JSON.stringify(r?.match)}`);
+    bitWidth(`the weights of bit rule ${r.match}`, r.wBits);
+    bitWidth(`the activations of bit rule ${r.match}`, r.aBits);
+  }
+  return bits;
+}
+
 /** Quantizes a model with a method; evaluates, exports and verifies where asked. Every bad input is one clear error. */
 export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents = {}): Promise<QuantizeModelResult> {
   await useDevice(o.device);
@@ -104,12 +117,7 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   const preset = method(name);
   const arch = ARCH_PRESETS[o.archPreset ?? 'resnet'];
   if (!arch) throw new Error(`Unknown arch preset ${o.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
-  const [wBits, aBits] = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)];
-  for (const r of o.bitRules ?? []) {
-    if (typeof r?.match !== 'string' || r.match === '') throw new Error(`Expected a node-name pattern as the match of each bit rule but received ${JSON.stringify(r?.match)}`);
-    bitWidth(`the weights of bit rule ${r.match}`, r.wBits);
-    bitWidth(`the activations of bit rule ${r.match}`, r.aBits);
-  }
+  const [wBits, aBits] = checkedBits(o);
   const seed = o.seed ?? 1005;
   const runDir = preset.recon ? o.runDir ?? defaultRunDir(o.model, name, wBits, aBits, seed) : undefined;
   // What the run writes at its end must be writable now, not after hours of reconstruction.
@@ -173,4 +181,42 @@ export async function evaluateModel(model: string, data: string, o: EvaluateMode
   const { QuantizedModel } = await import('./quant/qmodel.js');
   const qmodel = QuantizedModel.fromQParams(loaded.folded, loaded.units, o.qparams);
   return evaluateGraph(loaded.folded, dataset, { ...opts, hooks: qmodel.hooks({ weights: true, acts: true }) });
+}
+
+export interface AnalyzeSensitivityOptions extends PreprocessOptions {
+  model: string;
+  /** Calibration images (the first `numSamples` of them, default 256, drawn as quantize draws them). */
+  calib: string;
+  wBits: number;
+  aBits: number;
+  numSamples?: number;
+  /** Default 1005. */
+  seed?: number;
+  /** Default true. */
+  eightBitHeadStem?: boolean;
+  /** Rules already decided on: the analysis quantizes with them. */
+  bitRules?: BitRule[];
+  units?: UnitOverride;
+  /** Labelled images: top-1 for the whole model and for each unit alone quantized. */
+  eval?: string;
+  evalLimit?: number;
+  /** Default 64. */
+  batch?: number;
+  device?: string;
+}
+
+/**
+ * Which units lose most when quantized (scale-only, as the `mse` method): every unit alone quantized, compared with
+ * the float model; each row gives the `--bits` pattern that selects the unit.
+ */
+export async function analyzeSensitivity(o: AnalyzeSensitivityOptions, events: SensitivityEvents = {}): Promise<SensitivityReport> {
+  await useDevice(o.device);
+  const [wBits, aBits] = checkedBits(o);
+  const read = readOnnx(o.model);
+  const onnx = withoutChannelsLast(read);
+  return analyze({
+    model: o.model, read, calib: o.calib, wBits, aBits, numSamples: o.numSamples ?? 256, seed: o.seed ?? 1005,
+    transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata), eightBitHeadStem: o.eightBitHeadStem ?? true,
+    bitRules: o.bitRules, units: o.units, eval: o.eval, evalLimit: o.evalLimit, batch: o.batch ?? 64,
+  }, events);
 }

@@ -5,8 +5,9 @@ import { evalCommand } from './eval.js';
 import { inspectCommand } from './inspect.js';
 import { quantizeCommand } from './quantize.js';
 import { reportCommand } from './report.js';
+import { sensitivityCommand } from './sensitivity.js';
 
-const commands: ((program: Command, version: string) => void)[] = [doctorCommand, inspectCommand, evalCommand, quantizeCommand, reportCommand];
+const commands: ((program: Command, version: string) => void)[] = [doctorCommand, inspectCommand, evalCommand, quantizeCommand, sensitivityCommand, reportCommand];
 
 export function registerCommands(program: Command, version: string): void {
   for (const register of commands) register(program, version);

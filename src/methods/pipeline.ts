@@ -97,6 +97,27 @@ export interface QuantizeResult {
   qmodel: QuantizedModel;
 }
 
+/**
+ * Reads and loads the model to calibrate; one that leaves its image size free is sized by the first calibration image
+ * after preprocessing (and says so through `warn`).
+ */
+export async function loadForCalibration(
+  o: { model: string; read?: OnnxModel; calib: string; transform: Transform; units?: UnitOverride },
+  warn?: (message: string) => void,
+): Promise<{ onnx: OnnxModel; loaded: LoadedModel }> {
+  const onnx = o.read ?? readOnnx(o.model);
+  const nchw = withoutChannelsLast(onnx);
+  const free = freeImageDims(nchw);
+  let imageShape: ImageShape | undefined;
+  if (free.length > 0) {
+    const chw = await firstSampleShape(await openDataset(o.calib, { unlabeled: true, channels: imageChannels(nchw) }), o.transform);
+    imageShape = { chw, source: `the calibration images (${o.calib})` };
+    warn?.(`${o.model} leaves ${free.map((d) => d.name).join(', ')} of its input free: quantized at the size of the calibration images, ` +
+      `[${chw.join(', ')}], which the exported model takes`);
+  }
+  return { onnx, loaded: loadModel(onnx, { units: o.units, imageShape }) };
+}
+
 export async function quantize(o: QuantizeOptions, version: string, ev: RunEvents = {}): Promise<QuantizeResult> {
   const preset = method(o.method);
   const seconds: Record<string, number> = {};
@@ -109,19 +130,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   };
   const started = new Date().toISOString();
   E.manualSeed(o.seed);
-  const { onnx, loaded } = await timed('load', async () => {
-    const onnx = o.read ?? readOnnx(o.model);
-    const nchw = withoutChannelsLast(onnx);
-    const free = freeImageDims(nchw);
-    let imageShape: ImageShape | undefined;
-    if (free.length > 0) {
-      const chw = await firstSampleShape(await openDataset(o.calib, { unlabeled: true, channels: imageChannels(nchw) }), o.transform);
-      imageShape = { chw, source: `the calibration images (${o.calib})` };
-      ev.warning?.(`${o.model} leaves ${free.map((d) => d.name).join(', ')} of its input free: quantized at the size of the calibration images, ` +
-        `[${chw.join(', ')}], which the exported model takes`);
-    }
-    return { onnx, loaded: loadModel(onnx, { units: o.units, imageShape }) };
-  });
+  const { onnx, loaded } = await timed('load', () => loadForCalibration(o, ev.warning));
   const channels = imageChannels(loaded.onnx);
   // The weights may sit in external data files beside the .onnx; a resumed run must see the same ones.
   const modelHash = (onnx.files ?? [o.model]).reduce((h, f) => h.update(readFileSync(f)), createHash('sha256')).digest('hex');

@@ -81,20 +81,20 @@ export class QuantizedModel {
   /**
    * Executor hooks with the chosen quantizers on. With `lazyInit`, an activation quantizer met for the
    * first time is initialised on the value it sees (network order, on already-quantized inputs). Values in `skip`
-   * stay as they are.
+   * stay as they are; with `units`, only the quantizers of those units are on.
    */
-  hooks(on: QuantizerSwitches, o: { lazyInit?: InitMethod; skip?: ReadonlySet<string> } = {}): RunHooks {
+  hooks(on: QuantizerSwitches, o: { lazyInit?: InitMethod; skip?: ReadonlySet<string>; units?: ReadonlySet<string> } = {}): RunHooks {
     const hooks: RunHooks = {};
     if (on.weights)
       hooks.weight = (node: OnnxNode, w: E.Tensor) => {
         const wq = this.weights.get(node.name);
-        if (!wq) return w;
+        if (!wq || (o.units && !o.units.has(wq.site.unit))) return w;
         return wq.weight ? wq.weight() : wq.q.forward(w);
       };
     if (on.acts)
       hooks.value = (name: string, t: E.Tensor) => {
         const aq = this.acts.get(name);
-        if (!aq || o.skip?.has(name)) return t;
+        if (!aq || o.skip?.has(name) || (o.units && !o.units.has(aq.site.unit))) return t;
         if (!aq.q.initialized) {
           if (!o.lazyInit) throw new Error(`activation quantizer at ${name} is not initialised`);
           aq.q.init(t, o.lazyInit);

@@ -1,0 +1,161 @@
+/**
+ * Which units quantization hurts most: the model quantized scale-only (mse, as the `mse` method), then each unit alone
+ * quantized, compared with the float model on the calibration images (KL divergence of the softmax outputs and how
+ * often the top class stays the float one) and, with labelled data, by top-1. It tells which layers to keep at higher
+ * precision with `--bits`, and gives the rule that selects each unit.
+ */
+import * as E from '../engine/index.js';
+import { execute, isWeightLayer, namePattern, type Graph, type RunHooks, type Unit, type UnitOverride } from '../graph/index.js';
+import { inputChw } from '../graph/load.js';
+import { QuantizedModel } from '../quant/qmodel.js';
+import { loadCalibration } from '../quant/calibration.js';
+import type { BitRule } from '../quant/placement.js';
+import { capture } from '../recon/caches.js';
+import { checkEvalData, checkInputShape, evaluateGraph } from '../eval/index.js';
+import { openDataset, type Transform } from '../data/index.js';
+import type { OnnxModel } from '../onnx/ir.js';
+import { imageChannels } from '../onnx/image-input.js';
+import { loadForCalibration } from './pipeline.js';
+
+/** How far quantized logits are from the float ones. */
+export interface Divergence {
+  /** Mean over images of KL(float ‖ quantized) of the softmax outputs. */
+  kl: number;
+  /** % of images whose top class is the float model's. */
+  agreement: number;
+  /** Top-1 % on the labelled data, when given. */
+  top1?: number;
+}
+
+export interface UnitSensitivity extends Divergence {
+  unit: string;
+  kind: 'layer' | 'block';
+  /** Its weight layers. */
+  layers: string[];
+  /** The pattern that selects exactly this unit's weight layers, for a `--bits <pattern>=<w>/<a>` rule. */
+  pattern: string;
+}
+
+/** Divergence of the logits `hooks` give from the float logits, over `images` in batches. */
+export function divergence(graph: Graph, images: E.Tensor, fpLogits: E.Tensor, hooks: RunHooks, batch: number): Divergence {
+  const n = images.shape[0]!;
+  let kl = 0;
+  let same = 0;
+  for (let s = 0; s < n; s += batch) {
+    const e = Math.min(n, s + batch);
+    E.noGrad(() =>
+      E.tidy(() => {
+        const q = execute(graph, { feeds: new Map([[graph.input.name, images.slice(0, s, e)]]), outputs: [graph.output.name], hooks }).get(graph.output.name)!;
+        const f = fpLogits.slice(0, s, e);
+        kl += E.klDivBatchmean(E.logSoftmax(q, 1), E.softmax(f, 1)).item() * (e - s);
+        const [qa, fa] = [q.argmax(1).data(), f.argmax(1).data()] as ArrayLike<number | bigint>[];
+        for (let i = 0; i < e - s; i++) if (qa[i] === fa[i]) same++;
+      }),
+    );
+  }
+  return { kl: kl / n, agreement: (100 * same) / n };
+}
+
+/**
+ * A name pattern that selects `layers` and no other weight layer of the graph: their module path (the common prefix of
+ * their names up to a '/'), else a regular expression listing them.
+ */
+export function unitPattern(graph: Graph, layers: readonly string[]): string {
+  const all = graph.nodes.filter(isWeightLayer).map((n) => n.name);
+  const selects = (pattern: string) => {
+    const test = namePattern('pattern', pattern);
+    const hit = all.filter(test);
+    return hit.length === layers.length && layers.every((l) => hit.includes(l));
+  };
+  let prefix = layers[0] ?? '';
+  for (const l of layers) while (!l.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  const path = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+  if (path.length > 1 && selects(path)) return path;
+  const escaped = layers.map((l) => l.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return `re:^(${escaped.join('|')})$`;
+}
+
+export interface SensitivityOptions {
+  model: string;
+  /** The model as readOnnx gave it, when the caller has read it already. */
+  read?: OnnxModel;
+  calib: string;
+  wBits: number;
+  aBits: number;
+  numSamples: number;
+  seed: number;
+  transform: Transform;
+  eightBitHeadStem: boolean;
+  bitRules?: BitRule[];
+  units?: UnitOverride;
+  eval?: string;
+  evalLimit?: number;
+  batch: number;
+}
+
+export interface SensitivityEvents {
+  warning?(message: string): void;
+  /** Before each pass: `k` of `total` (the whole model first, then each unit). */
+  pass?(k: number, total: number, what: string): void;
+}
+
+export interface SensitivityReport {
+  model: string;
+  w_bits: number;
+  a_bits: number;
+  eight_bit_head_stem: boolean;
+  bit_rules?: BitRule[];
+  /** Calibration images compared on. */
+  images: number;
+  /** Top-1 of the float model on the labelled data, when given, and how many images. */
+  fp_top1?: number;
+  n?: number;
+  /** Every unit quantized. */
+  all: Divergence;
+  /** In network order. */
+  units: UnitSensitivity[];
+}
+
+/** The whole analysis: load, calibrate scale-only, then one pass with everything and one per unit quantized. */
+export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {}): Promise<SensitivityReport> {
+  const { loaded } = await loadForCalibration(o, ev.warning);
+  const channels = imageChannels(loaded.onnx);
+  const evalData = o.eval === undefined ? undefined : await openDataset(o.eval, { channels });
+  if (evalData) for (const w of await checkEvalData(loaded.fp, evalData, o.transform, o.evalLimit)) ev.warning?.(w);
+  const calib = await loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels, (m) => ev.warning?.(m));
+  const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules: o.bitRules ?? [] });
+  const g = loaded.folded;
+  let fpLogits: E.Tensor | undefined;
+  try {
+    checkInputShape(inputChw(g), calib.images.shape.slice(1), 'the calibration images are', calib.preprocessed);
+    qmodel.initWeights('mse');
+    const first = E.tidy(() => calib.images.slice(0, 0, Math.min(256, calib.count)));
+    qmodel.initActs(first, 'mse');
+    first.dispose();
+    fpLogits = capture(loaded.fp, calib.images, g.input.name, g.output.name, o.batch);
+    const top1 = async (hooks?: RunHooks) =>
+      evalData ? (await evaluateGraph(hooks ? g : loaded.fp, evalData, { transform: o.transform, batchSize: o.batch, limit: o.evalLimit, hooks })) : undefined;
+    const total = loaded.units.length + 1;
+    ev.pass?.(0, total, 'all units');
+    const all: Divergence = divergence(g, calib.images, fpLogits, qmodel.hooks({ weights: true, acts: true }), o.batch);
+    const fp = await top1();
+    const allAcc = await top1(qmodel.hooks({ weights: true, acts: true }));
+    if (allAcc) all.top1 = allAcc.top1;
+    const units: UnitSensitivity[] = [];
+    for (const [k, u] of loaded.units.entries()) {
+      ev.pass?.(k + 1, total, u.name);
+      const hooks = qmodel.hooks({ weights: true, acts: true }, { units: new Set([u.name]) });
+      const layers = u.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
+      const acc = await top1(hooks);
+      units.push({ unit: u.name, kind: u.kind, layers, pattern: unitPattern(g, layers), ...divergence(g, calib.images, fpLogits, hooks, o.batch), ...(acc ? { top1: acc.top1 } : {}) });
+    }
+    return {
+      model: o.model, w_bits: o.wBits, a_bits: o.aBits, eight_bit_head_stem: o.eightBitHeadStem, ...(o.bitRules?.length ? { bit_rules: o.bitRules } : {}),
+      images: calib.count, ...(fp ? { fp_top1: fp.top1, n: fp.n } : {}), all, units,
+    };
+  } finally {
+    fpLogits?.dispose();
+    calib.images.dispose();
+    qmodel.dispose();
+  }
+}
