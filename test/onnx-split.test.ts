@@ -7,6 +7,7 @@ import * as E from '../src/engine/index.js';
 import { execute } from '../src/graph/index.js';
 import { loadModel } from '../src/graph/load.js';
 import { attr, buildModel, randomFloats, runOrt, tensor, type NodeSpec } from './helpers/onnx-builder.js';
+import { TorchLayers } from './helpers/torch-layers.js';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
 import type { proto } from '../src/onnx/proto.js';
 
@@ -55,27 +56,11 @@ test('Split runs as slices and matches onnxruntime: sizes as attribute (opset 11
  * Reshape [1,2,4,H,W] → Transpose → Reshape), conv5 1×1-BN-ReLU (8→16), mean over H and W, fc.
  */
 function tinyShuffleNet(): Uint8Array {
-  const nodes: NodeSpec[] = [];
-  const inits: proto.ITensorProto[] = [];
-  let s = 31;
-  const rnd = (n: number, scale: number, offset = 0) => Array.from(randomFloats(n, s++), (v) => v * scale + offset);
-  const param = (path: string) => path.slice(1).replace(/\//g, '.');
-  const conv = (path: string, x: string, cin: number, cout: number, k: number, group = 1) => {
-    inits.push(tensor(`${param(path)}.weight`, 'float', [cout, cin / group, k, k], rnd((cout * cin * k * k) / group, Math.sqrt(2 / ((cin / group) * k * k)))));
-    nodes.push({ op: 'Conv', name: `${path}/Conv`, inputs: [x, `${param(path)}.weight`], outputs: [`${path}_out`], attrs: { kernel_shape: attr.ints([k, k]), pads: attr.ints(Array(4).fill((k - 1) / 2)), group: attr.int(group) } });
-    return `${path}_out`;
-  };
-  const bn = (path: string, x: string, c: number) => {
-    const p = param(path);
-    for (const [t, scale, offset] of [['weight', 0.2, 1], ['bias', 0.1, 0], ['running_mean', 0.2, 0], ['running_var', 0.3, 1]] as const)
-      inits.push(tensor(`${p}.${t}`, 'float', [c], rnd(c, scale, offset)));
-    nodes.push({ op: 'BatchNormalization', name: `${path}/BatchNormalization`, inputs: [x, `${p}.weight`, `${p}.bias`, `${p}.running_mean`, `${p}.running_var`], outputs: [`${path}_out`] });
-    return `${path}_out`;
-  };
-  const relu = (path: string, x: string) => {
-    nodes.push({ op: 'Relu', name: `${path}/Relu`, inputs: [x], outputs: [`${path}_out`] });
-    return `${path}_out`;
-  };
+  const L = new TorchLayers(31);
+  const { nodes, initializers: inits } = L;
+  const conv = (path: string, x: string, cin: number, cout: number, k: number, group = 1) => L.conv(path, x, cin, cout, k, { group });
+  const bn = L.bn.bind(L);
+  const relu = (path: string, x: string) => L.act('Relu', path, x);
   const stem = relu('/conv1/conv1.2', bn('/conv1/conv1.1', conv('/conv1/conv1.0', 'input', 3, 8, 3), 8));
   const u = '/stage2/stage2.0';
   inits.push(tensor('halves', 'int64', [2], [4, 4]));
@@ -89,7 +74,7 @@ function tinyShuffleNet(): Uint8Array {
   nodes.push({ op: 'Reshape', name: `${u}/Reshape_1`, inputs: ['shuffled', 'shape4'], outputs: ['unit_out'] });
   const head = relu('/conv5/conv5.2', bn('/conv5/conv5.1', conv('/conv5/conv5.0', 'unit_out', 8, 16, 1), 16));
   nodes.push({ op: 'ReduceMean', name: '/ReduceMean', inputs: [head], outputs: ['pooled'], attrs: { axes: attr.ints([2, 3]), keepdims: attr.int(0) } });
-  inits.push(tensor('fc.weight', 'float', [4, 16], rnd(64, 0.4)), tensor('fc.bias', 'float', [4], rnd(4, 0.1)));
+  inits.push(tensor('fc.weight', 'float', [4, 16], L.rnd(64, 0.4)), tensor('fc.bias', 'float', [4], L.rnd(4, 0.1)));
   nodes.push({ op: 'Gemm', name: '/fc/Gemm', inputs: ['pooled', 'fc.weight', 'fc.bias'], outputs: ['logits'], attrs: { transB: attr.int(1) } });
   return buildModel({ inputs: [{ name: 'input', dims: [1, 3, 8, 8] }], outputs: [{ name: 'logits', dims: [1, 4] }], nodes, initializers: inits });
 }

@@ -71,6 +71,17 @@ export function numberList(flag: string) {
   };
 }
 
+/** The model, calibration images, bit-widths and calibration draw, as quantize and sensitivity take them. */
+export function addCalibrationOptions(command: Command, numSamples: number): Command {
+  return command
+    .argument('<model>', 'ONNX model (BatchNormalization kept)', existingPath('Model'))
+    .requiredOption('--calib <path>', 'calibration images: folder, list file, CIFAR-10 .bin, IDX, or .npy (float [N,C,H,W] used as is)', existingPath('Calibration path'))
+    .requiredOption('--w <bits>', 'weight bit-width 2..8', bits('--w'))
+    .requiredOption('--a <bits>', 'activation bit-width 2..8', bits('--a'))
+    .option('--num-samples <n>', 'calibration images', intIn('--num-samples', 1), numSamples)
+    .option('--seed <n>', 'random seed', intIn('--seed', 0), 1005);
+}
+
 export function addPreprocessOptions(command: Command): Command {
   return command
     .option('--preset <name>', 'preprocessing: cifar, imagenet, mnist, none (default: the model\'s preprocess_* metadata, else from the input size)')

@@ -1,6 +1,6 @@
 /** `pdquant quantize`: quantize an ONNX model with a method and report FP vs quantized accuracy. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { bitRule, bits, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, unitsFile, useDevice } from './options.js';
+import { addCalibrationOptions, bitRule, intIn, existingPath, outputFile, outputFolder, positiveNumber, addPreprocessOptions, unitsFile, useDevice } from './options.js';
 import { progressBar } from './progress.js';
 import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -59,15 +59,8 @@ const probability = (flag: string) => (v: string) => {
 export function quantizeCommand(program: Command): void {
   const command = program
     .command('quantize')
-    .description('quantize an ONNX model (PD-Quant, QDrop, BRECQ, AdaRound, or scale-only baselines)')
-    .argument('<model>', 'ONNX model (BatchNormalization kept)', existingPath('Model'))
-    .requiredOption('--calib <path>', 'calibration images: folder, list file, CIFAR-10 .bin, IDX, or .npy (float [N,C,H,W] used as is)', existingPath('Calibration path'))
-    .option('--method <name>', 'minmax | mse | cosine | adaround | brecq | qdrop | pd-only | pd-reg | pd-reg-drop | qdrop-dc | pdquant', 'pdquant')
-    .requiredOption('--w <bits>', 'weight bit-width 2..8', bits('--w'))
-    .requiredOption('--a <bits>', 'activation bit-width 2..8', bits('--a'))
-    .option('--num-samples <n>', 'calibration images', intIn('--num-samples', 1), 1024)
-    .option('--seed <n>', 'random seed', intIn('--seed', 0), 1005);
-  addPreprocessOptions(command)
+    .description('quantize an ONNX model (PD-Quant, QDrop, BRECQ, AdaRound, or scale-only baselines)');
+  addPreprocessOptions(addCalibrationOptions(command, 1024).option('--method <name>', 'minmax | mse | cosine | adaround | brecq | qdrop | pd-only | pd-reg | pd-reg-drop | qdrop-dc | pdquant', 'pdquant'))
     .option('--eval <path>', 'labelled images to measure FP and quantized top-1 on', existingPath('Evaluation path'))
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
     .option('--eval-batch <n>', 'evaluation batch size', intIn('--eval-batch', 1), 100)

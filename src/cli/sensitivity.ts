@@ -1,6 +1,6 @@
 /** `pdquant sensitivity`: which units lose most when quantized, and the --bits rule that keeps each at more bits. */
 import type { Command } from 'commander';
-import { addPreprocessOptions, bitRule, bits, existingPath, intIn, outputFile, unitsFile, useDevice } from './options.js';
+import { addCalibrationOptions, addPreprocessOptions, bitRule, existingPath, intIn, outputFile, unitsFile, useDevice } from './options.js';
 import type { PreprocessOptions } from '../data/index.js';
 import type { BitRule } from '../quant/placement.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -24,14 +24,8 @@ interface Flags extends PreprocessOptions {
 export function sensitivityCommand(program: Command): void {
   const command = program
     .command('sensitivity')
-    .description('which units lose most when quantized (scale-only): each unit alone quantized against the float model, with the --bits rule that selects it')
-    .argument('<model>', 'ONNX model (BatchNormalization kept)', existingPath('Model'))
-    .requiredOption('--calib <path>', 'calibration images, as quantize takes them', existingPath('Calibration path'))
-    .requiredOption('--w <bits>', 'weight bit-width 2..8', bits('--w'))
-    .requiredOption('--a <bits>', 'activation bit-width 2..8', bits('--a'))
-    .option('--num-samples <n>', 'calibration images to compare on', intIn('--num-samples', 1), 256)
-    .option('--seed <n>', 'random seed of the calibration draw', intIn('--seed', 0), 1005);
-  addPreprocessOptions(command)
+    .description('which units lose most when quantized (scale-only): each unit alone quantized against the float model, with the --bits rule that selects it');
+  addPreprocessOptions(addCalibrationOptions(command, 256))
     .option('--eval <path>', 'labelled images: also top-1 with everything and with each unit alone quantized', existingPath('Evaluation path'))
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')

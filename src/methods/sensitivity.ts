@@ -5,17 +5,16 @@
  * precision with `--bits`, and gives the rule that selects each unit.
  */
 import * as E from '../engine/index.js';
-import { execute, isWeightLayer, namePattern, type Graph, type RunHooks, type Unit, type UnitOverride } from '../graph/index.js';
+import { execute, isWeightLayer, namePattern, type Graph, type RunHooks } from '../graph/index.js';
 import { inputChw } from '../graph/load.js';
 import { QuantizedModel } from '../quant/qmodel.js';
 import { loadCalibration } from '../quant/calibration.js';
 import type { BitRule } from '../quant/placement.js';
 import { capture } from '../recon/caches.js';
 import { checkEvalData, checkInputShape, evaluateGraph } from '../eval/index.js';
-import { openDataset, type Transform } from '../data/index.js';
-import type { OnnxModel } from '../onnx/ir.js';
+import { openDataset } from '../data/index.js';
 import { imageChannels } from '../onnx/image-input.js';
-import { loadForCalibration } from './pipeline.js';
+import { loadForCalibration, type QuantizeOptions } from './pipeline.js';
 
 /** How far quantized logits are from the float ones. */
 export interface Divergence {
@@ -75,23 +74,11 @@ export function unitPattern(graph: Graph, layers: readonly string[]): string {
   return `re:^(${escaped.join('|')})$`;
 }
 
-export interface SensitivityOptions {
-  model: string;
-  /** The model as readOnnx gave it, when the caller has read it already. */
-  read?: OnnxModel;
-  calib: string;
-  wBits: number;
-  aBits: number;
-  numSamples: number;
-  seed: number;
-  transform: Transform;
-  eightBitHeadStem: boolean;
-  bitRules?: BitRule[];
-  units?: UnitOverride;
-  eval?: string;
-  evalLimit?: number;
-  batch: number;
-}
+/** What quantize takes that the analysis uses, and its batch size. */
+export type SensitivityOptions = Pick<
+  QuantizeOptions,
+  'model' | 'read' | 'calib' | 'wBits' | 'aBits' | 'numSamples' | 'seed' | 'transform' | 'eightBitHeadStem' | 'bitRules' | 'units' | 'eval' | 'evalLimit'
+> & { batch: number };
 
 export interface SensitivityEvents {
   warning?(message: string): void;

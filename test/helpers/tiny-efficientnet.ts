@@ -1,7 +1,7 @@
 // A small EfficientNet-like ONNX model (TorchScript-style node names, BN kept): SiLU written as PyTorch exports it,
 // x * Sigmoid(x), and an MBConv block with squeeze-and-excitation and a skip connection.
-import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './onnx-builder.js';
-import type { proto } from '../../src/onnx/proto.js';
+import { attr, buildModel, tensor } from './onnx-builder.js';
+import { TorchLayers } from './torch-layers.js';
 
 /**
  * stem conv3×3-BN-SiLU (3→8); MBConv: expand 1×1-BN-SiLU (8→16), depthwise 3×3-BN-SiLU, SE (GAP, fc1 1×1 + SiLU,
@@ -9,30 +9,10 @@ import type { proto } from '../../src/onnx/proto.js';
  * Input [N,3,8,8]. With `hardSwish`, the activations are x * HardSigmoid(x) instead (MobileNetV3 below opset 14).
  */
 export function tinyEfficientNet(o: { hardSwish?: boolean } = {}): Uint8Array {
-  const nodes: NodeSpec[] = [];
-  const inits: proto.ITensorProto[] = [];
-  let s = 21;
-  const rnd = (n: number, scale: number, offset = 0) => Array.from(randomFloats(n, s++), (v) => v * scale + offset);
-  const param = (path: string) => path.slice(1).replace(/\//g, '.');
-  const conv = (path: string, x: string, cin: number, cout: number, k: number, o: { group?: number; bias?: boolean } = {}) => {
-    const g = o.group ?? 1;
-    const w = `${param(path)}.weight`;
-    inits.push(tensor(w, 'float', [cout, cin / g, k, k], rnd((cout * cin * k * k) / g, Math.sqrt(2 / ((cin / g) * k * k)))));
-    const inputs = [x, w];
-    if (o.bias) {
-      inits.push(tensor(`${param(path)}.bias`, 'float', [cout], rnd(cout, 0.1)));
-      inputs.push(`${param(path)}.bias`);
-    }
-    nodes.push({ op: 'Conv', name: `${path}/Conv`, inputs, outputs: [`${path}_out`], attrs: { kernel_shape: attr.ints([k, k]), pads: attr.ints(Array(4).fill((k - 1) / 2)), group: attr.int(g) } });
-    return `${path}_out`;
-  };
-  const bn = (path: string, x: string, c: number) => {
-    const p = param(path);
-    for (const [t, scale, offset] of [['weight', 0.2, 1], ['bias', 0.1, 0], ['running_mean', 0.2, 0], ['running_var', 0.3, 1]] as const)
-      inits.push(tensor(`${p}.${t}`, 'float', [c], rnd(c, scale, offset)));
-    nodes.push({ op: 'BatchNormalization', name: `${path}/BatchNormalization`, inputs: [x, `${p}.weight`, `${p}.bias`, `${p}.running_mean`, `${p}.running_var`], outputs: [`${path}_out`] });
-    return `${path}_out`;
-  };
+  const L = new TorchLayers(21);
+  const { nodes, initializers: inits } = L;
+  const conv = L.conv.bind(L);
+  const bn = L.bn.bind(L);
   const silu = (path: string, x: string) => {
     const gate = o.hardSwish ? 'HardSigmoid' : 'Sigmoid';
     nodes.push({ op: gate, name: `${path}/${gate}`, inputs: [x], outputs: [`${path}/${gate}_out`] });
@@ -52,7 +32,7 @@ export function tinyEfficientNet(o: { hardSwish?: boolean } = {}): Uint8Array {
   const head = silu('/features/features.2/features.2.2', bn('/features/features.2/features.2.1', conv('/features/features.2/features.2.0', 'block_out', 8, 16, 1), 16));
   nodes.push({ op: 'GlobalAveragePool', name: '/avgpool/GlobalAveragePool', inputs: [head], outputs: ['pool'] });
   nodes.push({ op: 'Flatten', name: '/Flatten', inputs: ['pool'], outputs: ['flat'] });
-  inits.push(tensor('classifier.1.weight', 'float', [4, 16], rnd(64, 0.4)), tensor('classifier.1.bias', 'float', [4], rnd(4, 0.1)));
+  inits.push(tensor('classifier.1.weight', 'float', [4, 16], L.rnd(64, 0.4)), tensor('classifier.1.bias', 'float', [4], L.rnd(4, 0.1)));
   nodes.push({ op: 'Gemm', name: '/classifier/classifier.1/Gemm', inputs: ['flat', 'classifier.1.weight', 'classifier.1.bias'], outputs: ['logits'], attrs: { transB: attr.int(1) } });
   return buildModel({ inputs: [{ name: 'input', dims: ['N', 3, 8, 8] }], outputs: [{ name: 'logits', dims: ['N', 4] }], nodes, initializers: inits });
 }
