@@ -119,6 +119,7 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   const unitIndex = new Map(units.map((u, i) => [u, i]));
   for (const layer of layers) {
     const v = layer.inputs[0]!;
+    if (acts.get(v)?.role === 'layer input') actNodes.get(v)!.push(layer.name);
     if (acts.has(v) || readsQuantized(v)) continue;
     // Calibrated by the unit that computes it, else by the first unit that reads it (as its input).
     const p = producer.get(v);
