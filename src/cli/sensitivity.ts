@@ -47,14 +47,15 @@ export function sensitivityCommand(program: Command): void {
       );
       const top1 = r.fp_top1 !== undefined;
       const pct = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)} %`);
+      const kl = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(2) : x.toPrecision(3));
       console.log(`W${r.w_bits}A${r.a_bits} scale-only (mse), ${r.images} calibration images${top1 ? `, top-1 on ${r.n} labelled images (FP ${pct(r.fp_top1)})` : ''}`);
-      console.log(`every unit quantized: KL ${r.all.kl.toPrecision(3)}, top class kept on ${pct(r.all.agreement)}${top1 ? `, top-1 ${pct(r.all.top1)}` : ''}`);
+      console.log(`every unit quantized: KL ${kl(r.all.kl)}, top class kept on ${pct(r.all.agreement)}${top1 ? `, top-1 ${pct(r.all.top1)}` : ''}`);
       console.log('each unit alone quantized, most sensitive first:');
       const rows = [...r.units].sort((a, b) => b.kl - a.kl);
       const name = Math.max(4, ...rows.map((u) => u.unit.length));
       console.log(`  ${'unit'.padEnd(name)}  kind   ${'KL'.padStart(9)}  ${'kept'.padStart(8)}${top1 ? `  ${'top-1'.padStart(8)}` : ''}  --bits pattern`);
       for (const u of rows)
-        console.log(`  ${u.unit.padEnd(name)}  ${u.kind.padEnd(5)}  ${u.kl.toPrecision(3).padStart(9)}  ${pct(u.agreement).padStart(8)}${top1 ? `  ${pct(u.top1).padStart(8)}` : ''}  '${u.pattern}'`);
+        console.log(`  ${u.unit.padEnd(name)}  ${u.kind.padEnd(5)}  ${kl(u.kl).padStart(9)}  ${pct(u.agreement).padStart(8)}${top1 ? `  ${pct(u.top1).padStart(8)}` : ''}  '${u.pattern}'`);
       const worst = rows[0];
       if (worst) console.log(`e.g. keep the most sensitive unit at 8 bits: pdquant quantize ... --bits '${worst.pattern}=8/8'`);
       if (f.json) writeJsonAtomic(f.json, r);
