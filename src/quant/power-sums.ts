@@ -74,17 +74,16 @@ export class BinnedValues {
 
     // Counting sort into bins. A heavy bin (a point mass such as ReLU's zeros) has its repeated values merged into
     // (value, count) entries; other bins keep one entry per element, unsorted.
-    const binOf = new Uint16Array(n);
+    // Each element's bin is computed twice rather than stored: a stored bin index per element is a copy of the data's
+    // size to hold (a 256-image activation at 224×224 has 2e8 elements).
+    const w = this.#w;
+    const binOf = (v: number) => Math.min(bins - 1, Math.floor((v - mn) / w));
     const start = new Int32Array(bins + 1);
-    for (let k = 0; k < n; k++) {
-      const b = Math.min(bins - 1, Math.floor((data[k]! - mn) / this.#w));
-      binOf[k] = b;
-      start[b + 1]!++;
-    }
+    for (let k = 0; k < n; k++) start[binOf(data[k]!) + 1]!++;
     for (let b = 0; b < bins; b++) start[b + 1]! += start[b]!;
     const fill = start.slice(0, bins);
     const vals = new Float32Array(n);
-    for (let k = 0; k < n; k++) vals[fill[binOf[k]!]!++] = data[k]!;
+    for (let k = 0; k < n; k++) vals[fill[binOf(data[k]!)]!++] = data[k]!;
     const heavy = Math.max(64, (4 * n) / bins);
     const offsets = new Int32Array(bins + 1);
     const counts = new Int32Array(n);
@@ -106,8 +105,9 @@ export class BinnedValues {
       }
       offsets[b + 1] = u;
     }
-    const values = (this.#values = u === n ? vals : vals.slice(0, u));
-    const cnt = (this.#counts = u === n ? counts : counts.slice(0, u));
+    // Views, not copies: merging repeated values leaves the arrays' tails unused.
+    const values = (this.#values = vals.subarray(0, u));
+    const cnt = (this.#counts = counts.subarray(0, u));
     this.#offsets = offsets;
 
     // Leaf moments, then each level from its children by the binomial shift.
