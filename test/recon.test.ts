@@ -143,6 +143,15 @@ for (const dense of [false, true]) test(`a resumed run ends exactly where an uni
   assert.deepEqual(resumed.record.recon!.units.map((u) => u.name), full.record.recon!.units.map((u) => u.name));
 });
 
+test('the cache estimate inspect prints is what a run holds per unit', async () => {
+  const { unitCacheBytesPerImage } = await import('../src/recon/caches.js');
+  const { inferShapes } = await import('../src/onnx/shapes.js');
+  const { record, loaded, qmodel } = await quantize(base('brecq', { recon: { ...base('brecq').recon, iters: 1 } }), 'test');
+  qmodel.dispose();
+  const shapes = inferShapes(loaded.folded.model);
+  assert.deepEqual(record.recon!.units.map((u) => u.cacheBytes), loaded.units.map((u) => 64 * unitCacheBytesPerImage(u, shapes)!));
+});
+
 test('resume refuses a checkpoint of another run', async () => {
   const dir = join(ws.dir, 'run-other');
   await quantize(base('qdrop', { runDir: dir }), 'test');

@@ -1,6 +1,6 @@
 /** Calibration caches: a value of the network for every calibration image, computed in batches without gradients. */
 import * as E from '../engine/index.js';
-import { execute, nodesBetween, type Graph, type RunHooks } from '../graph/index.js';
+import { execute, nodesBetween, type Graph, type RunHooks, type Unit } from '../graph/index.js';
 
 /** Bytes held by a cache tensor (float32). */
 export function cacheBytes(t: E.Tensor): number {
@@ -37,4 +37,15 @@ export function captureValues(graph: Graph, input: E.Tensor, fromValue: string, 
     E.dispose(parts.get(v)!);
     return [v, all];
   }));
+}
+
+/**
+ * Bytes a unit's calibration caches take per calibration image: its input on the quantized network and on the FP
+ * network, and its FP output (float32), from value shapes at batch 1. DC's corrected input, where DC runs on this
+ * thread, adds one more input's worth.
+ */
+export function unitCacheBytesPerImage(unit: Unit, shapes: ReadonlyMap<string, readonly number[]>): number | undefined {
+  const size = (v: string) => shapes.get(v)?.reduce((a, b) => a * b, 1);
+  const input = size(unit.input), output = size(unit.output);
+  return input === undefined || output === undefined ? undefined : 4 * (2 * input + output);
 }
