@@ -50,14 +50,20 @@ export function sensitivityCommand(program: Command): void {
       const kl = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(2) : x.toPrecision(3));
       console.log(`W${r.w_bits}A${r.a_bits} scale-only (mse), ${r.images} calibration images${top1 ? `, top-1 on ${r.n} labelled images (FP ${pct(r.fp_top1)})` : ''}`);
       console.log(`every unit quantized: KL ${kl(r.all.kl)}, top class kept on ${pct(r.all.agreement)}${top1 ? `, top-1 ${pct(r.all.top1)}` : ''}`);
-      console.log('each unit alone quantized, most sensitive first:');
+      console.log('each unit alone quantized (all of it; its weights only; its activations only), most sensitive first:');
       const rows = [...r.units].sort((a, b) => b.kl - a.kl);
       const name = Math.max(4, ...rows.map((u) => u.unit.length));
-      console.log(`  ${'unit'.padEnd(name)}  kind   ${'KL'.padStart(9)}  ${'kept'.padStart(8)}${top1 ? `  ${'top-1'.padStart(8)}` : ''}  --bits pattern`);
+      console.log(`  ${'unit'.padEnd(name)}  kind   ${'KL'.padStart(9)}  ${'kept'.padStart(8)}${top1 ? `  ${'top-1'.padStart(8)}` : ''}  ${'KL W only'.padStart(9)}  ${'KL A only'.padStart(9)}  --bits pattern`);
       for (const u of rows)
-        console.log(`  ${u.unit.padEnd(name)}  ${u.kind.padEnd(5)}  ${kl(u.kl).padStart(9)}  ${pct(u.agreement).padStart(8)}${top1 ? `  ${pct(u.top1).padStart(8)}` : ''}  '${u.pattern}'`);
+        console.log(`  ${u.unit.padEnd(name)}  ${u.kind.padEnd(5)}  ${kl(u.kl).padStart(9)}  ${pct(u.agreement).padStart(8)}${top1 ? `  ${pct(u.top1).padStart(8)}` : ''}  ` +
+          `${kl(u.weightsOnly.kl).padStart(9)}  ${kl(u.actsOnly.kl).padStart(9)}  '${u.pattern}'`);
       const worst = rows[0];
-      if (worst) console.log(`e.g. keep the most sensitive unit at 8 bits: pdquant quantize ... --bits '${worst.pattern}=8/8'`);
+      if (worst) {
+        // Raise what hurts: the activations, the weights, or both when neither dominates.
+        const [w, a] = [worst.weightsOnly.kl, worst.actsOnly.kl];
+        const [what, bitsRule] = a > 2 * w ? ['activations', `${r.w_bits}/8`] : w > 2 * a ? ['weights', `8/${r.a_bits}`] : ['weights and activations', '8/8'];
+        console.log(`e.g. keep the most sensitive unit's ${what} at 8 bits: pdquant quantize ... --bits '${worst.pattern}=${bitsRule}'`);
+      }
       if (f.json) writeJsonAtomic(f.json, r);
     });
 }

@@ -1,7 +1,8 @@
 /**
  * Which units quantization hurts most: the model quantized scale-only (mse, as the `mse` method), then each unit alone
- * quantized, compared with the float model on the calibration images (KL divergence of the softmax outputs and how
- * often the top class stays the float one) and, with labelled data, by top-1. It tells which layers to keep at higher
+ * quantized (all of it, its weights only, its activations only), compared with the float model on the calibration
+ * images (KL divergence of the softmax outputs and how often the top class stays the float one) and, with labelled
+ * data, by top-1. It tells which layers to keep at higher
  * precision with `--bits`, and gives the rule that selects each unit.
  */
 import * as E from '../engine/index.js';
@@ -33,6 +34,9 @@ export interface UnitSensitivity extends Divergence {
   layers: string[];
   /** The pattern that selects exactly this unit's weight layers, for a `--bits <pattern>=<w>/<a>` rule. */
   pattern: string;
+  /** Only the unit's weights quantized, and only its activations: which of the two bit-widths to raise. */
+  weightsOnly: Divergence;
+  actsOnly: Divergence;
 }
 
 /** Divergence of the logits `hooks` give from the float logits, over `images` in batches. */
@@ -52,7 +56,8 @@ export function divergence(graph: Graph, images: E.Tensor, fpLogits: E.Tensor, h
       }),
     );
   }
-  return { kl: kl / n, agreement: (100 * same) / n };
+  // Identical outputs give a KL of 0 up to rounding, which may come out a hair below it.
+  return { kl: Math.max(0, kl / n), agreement: (100 * same) / n };
 }
 
 /**
@@ -134,7 +139,11 @@ export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {})
       const hooks = qmodel.hooks({ weights: true, acts: true }, { units: new Set([u.name]) });
       const layers = u.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
       const acc = await top1(hooks);
-      units.push({ unit: u.name, kind: u.kind, layers, pattern: unitPattern(g, layers), ...divergence(g, calib.images, fpLogits, hooks, o.batch), ...(acc ? { top1: acc.top1 } : {}) });
+      const only = (on: { weights: boolean; acts: boolean }) => divergence(g, calib.images, fpLogits!, qmodel.hooks(on, { units: new Set([u.name]) }), o.batch);
+      units.push({
+        unit: u.name, kind: u.kind, layers, pattern: unitPattern(g, layers), ...divergence(g, calib.images, fpLogits, hooks, o.batch), ...(acc ? { top1: acc.top1 } : {}),
+        weightsOnly: only({ weights: true, acts: false }), actsOnly: only({ weights: false, acts: true }),
+      });
     }
     return {
       model: o.model, w_bits: o.wBits, a_bits: o.aBits, eight_bit_head_stem: o.eightBitHeadStem, ...(o.bitRules?.length ? { bit_rules: o.bitRules } : {}),
