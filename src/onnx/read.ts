@@ -11,7 +11,7 @@ import { nodeScopes } from './node-scopes.js';
 
 /** Opsets of the default domain that pdquant reads. */
 export const MIN_OPSET = 11;
-export const MAX_OPSET = 21;
+export const MAX_OPSET = 26;
 
 type Int64 = number | { toNumber(): number; low: number; high: number } | null | undefined;
 

@@ -161,7 +161,7 @@ const concat: OpRule = {
   },
 };
 
-/** The lengths a Split (opsets 11–21) gives its outputs along its axis, from its `split` attribute or input, else equal. */
+/** The lengths a Split (opsets 11–26) gives its outputs along its axis, from its `split` attribute or input, else equal. */
 export function splitLengths(node: OnnxNode, opset: number, dim: number, sizes: OnnxTensor | undefined): number[] {
   const parts = node.outputs.length;
   const given = opset < 13 ? (node.attrs.split ? attrInts(node, 'split') : undefined) : sizes && toNumbers(sizes);
