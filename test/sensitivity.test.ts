@@ -43,6 +43,8 @@ test('analyzeSensitivity: one row per unit in network order, each with the patte
   for (const u of low.units) {
     const p = placeQuantizers(m.folded, m.units, { wBits: 2, aBits: 2, bitRules: [{ match: u.pattern, wBits: 7, aBits: 7 }] });
     assert.deepEqual(p.weights.filter((w) => w.bits === 7).map((w) => w.node), u.layers, u.unit);
+    // The rule reaches every activation quantizer the unit-alone pass quantized, its block output included.
+    assert.deepEqual(p.acts.filter((a) => a.unit === u.unit).map((a) => `${a.value}:${a.bits}`), p.acts.filter((a) => a.unit === u.unit).map((a) => `${a.value}:7`), u.unit);
     assert.ok(u.kl >= 0 && u.agreement >= 0 && u.agreement <= 100 && u.top1 !== undefined);
   }
   // The classifier's unit has weights and no activation quantizer of its own: quantizing only its activations is the float model.
@@ -85,4 +87,7 @@ test('a unit whose layers share no module path is selected by a regular expressi
   assert.deepEqual(['conv.1', 'conv_2', 'conv_3', 'convx1'].filter(namePattern('t', p)), ['conv.1', 'conv_2']);
   assert.equal(unitPattern(graph, ['/a/b/Conv', '/a/b/Conv_1']), '/a/b/');
   assert.equal(unitPattern(graph, ['/a/b/Conv']), 're:^(/a/b/Conv)$');
+  // A block: the module path of all its nodes, or its layers and the node computing its output.
+  assert.equal(unitPattern(graph, ['/a/b/Conv', '/a/b/Conv_1'], ['/a/b/Conv', '/a/b/Relu', '/a/b/Conv_1', '/a/b/Add']), '/a/b/');
+  assert.equal(unitPattern(graph, ['conv.1', 'conv_2'], ['conv.1', 'relu', 'conv_2', 'add'], 'add'), 're:^(conv\\.1|conv_2|add)$');
 });

@@ -61,22 +61,32 @@ export function divergence(graph: Graph, images: E.Tensor, fpLogits: E.Tensor, h
 }
 
 /**
- * A name pattern that selects `layers` and no other weight layer of the graph: their module path (the common prefix of
- * their names up to a '/'), else a regular expression listing them.
+ * A name pattern for a `--bits` rule that selects the unit's weight layers `layers` and no other weight layer, and
+ * reaches its activation quantizers too: the module path of all its nodes (so a block's addition, which its output
+ * quantizer belongs to, is covered), else that of its layers, else a regular expression of their names (with the node
+ * computing a block's output).
  */
-export function unitPattern(graph: Graph, layers: readonly string[]): string {
+export function unitPattern(graph: Graph, layers: readonly string[], nodes: readonly string[] = layers, output?: string): string {
   const all = graph.nodes.filter(isWeightLayer).map((n) => n.name);
   const selects = (pattern: string) => {
     const test = namePattern('pattern', pattern);
     const hit = all.filter(test);
     return hit.length === layers.length && layers.every((l) => hit.includes(l));
   };
-  let prefix = layers[0] ?? '';
-  for (const l of layers) while (!l.startsWith(prefix)) prefix = prefix.slice(0, -1);
-  const path = prefix.slice(0, prefix.lastIndexOf('/') + 1);
-  if (path.length > 1 && selects(path)) return path;
-  const escaped = layers.map((l) => l.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const modulePathOf = (names: readonly string[]) => {
+    let prefix = names[0] ?? '';
+    for (const l of names) while (!l.startsWith(prefix)) prefix = prefix.slice(0, -1);
+    return prefix.slice(0, prefix.lastIndexOf('/') + 1);
+  };
+  for (const path of [modulePathOf(nodes), modulePathOf(layers)]) if (path.length > 1 && selects(path)) return path;
+  const names = output && !layers.includes(output) ? [...layers, output] : layers;
+  const escaped = names.map((l) => l.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return `re:^(${escaped.join('|')})$`;
+}
+
+/** The name of the node that computes `value`. */
+function producerOf(graph: Graph, value: string): string | undefined {
+  return graph.nodes.find((n) => n.outputs.includes(value))?.name;
 }
 
 /** What quantize takes that the analysis uses, and its batch size. */
@@ -141,7 +151,7 @@ export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {})
       const acc = await top1(hooks);
       const only = (on: { weights: boolean; acts: boolean }) => divergence(g, calib.images, fpLogits!, qmodel.hooks(on, { units: new Set([u.name]) }), o.batch);
       units.push({
-        unit: u.name, kind: u.kind, layers, pattern: unitPattern(g, layers), ...divergence(g, calib.images, fpLogits, hooks, o.batch), ...(acc ? { top1: acc.top1 } : {}),
+        unit: u.name, kind: u.kind, layers, pattern: unitPattern(g, layers, u.nodes.map((n) => n.name), u.kind === 'block' ? producerOf(g, u.output) : undefined), ...divergence(g, calib.images, fpLogits, hooks, o.batch), ...(acc ? { top1: acc.top1 } : {}),
         weightsOnly: only({ weights: true, acts: false }), actsOnly: only({ weights: false, acts: true }),
       });
     }
