@@ -2,7 +2,8 @@
 // (which is a thin layer over these two functions).
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { openDataset, firstSampleShape, transformFor, type PreprocessOptions } from './data/index.js';
+import { openDataset, firstSampleShape, transformFor, type PreprocessOptions, type Transform } from './data/index.js';
+import type { OnnxModel } from './onnx/ir.js';
 import { checkEvalData, evaluateGraph, evaluateOrt, type Accuracy } from './eval/index.js';
 import { inputChw, loadModel, modelIo } from './graph/load.js';
 import { withoutChannelsLast } from './onnx/channels-last.js';
@@ -99,6 +100,16 @@ const bitWidth = (what: string, b: number) => {
   return b;
 };
 
+/**
+ * The model as read, the same seen NCHW (a channels-last input's Transpose set aside), and the preprocessing its input
+ * size and metadata call for unless `o` says otherwise.
+ */
+function readWithTransform(model: string, o: PreprocessOptions): { read: OnnxModel; onnx: OnnxModel; transform: Transform } {
+  const read = readOnnx(model);
+  const onnx = withoutChannelsLast(read);
+  return { read, onnx, transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata) };
+}
+
 /** The bit-widths and bit rules, checked. */
 function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }): [number, number] {
   const bits = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)] as [number, number];
@@ -125,12 +136,10 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   if (outputProblem) throw new Error(`output ${o.output} ${outputProblem}`);
   const runDirProblem = runDir !== undefined ? outputFolderProblem(runDir) : undefined;
   if (runDirProblem) throw new Error(`runDir ${runDir} ${runDirProblem}`);
-  const read = readOnnx(o.model);
-  const onnx = withoutChannelsLast(read);
+  const { read, transform } = readWithTransform(o.model, o);
   const { record, qmodel } = await quantize(
     {
-      model: o.model, read, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed,
-      transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata),
+      model: o.model, read, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed, transform,
       eightBitHeadStem: o.eightBitHeadStem ?? true, bitRules: o.bitRules, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
       recon: { ...arch, ...o.recon },
       runDir, resume: o.resume,
@@ -165,12 +174,11 @@ export async function evaluateModel(model: string, data: string, o: EvaluateMode
   if (o.qparams && backend === 'ort') throw new Error('qparams simulate on our engine; use the torch backend (or export the model and evaluate that file with ort)');
   if (backend === 'torch') await useDevice(o.device);
   // pdquant's side sees the image NCHW; onnxruntime gets it in the file's own layout (runOrt).
-  const onnx = withoutChannelsLast(readOnnx(model));
+  const { onnx, transform } = readWithTransform(model, o);
   // onnxruntime runs what our engine does not compile, such as the QDQ files pdquant exports: those are only read.
   if (backend === 'torch' && isQdq(onnx))
     throw new Error(`${model} is a quantized (QDQ) model: evaluate it with --backend ort (onnxruntime), or the float model with --qparams on our engine`);
   const dataset = await openDataset(data, { split: o.split, channels: imageChannels(onnx) });
-  const transform = transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata);
   // A model that leaves its image size free runs on our engine at the size of the data.
   const imageShape = backend === 'torch' && freeImageDims(onnx).length > 0 ? { chw: await firstSampleShape(dataset, transform), source: `the images of ${data}` } : undefined;
   const loaded = backend === 'torch' ? loadModel(onnx, { imageShape }) : undefined;
@@ -212,11 +220,10 @@ export interface AnalyzeSensitivityOptions extends PreprocessOptions {
 export async function analyzeSensitivity(o: AnalyzeSensitivityOptions, events: SensitivityEvents = {}): Promise<SensitivityReport> {
   await useDevice(o.device);
   const [wBits, aBits] = checkedBits(o);
-  const read = readOnnx(o.model);
-  const onnx = withoutChannelsLast(read);
+  const { read, transform } = readWithTransform(o.model, o);
   return analyze({
     model: o.model, read, calib: o.calib, wBits, aBits, numSamples: o.numSamples ?? 256, seed: o.seed ?? 1005,
-    transform: transformFor(o, inputChw(modelIo(onnx)).slice(1), onnx.metadata), eightBitHeadStem: o.eightBitHeadStem ?? true,
+    transform, eightBitHeadStem: o.eightBitHeadStem ?? true,
     bitRules: o.bitRules, units: o.units, eval: o.eval, evalLimit: o.evalLimit, batch: o.batch ?? 64,
   }, events);
 }

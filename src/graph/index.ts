@@ -7,5 +7,5 @@ export type { BnStats, FoldedModel } from './fold-bn.js';
 export { partition, partitionLayers, modulePath, namePattern } from './partition.js';
 export type { Unit, UnitOverride } from './partition.js';
 export { registeredOps } from './kernel.js';
-export { ACTIVATIONS, activationAfter } from './activation.js';
+export { activationAfter } from './activation.js';
 export { nodesBetween, tailFrom, type Tail } from './subgraph.js';

@@ -147,11 +147,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules });
   await timed('weight init', () => qmodel.initWeights(preset.init));
   if (preset.recon === null) {
-    await timed('activation init', () => {
-      const first = E.tidy(() => calib.images.slice(0, 0, Math.min(256, calib.count)));
-      qmodel.initActs(first, preset.init);
-      first.dispose();
-    });
+    await timed('activation init', () => qmodel.initActs(calib.images, preset.init, 256));
   }
   let units: UnitRecord[] | undefined;
   const cfg: ReconConfig = { ...DEFAULTS, ...o.recon };

@@ -2,8 +2,8 @@
  * Which units quantization hurts most: the model quantized scale-only (mse, as the `mse` method), then each unit alone
  * quantized (all of it, its weights only, its activations only), compared with the float model on the calibration
  * images (KL divergence of the softmax outputs and how often the top class stays the float one) and, with labelled
- * data, by top-1. It tells which layers to keep at higher
- * precision with `--bits`, and gives the rule that selects each unit.
+ * data, by top-1. It tells which layers to keep at higher precision with `--bits`, and gives the rule that selects each
+ * unit.
  */
 import * as E from '../engine/index.js';
 import { execute, isWeightLayer, namePattern, type Graph, type RunHooks } from '../graph/index.js';
@@ -131,9 +131,7 @@ export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {})
   try {
     checkInputShape(inputChw(g), calib.images.shape.slice(1), 'the calibration images are', calib.preprocessed);
     qmodel.initWeights('mse');
-    const first = E.tidy(() => calib.images.slice(0, 0, Math.min(256, calib.count)));
-    qmodel.initActs(first, 'mse');
-    first.dispose();
+    qmodel.initActs(calib.images, 'mse', 256);
     fpLogits = capture(loaded.fp, calib.images, g.input.name, g.output.name, o.batch);
     const top1 = async (hooks?: RunHooks) =>
       evalData ? (await evaluateGraph(hooks ? g : loaded.fp, evalData, { transform: o.transform, batchSize: o.batch, limit: o.evalLimit, hooks })) : undefined;
@@ -146,13 +144,15 @@ export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {})
     const units: UnitSensitivity[] = [];
     for (const [k, u] of loaded.units.entries()) {
       ev.pass?.(k + 1, total, u.name);
-      const hooks = qmodel.hooks({ weights: true, acts: true }, { units: new Set([u.name]) });
+      const alone = (on: { weights: boolean; acts: boolean }) => qmodel.hooks(on, { units: new Set([u.name]) });
+      const against = (hooks: RunHooks) => divergence(g, calib.images, fpLogits!, hooks, o.batch);
       const layers = u.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
-      const acc = await top1(hooks);
-      const only = (on: { weights: boolean; acts: boolean }) => divergence(g, calib.images, fpLogits!, qmodel.hooks(on, { units: new Set([u.name]) }), o.batch);
+      const acc = await top1(alone({ weights: true, acts: true }));
       units.push({
-        unit: u.name, kind: u.kind, layers, pattern: unitPattern(g, layers, u.nodes.map((n) => n.name), u.kind === 'block' ? producerOf(g, u.output) : undefined), ...divergence(g, calib.images, fpLogits, hooks, o.batch), ...(acc ? { top1: acc.top1 } : {}),
-        weightsOnly: only({ weights: true, acts: false }), actsOnly: only({ weights: false, acts: true }),
+        unit: u.name, kind: u.kind, layers,
+        pattern: unitPattern(g, layers, u.nodes.map((n) => n.name), u.kind === 'block' ? producerOf(g, u.output) : undefined),
+        ...against(alone({ weights: true, acts: true })), ...(acc ? { top1: acc.top1 } : {}),
+        weightsOnly: against(alone({ weights: true, acts: false })), actsOnly: against(alone({ weights: false, acts: true })),
       });
     }
     return {

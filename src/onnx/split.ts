@@ -32,9 +32,11 @@ export function splitAsSlices(model: OnnxModel): OnnxModel {
     const axis = attrInt(node, 'axis', 0);
     const a = axis < 0 ? axis + shape.length : axis;
     if (a <= 0 || a >= shape.length) throw new OnnxError(`${describeNode(node)}: splits axis ${axis} of a rank-${shape.length} tensor; pdquant splits along non-batch axes only`);
-    const sizes = node.inputs[1] && model.opsetVersion >= 13 ? model.initializers.get(node.inputs[1]) : undefined;
-    if (node.inputs[1] && model.opsetVersion >= 13 && !sizes)
-      throw new OnnxError(`${describeNode(node)}: its split sizes '${node.inputs[1]}' are computed, not constant; pdquant needs them fixed`);
+    // From opset 13 the sizes are an input (before, the attribute splitLengths reads).
+    const sizesInput = model.opsetVersion >= 13 ? node.inputs[1] : undefined;
+    const sizes = sizesInput ? model.initializers.get(sizesInput) : undefined;
+    if (sizesInput && !sizes)
+      throw new OnnxError(`${describeNode(node)}: its split sizes '${sizesInput}' are computed, not constant; pdquant needs them fixed`);
     const lengths = splitLengths(node, model.opsetVersion, shape[a]!, sizes);
     const axes = constant(`${node.name || node.outputs[0]}_axes`, a);
     let start = 0;

@@ -56,7 +56,7 @@ interface GraphView {
  */
 const GRID_KEEPING = new Set([
   'Relu', 'Clip', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze',
-  'Transpose', 'Identity', 'Dropout', 'Pad', 'Slice', 'Gather', 'Concat', 'Split', 'Cast', 'ReduceMean',
+  'Transpose', 'Identity', 'Dropout', 'Pad', 'Slice', 'Gather', 'Concat', 'Cast', 'ReduceMean',
 ]);
 
 export function placeQuantizers(g: GraphView, units: readonly Unit[], o: PlacementOptions): Placement {

@@ -112,12 +112,16 @@ export class QuantizedModel {
     });
   }
 
-  /** Initialises every activation quantizer in one pass over `calib` (weights quantized), as the reference does. */
-  initActs(calib: E.Tensor, method: InitMethod): void {
+  /**
+   * Initialises every activation quantizer in one pass over the first `rows` images of `calib` (all by default;
+   * weights quantized), as the reference does.
+   */
+  initActs(calib: E.Tensor, method: InitMethod, rows = calib.shape[0]!): void {
     E.noGrad(() =>
       E.tidy(() => {
         const g = this.graph;
-        execute(g, { feeds: new Map([[g.input.name, calib]]), outputs: [g.output.name], hooks: this.hooks({ weights: true, acts: true }, { lazyInit: method }) });
+        const x = calib.slice(0, 0, Math.min(rows, calib.shape[0]!));
+        execute(g, { feeds: new Map([[g.input.name, x]]), outputs: [g.output.name], hooks: this.hooks({ weights: true, acts: true }, { lazyInit: method }) });
       }),
     );
   }

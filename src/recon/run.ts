@@ -90,11 +90,7 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   const input = graph.input.name;
   const output = graph.output.name;
   // AdaRound keeps activation steps at their initial values: set them all in one pass first.
-  if (preset.unit === 'layer' && !done.size) {
-    const first = images.slice(0, 0, Math.min(cfg.actInitRows, images.shape[0]!));
-    qmodel.initActs(first, 'mse');
-    first.dispose();
-  }
+  if (preset.unit === 'layer' && !done.size) qmodel.initActs(images, 'mse', cfg.actInitRows);
   const logitsFp = preset.pd ? capture(fp, images, input, output, cfg.cacheBatch) : null;
   const quantHooks = qmodel.hooks({ weights: true, acts: true });
   // With more than one core, DC runs ahead on a worker thread (dc-background.ts) and everything on this thread takes
