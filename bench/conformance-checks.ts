@@ -26,11 +26,11 @@ const opts = { transform, batchSize: 200 };
  * top-1 of resnet20 quantized by a method on calib-1024 and evaluated on the 10,000 test images. With `exportTo`, the QDQ
  * file is written and checked: the pipeline fails when onnxruntime's top-1 differs from the simulation's by > 0.05.
  */
-async function quantizedTop1(method: string, w: number, a: number, recon?: Record<string, number>, exportTo?: string): Promise<{ value: number; note: string }> {
+async function quantizedTop1(method: string, w: number, a: number, recon?: Record<string, number>, exportTo?: string, int8Kernels = false): Promise<{ value: number; note: string }> {
   const { record, qmodel, loaded } = await quantize(
     {
       model: shared.resnet20, calib: shared.calib1024, method, wBits: w, aBits: a, numSamples: 1024, seed: 1005, transform, eightBitHeadStem: true,
-      eval: shared.cifarTest, evalBatch: 200, recon, output: exportTo,
+      eval: shared.cifarTest, evalBatch: 200, recon, output: exportTo, int8Kernels,
     },
     'conformance',
   );
@@ -143,6 +143,14 @@ export const checks: Check[] = [
     // W4A4 and W2A2 also export the QDQ file and check it in onnxruntime (issue: equal within 0.05 points).
     run: () => quantizedTop1('mse', w, a, undefined, (w === 4 && a === 4) || (w === 2 && a === 2) ? join(tmpdir(), `pdquant-conformance-w${w}a${a}.onnx`) : undefined),
   })),
+  {
+    // The placement and grids for onnxruntime's integer kernels: its extra 8-bit quantizers (image, residual branches)
+    // cost nothing measurable at W8A8, and onnxruntime, running QLinearConv/QLinearAdd, must give the simulated top-1.
+    name: 'resnet20 mse W8A8 --int8-kernels top-1 (export run with integer kernels)',
+    expected: 81.16,
+    tolerance: 0.3,
+    run: () => quantizedTop1('mse', 8, 8, undefined, join(tmpdir(), 'pdquant-conformance-int8-kernels.onnx'), true),
+  },
   ...modelChecks(),
   structuralCheck,
 ];

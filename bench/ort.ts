@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- ort`: what the exported QDQ model costs to run in onnxruntime-node, against the float model it came
  * from. Exports resnet20 and torchvision's ResNet-18 (random weights; only their structure matters here) with the mse
- * baseline at W8A8 and W4A4 (the export's structure does not depend on the method), then times each file in
+ * baseline at W8A8 and W4A4, and with --int8-kernels at W8A8 and W4A8 (the export's structure does not depend on the
+ * method), then times each file in
  * onnxruntime with its default graph optimizations on 2 intra-op threads, at batch 1 and 32, and counts the ops
  * onnxruntime ran after its own rewriting (how many convolutions it turned into integer QLinearConv kernels).
  */
@@ -57,10 +58,10 @@ export async function run(): Promise<BenchResult> {
   try {
     for (const m of models) {
       const variants: [string, string][] = [['float', m.file]];
-      for (const [w, a, int4Storage] of [[8, 8, false], [4, 4, false], [4, 4, true]] as const) {
-        const variant = `qdq-w${w}a${a}${int4Storage ? '-int4' : ''}`;
+      for (const [w, a, int4Storage, int8Kernels] of [[8, 8, false, false], [4, 4, false, false], [4, 4, true, false], [8, 8, false, true], [4, 8, false, true]] as const) {
+        const variant = `qdq-w${w}a${a}${int4Storage ? '-int4' : ''}${int8Kernels ? '-int8-kernels' : ''}`;
         const output = join(dir, `${m.name}.${variant}.onnx`);
-        await quantizeModel({ model: m.file, calib: shared.calib1024, numSamples: 64, method: 'mse', wBits: w, aBits: a, int4Storage, preset: m.preset, output, runDir: join(dir, 'runs') });
+        await quantizeModel({ model: m.file, calib: shared.calib1024, numSamples: 64, method: 'mse', wBits: w, aBits: a, int4Storage, int8Kernels, preset: m.preset, output, runDir: join(dir, 'runs') });
         variants.push([variant, output]);
       }
       for (const batch of [1, 32] as const)

@@ -63,6 +63,12 @@ export interface QuantizeModelOptions extends PreprocessOptions {
    * each; applied in order after the defaults (the 8-bit head and stem included), so a later rule wins.
    */
   bitRules?: BitRule[];
+  /**
+   * Place quantizers and grids so that onnxruntime runs every convolution and residual addition of the export with
+   * integer kernels (QLinearConv, QLinearAdd): the image and each residual branch's output get 8-bit quantizers too,
+   * 8-bit weights get zero point 128. Needs 8-bit activations; weights 2..8 bits.
+   */
+  int8Kernels?: boolean;
   /** Labelled images to measure FP and quantized top-1 on. */
   eval?: string;
   evalLimit?: number;
@@ -121,6 +127,13 @@ function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }):
   return bits;
 }
 
+/** int8Kernels' conditions, before anything is read. */
+function checkInt8Kernels(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): void {
+  const narrow = [aBits, ...(o.bitRules ?? []).map((r) => r.aBits)].find((a) => a !== 8);
+  if (narrow !== undefined) throw new Error(`int8Kernels needs 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${narrow}; the weights may have 2..8 bits`);
+  if (o.int4Storage) throw new Error('int8Kernels and int4Storage exclude each other: the integer kernels read weights as 8-bit codes');
+}
+
 /** Quantizes a model with a method; evaluates, exports and verifies where asked. Every bad input is one clear error. */
 export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents = {}): Promise<QuantizeModelResult> {
   await useDevice(o.device);
@@ -129,6 +142,7 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   const arch = ARCH_PRESETS[o.archPreset ?? 'resnet'];
   if (!arch) throw new Error(`Unknown arch preset ${o.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
   const [wBits, aBits] = checkedBits(o);
+  if (o.int8Kernels) checkInt8Kernels(aBits, o);
   const seed = o.seed ?? 1005;
   const runDir = preset.recon ? o.runDir ?? defaultRunDir(o.model, name, wBits, aBits, seed) : undefined;
   // What the run writes at its end must be writable now, not after hours of reconstruction.
@@ -140,7 +154,7 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   const { record, qmodel } = await quantize(
     {
       model: o.model, read, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed, transform,
-      eightBitHeadStem: o.eightBitHeadStem ?? true, bitRules: o.bitRules, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
+      eightBitHeadStem: o.eightBitHeadStem ?? true, bitRules: o.bitRules, int8Kernels: o.int8Kernels, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
       recon: { ...arch, ...o.recon },
       runDir, resume: o.resume,
       output: o.output, int4Storage: o.int4Storage, verify: o.verify, units: o.units,

@@ -13,9 +13,10 @@ export function inspectCommand(program: Command): void {
     .option('--quant <w/a>', 'also list every quantizer and its bit-width for these weight/activation bits, e.g. 4/2')
     .option('--no-8bit-head-stem', 'with --quant: no 8-bit first/last layers and classifier input')
     .option('--bits <pattern=w/a>', 'with --quant: other bit-widths for matching layers, as quantize takes them (repeatable)', bitRule)
+    .option('--int8-kernels', 'with --quant: the placement quantize --int8-kernels uses')
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units', existingPath('Units file'))
     .option('--image-size <h,w>', 'for a model that leaves its input height and width free: the size to show shapes and FLOPs at (default 224)', imageSize)
-    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; bits?: BitRule[]; units?: string; imageSize?: [number, number] }) => {
+    .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; bits?: BitRule[]; int8Kernels?: boolean; units?: string; imageSize?: [number, number] }) => {
       const wa = o.quant?.match(/^([2-8])\/([2-8])$/);
       if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 for --quant but received ${o.quant}`);
       const { readOnnx } = await import('../onnx/read.js');
@@ -87,7 +88,7 @@ export function inspectCommand(program: Command): void {
           `with 1024 images (unit ${largest.u.name}), held while that unit is reconstructed; they scale with --num-samples`);
       if (wa) {
         const { placeQuantizers } = await import('../quant/placement.js');
-        const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'], bitRules: o.bits });
+        const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'], bitRules: o.bits, int8Kernels: o.int8Kernels });
         console.log(`weight quantizers (${p.weights.length}, per output channel):`);
         for (const w of p.weights) console.log(`  W${w.bits}  ${w.node}  [unit ${w.unit}]`);
         console.log(`activation quantizers (${p.acts.length}, per tensor):`);

@@ -33,6 +33,7 @@ interface Flags {
   units?: string;
   output?: string;
   int4Storage?: boolean;
+  int8Kernels?: boolean;
   verify: boolean;
   archPreset?: string;
   iters?: number;
@@ -72,6 +73,7 @@ export function quantizeCommand(program: Command): void {
     .option('--bits <pattern=w/a>', 'other bit-widths for the weight layers whose node name starts with the pattern (or matches re:<regex>) and the activation quantizer after each, e.g. \'re:depthwise=8/8\'; repeatable, later rules win', bitRule)
     .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)', outputFile('-o'))
     .option('--int4-storage', 'store weights of 4 bits or fewer as packed UINT4 (ONNX opset 21)')
+    .option('--int8-kernels', 'quantize so that onnxruntime runs the export with integer kernels (QLinearConv, QLinearAdd; 2-3x faster on CPU): also quantizes the image and residual branches at 8 bits, 8-bit weights symmetric; needs --a 8')
     .option('--no-verify', 'skip checking the exported model in onnxruntime against the simulation')
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units (see `pdquant inspect`)', existingPath('Units file'))
     .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)', outputFolder('--run-dir'))
@@ -108,7 +110,7 @@ export function quantizeCommand(program: Command): void {
         {
           model, calib: f.calib, method: f.method, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed,
           preset: f.preset, resize: f.resize, crop: f.crop, mean: f.mean, std: f.std, archPreset: f.archPreset,
-          eightBitHeadStem: f['8bitHeadStem'], bitRules: f.bits, eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
+          eightBitHeadStem: f['8bitHeadStem'], bitRules: f.bits, int8Kernels: f.int8Kernels, eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
           runDir, resume: f.resume !== undefined, device: f.device,
           output: f.output, int4Storage: f.int4Storage, verify: f.verify, units: unitsFile(f.units),
         },

@@ -9,8 +9,12 @@ export interface RunHooks {
    * The executor does not free what this returns (run inside tidy() when it makes new tensors).
    */
   weight?(node: OnnxNode, w: E.Tensor): E.Tensor;
+  /** Replaces the bias (input 2) of such a node, likewise. */
+  bias?(node: OnnxNode, b: E.Tensor): E.Tensor;
   /** Replaces a value right after it is produced, e.g. by an activation quantizer; the executor owns the result. */
   value?(name: string, t: E.Tensor): E.Tensor;
+  /** Whether `value` also replaces the feeds (a quantizer on the graph input) before any node reads them. */
+  feeds?: boolean;
 }
 
 export interface RunOptions {
@@ -48,6 +52,15 @@ export function execute(graph: Graph, o: RunOptions): Map<string, E.Tensor> {
     env.set(name, t);
     if (made.has(t)) made.set(t, made.get(t)! + 1);
   };
+  if (o.hooks?.value && o.hooks.feeds)
+    for (const name of o.feeds.keys()) {
+      const t = env.get(name)!;
+      const q = o.hooks.value(name, t);
+      if (q !== t) {
+        made.set(q, 0);
+        bind(name, q);
+      }
+    }
   const unbind = (name: string) => {
     const t = env.get(name)!;
     env.delete(name);
@@ -64,6 +77,7 @@ export function execute(graph: Graph, o: RunOptions): Map<string, E.Tensor> {
   for (const node of nodes) {
     const args = node.inputs.map((name) => (name ? (env.get(name) ?? graph.params.get(name)) : undefined));
     if (o.hooks?.weight && args[1] && isWeightLayer(node) && graph.params.has(node.inputs[1]!)) args[1] = o.hooks.weight(node, args[1]);
+    if (o.hooks?.bias && args[2] && isWeightLayer(node) && graph.params.has(node.inputs[2]!)) args[2] = o.hooks.bias(node, args[2]);
     let out = graph.kernels.get(node)!(args);
     const name = node.outputs[0]!;
     if (!made.has(out) && !external(out)) made.set(out, 0);

@@ -16,6 +16,14 @@ export function qdqSpec(qmodel: QuantizedModel, metadata: Record<string, string>
     const axis = node.opType === 'Conv' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 1) ? 0 : 1;
     if (axis !== 0) throw new Error(`export: ${node.name} (${node.opType}) has its output channels on axis 1, which per-channel export does not handle yet`);
     const codes = w.hard ? u8(w.hard.intWeights) : E.tidy(() => u8(w.q.quantizeInt(qmodel.fpWeight(w.site.node))));
+    // The bias codes as the simulation rounds them (QuantizedModel.biasGrid).
+    const grid = qmodel.biasGrid(w.site.node);
+    const bias = grid && E.tidy(() => {
+      const b = graph.params.get(node.inputs[2]!)!;
+      const out = { codes: Int32Array.from(b.div(grid).round().data() as Float32Array), scale: Float32Array.from(grid.data() as Float32Array) };
+      grid.dispose();
+      return out;
+    });
     return {
       node: w.site.node,
       bits: w.q.bits,
@@ -23,6 +31,7 @@ export function qdqSpec(qmodel: QuantizedModel, metadata: Record<string, string>
       scale: Float32Array.from(w.q.delta.data() as Float32Array),
       zeroPoint: u8(w.q.zeroPoint),
       codes,
+      ...(bias ? { bias } : {}),
     };
   });
   const acts = [...qmodel.acts.values()].map((a) => ({
@@ -31,7 +40,7 @@ export function qdqSpec(qmodel: QuantizedModel, metadata: Record<string, string>
     scale: a.q.delta.item(),
     zeroPoint: a.q.zeroPoint.item(),
   }));
-  return { weights, acts, int4Storage, metadata };
+  return { weights, acts, int4Storage, integerKernels: qmodel.options.int8Kernels, metadata };
 }
 
 /** The QDQ model for a BN-folded ONNX model (the one the quantized graph was built from). */

@@ -37,6 +37,8 @@ export interface QuantizeOptions {
   eightBitHeadStem: boolean;
   /** Other bit-widths for the layers they match, applied in order after the defaults. */
   bitRules?: BitRule[];
+  /** Quantizers and grids for onnxruntime's integer kernels (QuantizedModel's int8Kernels). */
+  int8Kernels?: boolean;
   eval?: string;
   evalLimit?: number;
   /** Evaluation batch size. */
@@ -74,6 +76,7 @@ export interface RunRecord {
   eight_bit_head_stem: boolean;
   /** Present when some layers have other bit-widths. */
   bit_rules?: BitRule[];
+  int8_kernels?: boolean;
   seed: number;
   calibration: { source: string; count: number; sha256: string };
   /** Resize, crop, mean and std applied to the images (absent when all data were model-ready .npy tensors). */
@@ -144,7 +147,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   checkInputShape(inputChw(loaded.folded), calib.images.shape.slice(1), 'the calibration images are', calib.preprocessed);
 
   const bitRules = o.bitRules ?? [];
-  const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules });
+  const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules, int8Kernels: !!o.int8Kernels });
   await timed('weight init', () => qmodel.initWeights(preset.init));
   if (preset.recon === null) {
     await timed('activation init', () => qmodel.initActs(calib.images, preset.init, 256));
@@ -158,6 +161,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       model: modelHash, method: o.method, w: o.wBits, a: o.aBits, seed: o.seed, calib: calib.hash, head8: o.eightBitHeadStem, cfg,
       units: loaded.units.map((u) => `${u.name}:${u.nodes.length}`),
       ...(bitRules.length ? { bits: bitRules } : {}),
+      ...(o.int8Kernels ? { int8Kernels: true } : {}),
     };
     const prior = o.runDir && !o.resume ? readCheckpoint(o.runDir, fingerprint) : null;
     if (prior && prior.differing.length === 0 && prior.checkpoint.done.length > 0)
@@ -179,6 +183,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     a_bits: o.aBits,
     eight_bit_head_stem: o.eightBitHeadStem,
     ...(bitRules.length ? { bit_rules: bitRules } : {}),
+    ...(o.int8Kernels ? { int8_kernels: true } : {}),
     seed: o.seed,
     calibration: { source: calib.source, count: calib.count, sha256: calib.hash },
     // Model-ready tensors (.npy) carry the user's own preprocessing, which pdquant does not know.
@@ -201,6 +206,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     const metadata = {
       'pdquant.version': version, 'pdquant.method': o.method, 'pdquant.w_bits': String(o.wBits), 'pdquant.a_bits': String(o.aBits),
       ...(bitRules.length ? { 'pdquant.bit_rules': bitRules.map((r) => `${r.match}=${r.wBits}/${r.aBits}`).join(' ') } : {}),
+      ...(o.int8Kernels ? { 'pdquant.int8_kernels': 'true' } : {}),
       'pdquant.calibration_sha256': calib.hash, 'pdquant.calibration_count': String(calib.count), 'pdquant.seed': String(o.seed),
       // The preprocessing travels with the model, so `pdquant eval model.q.onnx` applies it without flags.
       ...(calib.preprocessed ? {} : transformToMetadata(o.transform)),

@@ -8,7 +8,10 @@ export interface QdqWeightInfo {
   node: string;
   dataType: OnnxTensor['dataType'];
   elements: number;
-  /** Largest code used: with uint8 storage it tells the bit-width the codes fit in. */
+  /**
+   * Largest code used: with uint8 storage it tells the bit-width the codes fit in. Signed codes (q − z, zero point
+   * 0) give the widest span max − min of one channel instead, which tells the same.
+   */
   maxCode: number;
   /** Bytes the codes take in the file (uint4 packs two per byte). */
   bytes: number;
@@ -34,6 +37,21 @@ function scalar(model: OnnxModel, name: string | undefined): number | undefined 
   return t && numel(t.dims) === 1 ? Number(t.data[0]) : undefined;
 }
 
+/** max − min of the codes of one channel (the DequantizeLinear's axis), widest over the channels. */
+function widestChannelSpan(codes: OnnxTensor, dq: OnnxModel['nodes'][number]): number {
+  const perChannel = codes.dims.length > 0 && dq.attrs.axis?.type === 'int';
+  const axis = perChannel ? ((dq.attrs.axis!.value as number) + codes.dims.length) % codes.dims.length : 0;
+  const channels = perChannel ? codes.dims[axis]! : 1;
+  const inner = perChannel ? numel(codes.dims.slice(axis + 1)) : numel(codes.dims);
+  const lo = new Array<number>(channels).fill(Infinity), hi = new Array<number>(channels).fill(-Infinity);
+  codes.data.forEach((v, i) => {
+    const c = Math.floor(i / inner) % channels;
+    lo[c] = Math.min(lo[c]!, Number(v));
+    hi[c] = Math.max(hi[c]!, Number(v));
+  });
+  return Math.max(0, ...hi.map((h, c) => h - lo[c]!));
+}
+
 /** Whether a model holds QuantizeLinear/DequantizeLinear nodes (a QDQ model, such as `quantize -o` writes). */
 export function isQdq(model: OnnxModel): boolean {
   return model.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
@@ -56,10 +74,11 @@ export function summarizeQdq(model: OnnxModel): QdqSummary | undefined {
   for (const node of model.nodes) {
     if (node.opType === 'DequantizeLinear') {
       const codes = model.initializers.get(node.inputs[0]!);
-      if (!codes) continue;
+      if (!codes || codes.dataType === 'int32') continue; // a bias on its accumulator's grid, not weight codes
       const elements = numel(codes.dims);
       let maxCode = 0;
-      for (let i = 0; i < elements; i++) maxCode = Math.max(maxCode, Number(codes.data[i]));
+      if (codes.dataType === 'int8' || codes.dataType === 'int4') maxCode = widestChannelSpan(codes, node);
+      else for (let i = 0; i < elements; i++) maxCode = Math.max(maxCode, Number(codes.data[i]));
       const bits = BITS[codes.dataType] ?? 32;
       weights.push({ node: node.name, dataType: codes.dataType, elements, maxCode, bytes: Math.ceil((elements * bits) / 8) });
     } else if (node.opType === 'QuantizeLinear') {

@@ -33,6 +33,11 @@ export interface QdqWeight {
   zeroPoint: Uint8Array;
   /** Integer weight codes q in 0..2^bits−1, same element order and count as the float weight. */
   codes: Uint8Array;
+  /**
+   * With integerKernels: the layer's bias as INT32 codes with their per-channel scale (input scale × weight scale),
+   * where the layer reads an activation quantizer's grid; otherwise the bias stays float (a separate Add).
+   */
+  bias?: { codes: Int32Array; scale: Float32Array };
 }
 
 /** Uniform quantizer on an activation. */
@@ -51,6 +56,12 @@ export interface QdqSpec {
   acts: QdqActivation[];
   /** Store weight codes of ≤ 4 bits as packed UINT4 (needs opset 21, to which the model is raised). */
   int4Storage?: boolean;
+  /**
+   * The form onnxruntime fuses into integer kernels (QLinearConv, QLinearAdd): weights as INT8 codes q − z with zero
+   * point 0 (each must fit), and biases given as INT32 codes (QdqWeight.bias) inside the layer. Activations must be
+   * 8-bit (no Clip).
+   */
+  integerKernels?: boolean;
   /** Merged into the model's metadata_props (overriding equal keys). */
   metadata?: Record<string, string>;
 }
@@ -98,6 +109,19 @@ function channelAxis(node: OnnxNode, rank: number): number {
     case 'MatMul': return rank - 1;
     default: throw new OnnxError(`${describeNode(node)}: weights of ${node.opType} cannot be quantized (Conv, Gemm and MatMul can)`);
   }
+}
+
+/** Codes q − z per element (channels on `axis` of `dims`), which must fit INT8. */
+function signedCodes(w: QdqWeight, dims: readonly number[], what: string): Int8Array {
+  const inner = numel(dims.slice(w.axis + 1));
+  const channels = dims[w.axis]!;
+  const out = new Int8Array(w.codes.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = w.codes[i]! - w.zeroPoint[Math.floor(i / inner) % channels]!;
+    if (v < -128 || v > 127) throw new OnnxError(`${what}: code[${i}] − zero point = ${v} does not fit INT8; integer kernels need 8-bit weights quantized with zero point 128`);
+    out[i] = v;
+  }
+  return out;
 }
 
 const scalarTensor = (name: string, dataType: 'float32' | 'uint8', value: number): OnnxTensor =>
@@ -175,7 +199,31 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
     biasAdds.set(out, index);
   };
 
+  /** With integer kernels, a bias given as INT32 codes goes into the layer behind a DequantizeLinear, so the layer fuses. */
+  const integerBias = (index: number, node: OnnxNode, w: QdqWeight): boolean => {
+    const bias = model.initializers.get(node.inputs[2] ?? '');
+    if (!w.bias || !bias) return false;
+    const what = `bias of node '${w.node}'`;
+    if (w.bias.codes.length !== bias.data.length || w.bias.scale.length !== bias.data.length)
+      throw new OnnxError(`${what}: ${w.bias.codes.length} codes and ${w.bias.scale.length} scales for '${bias.name}' of ${bias.data.length} elements`);
+    w.bias.scale.forEach((sc, c) => checkScale(sc, `${what}: scale[${c}]`));
+    const q: OnnxTensor = { name: fresh(`${bias.name}_q`), dataType: 'int32', dims: [bias.data.length], data: Int32Array.from(w.bias.codes) };
+    const sc: OnnxTensor = { name: fresh(`${bias.name}_scale`), dataType: 'float32', dims: [bias.data.length], data: Float32Array.from(w.bias.scale) };
+    initializers.set(q.name, q).set(sc.name, sc);
+    const dq = fresh(`${bias.name}_dq`);
+    push(before, index, {
+      name: fresh(`${bias.name}_DequantizeLinear`), opType: 'DequantizeLinear', domain: '',
+      inputs: [q.name, sc.name], outputs: [dq], attrs: { axis: { type: 'int', value: 0 } },
+    });
+    node.inputs[2] = dq;
+    if (!nodes.some((n) => n.inputs.includes(bias.name))) initializers.delete(bias.name);
+    return true;
+  };
+
   // ---- weights ----
+  const kernels = spec.integerKernels === true;
+  if (kernels && spec.int4Storage) throw new OnnxError('integer kernels read 8-bit weight codes: int4 storage cannot be combined with them');
+  if (kernels) for (const a of spec.acts) if (a.bits !== 8) throw new OnnxError(`activation '${a.value}': integer kernels need 8-bit activations, it has ${a.bits} bits`);
   const int4 = spec.int4Storage === true && spec.weights.some((w) => w.bits <= 4);
   const seenNodes = new Set<string>();
   const replaced = new Set<string>();
@@ -209,10 +257,10 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
     w.zeroPoint.forEach((z, c) => checkCode(z, w.bits, `${what}: zero point[${c}]`));
     for (let i = 0; i < n; i++) if (w.codes[i] > 2 ** w.bits - 1) checkCode(w.codes[i], w.bits, `${what}: code[${i}]`);
 
-    const codeType = int4 && w.bits <= 4 ? 'uint4' : 'uint8';
-    const codes: OnnxTensor = { name: fresh(`${weightName}_q`), dataType: codeType, dims: [...float.dims], data: Uint8Array.from(w.codes) };
+    const codeType = kernels ? 'int8' : int4 && w.bits <= 4 ? 'uint4' : 'uint8';
+    const codes: OnnxTensor = { name: fresh(`${weightName}_q`), dataType: codeType, dims: [...float.dims], data: kernels ? signedCodes(w, float.dims, what) : Uint8Array.from(w.codes) };
     const scale: OnnxTensor = { name: fresh(`${weightName}_scale`), dataType: 'float32', dims: [channels], data: Float32Array.from(w.scale) };
-    const zero: OnnxTensor = { name: fresh(`${weightName}_zero_point`), dataType: codeType, dims: [channels], data: Uint8Array.from(w.zeroPoint) };
+    const zero: OnnxTensor = { name: fresh(`${weightName}_zero_point`), dataType: codeType, dims: [channels], data: kernels ? new Int8Array(channels) : Uint8Array.from(w.zeroPoint) };
     for (const t of [codes, scale, zero]) initializers.set(t.name, t);
     const dq = fresh(`${weightName}_dq`);
     push(before, index, {
@@ -221,7 +269,7 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
     });
     node.inputs[1] = dq;
     replaced.add(weightName);
-    splitBias(index, node, float.dims.length);
+    if (!(kernels && integerBias(index, node, w))) splitBias(index, node, float.dims.length);
   }
   // Float weights that nothing reads any more are dropped (a weight shared with an unquantized node stays).
   for (const name of replaced) {

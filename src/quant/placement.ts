@@ -17,7 +17,7 @@ export interface ActSite {
   bits: number;
   unit: string;
   /** Why it is there (for inspect). */
-  role: 'layer output' | 'block output' | 'layer input';
+  role: 'layer output' | 'block output' | 'layer input' | 'add input';
 }
 
 export interface Placement {
@@ -42,6 +42,12 @@ export interface PlacementOptions {
   /** First and last weight layers and the classifier's input at 8 bits (default true). */
   eightBitHeadStem?: boolean;
   bitRules?: readonly BitRule[];
+  /**
+   * Quantizers also where onnxruntime's integer kernels need them and §3 has none: on the first layer's input (the
+   * image) and on each input of a residual addition that no quantizer made (a branch's last layer), so that every
+   * convolution and addition reads and writes integer codes (default false).
+   */
+  int8Kernels?: boolean;
 }
 
 interface GraphView {
@@ -109,7 +115,8 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   for (const n of g.nodes) if (isWeightLayer(n) || n.inputs.some((i) => afterLayer.has(i))) n.outputs.forEach((v) => afterLayer.add(v));
   const onGrid = new Map<string, boolean>();
   const readsQuantized = (v: string): boolean => {
-    if (acts.has(v) || g.constants.has(v) || !afterLayer.has(v)) return true; // a quantizer's output, a constant, the image
+    if (acts.has(v) || g.constants.has(v)) return true; // a quantizer's output, a constant
+    if (!afterLayer.has(v)) return !o.int8Kernels; // the image (or what is computed from it alone)
     if (!onGrid.has(v)) {
       const p = producer.get(v);
       onGrid.set(v, !!p && GRID_KEEPING.has(p.opType) && p.inputs.every((i) => i === '' || readsQuantized(i)));
@@ -117,6 +124,18 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
     return onGrid.get(v)!;
   };
   const unitIndex = new Map(units.map((u, i) => [u, i]));
+  if (o.int8Kernels) {
+    for (const add of g.nodes.filter(isResidualAdd)) {
+      for (const v of add.inputs) {
+        if (readsQuantized(v)) continue;
+        const p = producer.get(v);
+        const owner = (p && unitOf.get(p)) ?? unitOf.get(add);
+        if (owner) acts.set(v, { value: v, bits: o.aBits, unit: owner.name, role: 'add input' });
+        actNodes.set(v, [(p ?? add).name]);
+      }
+    }
+    onGrid.clear(); // values downstream of the new quantizers may read quantized now
+  }
   for (const layer of layers) {
     const v = layer.inputs[0]!;
     if (acts.get(v)?.role === 'layer input') actNodes.get(v)!.push(layer.name);
@@ -150,5 +169,5 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   }
   const order = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((v) => order.set(v, i)));
-  return { weights, acts: [...acts.values()].sort((a, b) => order.get(a.value)! - order.get(b.value)!) };
+  return { weights, acts: [...acts.values()].sort((a, b) => (order.get(a.value) ?? -1) - (order.get(b.value) ?? -1)) };
 }

@@ -6,6 +6,9 @@ import type { OnnxNode } from '../onnx/ir.js';
 import { placeQuantizers, type BitRule, type Placement, type PlacementOptions, type ActSite, type WeightSite } from './placement.js';
 import { UniformQuantizer, type InitMethod, type UniformQuantizerState } from './uniform.js';
 
+/** Ops whose output values lie on their first input's grid (picked, moved or clamped at 0). */
+const SAME_GRID = new Set(['MaxPool', 'Relu', 'Reshape', 'Flatten', 'Transpose', 'Identity', 'Squeeze', 'Unsqueeze', 'Dropout', 'Slice']);
+
 export interface QuantizerSwitches {
   weights: boolean;
   acts: boolean;
@@ -20,6 +23,8 @@ export interface QParamsFile {
   eightBitHeadStem: boolean;
   /** Other bit-widths for some layers (absent: none). */
   bitRules?: BitRule[];
+  /** The placement and grids for onnxruntime's integer kernels (absent: false). */
+  int8Kernels?: boolean;
   weights: Record<string, UniformQuantizerState & { weight: string; intWeights?: string }>;
   acts: Record<string, UniformQuantizerState>;
 }
@@ -58,19 +63,51 @@ export class QuantizedModel {
   readonly weights = new Map<string, WeightQuantizer>();
   readonly acts = new Map<string, ActQuantizer>();
   readonly options: Required<PlacementOptions>;
+  /**
+   * With int8Kernels: per weight layer whose input lies on an activation quantizer's grid, that quantizer's value.
+   * Its bias is then rounded to the grid of input scale × weight scale, as an integer kernel's accumulator holds it.
+   */
+  readonly biasInputs = new Map<string, string>();
 
   /** Places the quantizers (uninitialised) on a BN-folded graph. */
   constructor(graph: Graph, units: readonly Unit[], o: PlacementOptions) {
     this.graph = graph;
-    this.options = { eightBitHeadStem: true, bitRules: [], ...o };
+    this.options = { eightBitHeadStem: true, bitRules: [], int8Kernels: false, ...o };
     this.placement = placeQuantizers(graph, units, this.options);
-    for (const site of this.placement.weights) this.weights.set(site.node, { site, q: new UniformQuantizer({ bits: site.bits, channelWise: true }) });
+    if (this.options.int8Kernels) checkInt8Kernels(this.placement);
+    // Integer kernels take weights as signed 8-bit codes with zero point 0: an 8-bit grid keeps its zero point at 128
+    // (then q − 128 fits); a narrower grid fits as it is (q − z lies within ±(2^b − 1)).
+    const symmetric = (bits: number) => this.options.int8Kernels && bits === 8;
+    for (const site of this.placement.weights) this.weights.set(site.node, { site, q: new UniformQuantizer({ bits: site.bits, channelWise: true, symmetric: symmetric(site.bits) }) });
     for (const site of this.placement.acts) this.acts.set(site.value, { site, q: new UniformQuantizer({ bits: site.bits }) });
+    if (this.options.int8Kernels) {
+      const producer = new Map(graph.nodes.flatMap((n) => n.outputs.map((v) => [v, n] as const)));
+      for (const site of this.placement.weights) {
+        const node = graph.node(site.node);
+        if (!graph.params.has(node.inputs[2] ?? '')) continue;
+        for (let v: string | undefined = node.inputs[0]; v !== undefined; ) {
+          if (this.acts.has(v)) {
+            this.biasInputs.set(site.node, v);
+            break;
+          }
+          const p = producer.get(v);
+          v = p && SAME_GRID.has(p.opType) ? p.inputs[0] : undefined;
+        }
+      }
+    }
   }
 
   /** The FP weight of a quantized layer. */
   fpWeight(node: string): E.Tensor {
     return this.graph.params.get(this.weights.get(node)!.site.weight)!;
+  }
+
+  /** The grid [C] of a layer's bias (input scale × weight scale) with int8Kernels, else undefined. */
+  biasGrid(node: string): E.Tensor | undefined {
+    const v = this.biasInputs.get(node);
+    if (v === undefined) return undefined;
+    const w = this.weights.get(node)!.q;
+    return E.tidy(() => w.delta.reshape([-1]).mul(this.acts.get(v)!.q.delta.detach()));
   }
 
   /** Sets every weight quantizer's scales from its FP weight. */
@@ -81,15 +118,23 @@ export class QuantizedModel {
   /**
    * Executor hooks with the chosen quantizers on. With `lazyInit`, an activation quantizer met for the
    * first time is initialised on the value it sees (network order, on already-quantized inputs). Values in `skip`
-   * stay as they are; with `units`, only the quantizers of those units are on.
+   * stay as they are; with `units`, only the quantizers of those units are on. A quantizer on a fed value (the image,
+   * with int8Kernels) applies too unless `feeds` is false (a unit's run, which quantizes its own input itself).
    */
-  hooks(on: QuantizerSwitches, o: { lazyInit?: InitMethod; skip?: ReadonlySet<string>; units?: ReadonlySet<string> } = {}): RunHooks {
-    const hooks: RunHooks = {};
+  hooks(on: QuantizerSwitches, o: { lazyInit?: InitMethod; skip?: ReadonlySet<string>; units?: ReadonlySet<string>; feeds?: boolean } = {}): RunHooks {
+    const hooks: RunHooks = { feeds: o.feeds ?? true };
     if (on.weights)
       hooks.weight = (node: OnnxNode, w: E.Tensor) => {
         const wq = this.weights.get(node.name);
         if (!wq || (o.units && !o.units.has(wq.site.unit))) return w;
         return wq.weight ? wq.weight() : wq.q.forward(w);
+      };
+    if (on.weights && this.biasInputs.size)
+      hooks.bias = (node: OnnxNode, b: E.Tensor) => {
+        const wq = this.weights.get(node.name);
+        if (!wq || (o.units && !o.units.has(wq.site.unit))) return b;
+        const grid = this.biasGrid(node.name);
+        return grid ? b.div(grid).round().mul(grid).detach() : b;
       };
     if (on.acts)
       hooks.value = (name: string, t: E.Tensor) => {
@@ -146,12 +191,13 @@ export class QuantizedModel {
     const acts: QParamsFile['acts'] = {};
     for (const [v, a] of this.acts) if (a.q.initialized) acts[v] = a.q.state();
     const rules = this.options.bitRules.length ? { bitRules: [...this.options.bitRules] } : {};
-    return { format: 'pdquant-qparams', version: 1, wBits: this.options.wBits, aBits: this.options.aBits, eightBitHeadStem: this.options.eightBitHeadStem, ...rules, weights, acts };
+    const kernels = this.options.int8Kernels ? { int8Kernels: true } : {};
+    return { format: 'pdquant-qparams', version: 1, wBits: this.options.wBits, aBits: this.options.aBits, eightBitHeadStem: this.options.eightBitHeadStem, ...rules, ...kernels, weights, acts };
   }
 
   /** A model simulating saved parameters: the placement they were saved with (bits, 8-bit head and stem), then load(). */
   static fromQParams(graph: Graph, units: readonly Unit[], file: QParamsFile): QuantizedModel {
-    const m = new QuantizedModel(graph, units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem, bitRules: file.bitRules ?? [] });
+    const m = new QuantizedModel(graph, units, { wBits: file.wBits, aBits: file.aBits, eightBitHeadStem: file.eightBitHeadStem, bitRules: file.bitRules ?? [], int8Kernels: file.int8Kernels ?? false });
     m.load(file);
     const missing = [...[...m.weights.values()].filter((w) => !w.q.initialized).map((w) => `weight layer ${w.site.node}`), ...[...m.acts.values()].filter((a) => !a.q.initialized).map((a) => `activation ${a.site.value}`)];
     if (missing.length) {
@@ -187,4 +233,14 @@ export class QuantizedModel {
     }
     for (const a of this.acts.values()) a.q.dispose();
   }
+}
+
+/**
+ * Integer kernels read and write 8-bit codes over their whole range; a narrower activation grid needs a Clip in the
+ * export, which stops onnxruntime from fusing the layer into QLinearConv.
+ */
+function checkInt8Kernels(p: Placement): void {
+  const narrow = p.acts.filter((a) => a.bits !== 8);
+  if (narrow.length)
+    throw new RangeError(`int8 kernels need 8-bit activations, but ${narrow.length} activation quantizer${narrow.length > 1 ? 's are' : ' is'} at ${[...new Set(narrow.map((a) => a.bits))].join('/')} bits (first: after ${narrow[0]!.value}); use --a-bits 8 (the weights may have 2..8 bits)`);
 }

@@ -36,10 +36,16 @@ export function calcQParams(lo: Tensor, hi: Tensor, levels: number): { delta: Te
 }
 
 /** Candidate ranges [K, C] in the reference's loop order (i outer, zero point inner). */
-function candidates(xmin: Tensor, xmax: Tensor, levels: number, side: 'pos' | 'neg' | 'no'): { lo: Tensor; hi: Tensor } {
+function candidates(xmin: Tensor, xmax: Tensor, levels: number, side: 'pos' | 'neg' | 'no' | 'symmetric'): { lo: Tensor; hi: Tensor } {
   return tidy(() => {
     const dev = { device: xmin.device };
     const steps = arange(1, SEARCH_STEPS + 1, 1, { dtype: 'float32', ...dev }).reshape([SEARCH_STEPS, 1]);
+    if (side === 'symmetric') {
+      // Width w = 2·max(|min|, max)·i/100 with the zero point fixed at n/2: [−(n/2)·w/(n−1), w − (n/2)·w/(n−1)].
+      const width = xmin.abs().maximum(xmax).mul(2 / SEARCH_STEPS).reshape([1, -1]).mul(steps);
+      const lo = width.mul(-(levels / 2) / (levels - 1));
+      return { lo, hi: width.add(lo) };
+    }
     if (side !== 'no') {
       // xrange = max(|min|, max); thres = xrange / num * i
       const thres = xmin.abs().maximum(xmax).div(SEARCH_STEPS).reshape([1, -1]).mul(steps);
@@ -84,6 +90,8 @@ export const EXHAUSTIVE_LIMIT = 1 << 22;
  * The range [lo, hi] (each [C]) chosen for x2 [C, M] by `method`. One- or two-sidedness is decided once from the
  * whole tensor (all ≥ 0: 'pos', all ≤ 0: 'neg'): one-sided data try [0, r·i/100] (or [−r·i/100, 0]) with
  * r = max(|min|, max); two-sided data try width w = R·i/100 and every zero point zp: [−zp·w/(n−1), w − zp·w/(n−1)].
+ * `symmetric` (a grid for integer kernels that take signed codes with zero point 0) keeps the zero point at n/2 and
+ * tries only the widths w = 2·max(|min|, max)·i/100.
  *
  * 'exhaustive' scores every candidate on the engine in float32, op for op as the reference. 'fast' estimates every
  * score in double precision, row by row, from a binned summary of the data (estimate.ts); when several candidates
@@ -91,16 +99,20 @@ export const EXHAUSTIVE_LIMIT = 1 << 22;
  * scores are computed exactly as 'exhaustive' does and decide, so both strategies pick the same candidate. 'auto':
  * exhaustive up to EXHAUSTIVE_LIMIT candidate × element evaluations.
  */
-export function searchRange(x2: Tensor, levels: number, method: InitMethod, strategy: SearchStrategy = 'auto'): { lo: Tensor; hi: Tensor } {
+export function searchRange(x2: Tensor, levels: number, method: InitMethod, strategy: SearchStrategy = 'auto', symmetric = false): { lo: Tensor; hi: Tensor } {
   if (!INIT_METHODS.includes(method))
     throw new RangeError(`Expected one of ${INIT_METHODS.join(', ')} for the init method but received ${String(method)}`);
   return noGrad(() =>
     tidy(() => {
       const xmin = x2.amin([1]);
       const xmax = x2.amax([1]);
-      if (method === 'minmax') return { lo: xmin, hi: xmax };
+      if (method === 'minmax') {
+        if (!symmetric) return { lo: xmin, hi: xmax };
+        const m = xmin.abs().maximum(xmax);
+        return { lo: m.mul(-(levels / 2) / (levels / 2 - 1)), hi: m }; // δ = max|x|/(n/2 − 1), zero point n/2
+      }
       const gmin = xmin.amin().item(), gmax = xmax.amax().item();
-      const side = gmin >= 0 ? 'pos' : gmax <= 0 ? 'neg' : 'no';
+      const side = symmetric ? 'symmetric' : gmin >= 0 ? 'pos' : gmax <= 0 ? 'neg' : 'no';
       const cand = candidates(xmin, xmax, levels, side);
       const [k, c] = cand.lo.shape as [number, number];
       const m = x2.shape[1]!;

@@ -17,6 +17,11 @@ export interface UniformQuantizerOptions {
   bits: number;
   /** One (delta, zeroPoint) per output channel (axis 0) instead of one per tensor. */
   channelWise?: boolean;
+  /**
+   * init() keeps the zero point at 2^(bits−1), so q − z spans −2^(bits−1)..2^(bits−1)−1: signed codes with zero point
+   * 0, which integer kernels (onnxruntime's int8 QLinearConv fast path) need of 8-bit weights.
+   */
+  symmetric?: boolean;
 }
 
 /** Throws the RangeError users see for a bit-width outside 2..8. */
@@ -32,6 +37,7 @@ export class UniformQuantizer {
   readonly bits: number;
   readonly levels: number;
   readonly channelWise: boolean;
+  readonly symmetric: boolean;
   #delta: Tensor | null = null;
   #zeroPoint: Tensor | null = null;
 
@@ -40,6 +46,7 @@ export class UniformQuantizer {
     this.bits = o.bits;
     this.levels = 2 ** o.bits;
     this.channelWise = o.channelWise ?? false;
+    this.symmetric = o.symmetric ?? false;
   }
 
   /** A quantizer with the given parameters (e.g. from state()). */
@@ -78,9 +85,11 @@ export class UniformQuantizer {
     const [delta, zp] = noGrad(() =>
       tidy(() => {
         const x2 = (this.channelWise ? x.reshape([x.shape[0]!, -1]) : x.reshape([1, -1])).detach();
-        const { lo, hi } = searchRange(x2, this.levels, method, strategy);
+        const { lo, hi } = searchRange(x2, this.levels, method, strategy, this.symmetric);
         const q = calcQParams(lo, hi, this.levels);
-        return [q.delta.reshape(shape).contiguous(), q.zeroPoint.reshape(shape).contiguous()];
+        // Exactly n/2 (calcQParams rounds −lo/δ, which float error could move off it).
+        const zp = this.symmetric ? q.zeroPoint.mul(0).add(this.levels / 2) : q.zeroPoint;
+        return [q.delta.reshape(shape).contiguous(), zp.reshape(shape).contiguous()];
       }),
     );
     this.#set(delta!, zp!);

@@ -72,7 +72,7 @@ export function initUnitActs(ctx: UnitContext, unit: Unit, xq: E.Tensor): void {
         feeds: new Map([[unit.input, x]]),
         outputs: [unit.output],
         nodes: unit.nodes,
-        hooks: ctx.qmodel.hooks({ weights: true, acts: true }, { lazyInit: 'mse' }),
+        hooks: ctx.qmodel.hooks({ weights: true, acts: true }, { lazyInit: 'mse', feeds: false }),
       });
     }),
   );
@@ -107,7 +107,7 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
   const tail = ctx.preset.pd ? tailFrom(ctx.graph, unit.output, ctx.graph.output.name).nodes : [];
   const n = c.xq.shape[0]!;
   const curve: LossPoint[] = [];
-  const hooks = qmodel.hooks({ weights: true, acts: true });
+  const hooks = qmodel.hooks({ weights: true, acts: true }, { feeds: false });
   const twoPasses = preset.drop && preset.pd;
 
   for (let it = 1; it <= cfg.iters; it++) {

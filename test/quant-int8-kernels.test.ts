@@ -1,0 +1,119 @@
+// int8Kernels: the placement, grids and export that onnxruntime runs with integer kernels (QLinearConv, QLinearAdd).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { join } from 'node:path';
+import * as E from '../src/engine/index.js';
+import { loadModel } from '../src/graph/load.js';
+import { placeQuantizers } from '../src/quant/placement.js';
+import { QuantizedModel } from '../src/quant/qmodel.js';
+import { UniformQuantizer } from '../src/quant/uniform.js';
+import { toQdq } from '../src/onnx/qdq.js';
+import { readOnnx } from '../src/onnx/index.js';
+import type { OnnxModel } from '../src/onnx/ir.js';
+import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
+
+test('int8Kernels adds 8-bit quantizers on the image and on each residual branch that ends unquantized, nothing else', () => {
+  const m = loadModel(tinyResNet());
+  const sites = (int8Kernels: boolean) => placeQuantizers(m.folded, m.units, { wBits: 4, aBits: 8, int8Kernels }).acts.map((a) => `${a.value}:${a.bits}:${a.role}:${a.unit}`);
+  const plain = sites(false);
+  const kernels = sites(true);
+  assert.deepEqual(kernels.filter((s) => !plain.includes(s)), [
+    'input:8:layer input:conv',
+    '/layer1/layer1.0/conv2/bn/BatchNormalization_output_0:8:add input:layer1.0',
+    '/layer2/layer2.0/conv2/bn/BatchNormalization_output_0:8:add input:layer2.0',
+    '/layer2/layer2.0/downsample/bn/BatchNormalization_output_0:8:add input:layer2.0',
+  ]);
+  assert.deepEqual(plain.filter((s) => !kernels.includes(s)), []);
+  // The identity shortcut of layer1.0 reads the stem's quantizer: no second one there.
+  assert.throws(() => new QuantizedModel(m.folded, m.units, { wBits: 4, aBits: 4, int8Kernels: true }),
+    /^RangeError: int8 kernels need 8-bit activations, but \d+ activation quantizers are at 4 bits \(first: after input\); use --a-bits 8/);
+});
+
+test('a symmetric grid keeps the zero point at 2^(b-1), so q - z fits signed codes, and stays close to the asymmetric error', () => {
+  const w = E.tensor(Array.from({ length: 6 * 50 }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 6)) + (i % 3 === 0 ? 0.4 : 0)), [6, 50]);
+  for (const bits of [8, 4]) {
+    for (const method of ['mse', 'minmax'] as const) {
+      const sym = new UniformQuantizer({ bits, channelWise: true, symmetric: true }).init(w, method);
+      const asym = new UniformQuantizer({ bits, channelWise: true }).init(w, method);
+      assert.deepEqual(sym.zeroPoint.toArray(), Array(6).fill(2 ** (bits - 1)), `${bits} bits ${method}`);
+      const codes = sym.quantizeInt(w).toArray();
+      assert.ok(codes.every((q) => q >= 0 && q <= 2 ** bits - 1));
+      const err = (q: UniformQuantizer) => E.tidy(() => q.forward(w).sub(w).abs().mean().item());
+      assert.ok(err(sym) < 2 * err(asym) + 1e-6, `${bits} bits ${method}: ${err(sym)} vs ${err(asym)}`);
+      if (method === 'minmax') {
+        // The largest |w| of each channel is on the grid's range (no clipping).
+        const delta = sym.delta.toArray();
+        const rows = w.toArray();
+        for (let c = 0; c < 6; c++) {
+          const row = rows.slice(c * 50, c * 50 + 50);
+          assert.ok(Math.max(...row.map(Math.abs)) <= (2 ** (bits - 1) - 1) * delta[c]! * (1 + 1e-6));
+        }
+      }
+      sym.dispose();
+      asym.dispose();
+    }
+  }
+  w.dispose();
+});
+
+/** Op counts of the graph onnxruntime runs after its default optimizations. */
+async function ortOps(file: string, dir: string): Promise<Record<string, number>> {
+  const ort = await import('onnxruntime-node');
+  const optimized = join(dir, 'optimized.onnx');
+  const session = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'all', optimizedModelFilePath: optimized, logSeverityLevel: 3 });
+  await session.release();
+  const ops: Record<string, number> = {};
+  for (const n of readOnnx(optimized).nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+  return ops;
+}
+
+for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as const) {
+  test(`${method} W${wBits}A8 with int8Kernels: onnxruntime runs every convolution and addition with integer kernels and gives the simulated top-1`, async () => {
+    const { quantizeModel } = await import('../src/index.js');
+    const ws = await tinyWorkspace(2);
+    const output = join(ws.dir, 'k.onnx');
+    const { record, qparams } = await quantizeModel({
+      model: ws.model, calib: ws.images, wBits, aBits: 8, method, preset: 'cifar', eval: ws.images, output, int8Kernels: true,
+      runDir: join(ws.dir, 'run'), recon: { iters: 20, batch: 8, dcSteps: 5 },
+    });
+    // onnxruntime's default session: integer kernels, rounding as the simulation does (biases on their int32 grid).
+    assert.equal(record.export!.ort_top1, record.top1);
+    assert.equal(record.export!.agreement, 1);
+    assert.equal(record.int8_kernels, true);
+    assert.equal(qparams.int8Kernels, true);
+    const ops = await ortOps(output, ws.dir);
+    // The one float Add left is the classifier's bias: the Gemm reads a pooled value, off any quantizer's grid.
+    assert.deepEqual([ops.Conv, ops.QLinearConv, ops.Add, ops.QLinearAdd], [undefined, 6, 1, 2], JSON.stringify(ops));
+    const q = readOnnx(output);
+    assert.equal(q.metadata['pdquant.int8_kernels'], 'true');
+    const dqs = q.nodes.filter((n) => n.opType === 'DequantizeLinear' && q.initializers.has(n.inputs[0]!));
+    const types = dqs.map((n) => `${q.initializers.get(n.inputs[0]!)!.dataType}:${n.inputs[2] ? [...q.initializers.get(n.inputs[2])!.data].every((z) => z === 0) : 'none'}`);
+    assert.deepEqual([...new Set(types)].sort(), ['int32:none', 'int8:true'], 'weights as int8 codes with zero point 0, biases as int32 codes');
+  });
+}
+
+test('int8Kernels is refused with narrower activations or with int4 storage, before anything is read', async () => {
+  const { quantizeModel } = await import('../src/index.js');
+  const base = { model: '/nonexistent.onnx', calib: '/nonexistent', wBits: 4, method: 'mse', int8Kernels: true };
+  await assert.rejects(quantizeModel({ ...base, aBits: 4 }), /int8Kernels needs 8-bit activations .*but an activation bit-width is 4; the weights may have 2\.\.8 bits/);
+  await assert.rejects(quantizeModel({ ...base, aBits: 8, bitRules: [{ match: '/fc/', wBits: 8, aBits: 6 }] }), /an activation bit-width is 6/);
+  await assert.rejects(quantizeModel({ ...base, aBits: 8, int4Storage: true }), /int8Kernels and int4Storage exclude each other/);
+});
+
+test('toQdq with integer kernels refuses weight codes that do not fit INT8 after their zero point', () => {
+  const model: OnnxModel = {
+    irVersion: 8, opsetVersion: 13, producer: 't', producerVersion: '', graphName: 'g', metadata: {},
+    inputs: [{ name: 'x', elemType: 'float32', dims: [1, 2] }], outputs: [{ name: 'y', elemType: 'float32', dims: [1, 2] }],
+    initializers: new Map([['w', { name: 'w', dataType: 'float32', dims: [2, 2], data: Float32Array.of(1, -1, 0.5, 0.25) }]]),
+    nodes: [{ name: 'fc', opType: 'Gemm', domain: '', inputs: ['x', 'w'], outputs: ['y'], attrs: { transB: { type: 'int', value: 1 } } }],
+  };
+  const spec = (zero: number) => ({
+    integerKernels: true,
+    weights: [{ node: 'fc', bits: 8, axis: 0, scale: Float32Array.of(0.01, 0.01), zeroPoint: Uint8Array.of(zero, zero), codes: Uint8Array.of(255, 0, 200, 100) }],
+    acts: [{ value: 'x', bits: 8, scale: 0.1, zeroPoint: 128 }],
+  });
+  const ok = toQdq(model, spec(128));
+  assert.deepEqual([...ok.initializers.get('w_q')!.data], [127, -128, 72, -28]);
+  assert.throws(() => toQdq(model, spec(100)), /weight of node 'fc': code\[0\] − zero point = 155 does not fit INT8; integer kernels need 8-bit weights quantized with zero point 128/);
+  assert.throws(() => toQdq(model, { ...spec(128), acts: [{ value: 'x', bits: 6, scale: 0.1, zeroPoint: 32 }] }), /activation 'x': integer kernels need 8-bit activations, it has 6 bits/);
+});
