@@ -130,8 +130,8 @@ function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }):
 /** int8Kernels' conditions, before anything is read. */
 function checkInt8Kernels(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): void {
   const narrow = [aBits, ...(o.bitRules ?? []).map((r) => r.aBits)].find((a) => a !== 8);
-  if (narrow !== undefined) throw new Error(`int8Kernels needs 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${narrow}; the weights may have 2..8 bits`);
-  if (o.int4Storage) throw new Error('int8Kernels and int4Storage exclude each other: the integer kernels read weights as 8-bit codes');
+  if (narrow !== undefined) throw new Error(`int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${narrow}; the weights may have 2..8 bits`);
+  if (o.int4Storage) throw new Error('int8 kernels (--int8-kernels) and int4 storage (--int4-storage) exclude each other: the integer kernels read weights as 8-bit codes');
 }
 
 /** Quantizes a model with a method; evaluates, exports and verifies where asked. Every bad input is one clear error. */

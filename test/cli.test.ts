@@ -71,6 +71,12 @@ test('bit-widths outside 2..8 and probabilities outside (0, 1]', () => {
   assertOneError(quantize('--input-drop-p', '1.5'), /Expected a number in \(0, 1\] for --input-drop-p but received 1\.5/);
 });
 
+test('--int8-kernels with narrower activations or with --int4-storage', () => {
+  assertOneError(quantize('--a', '4', '--int8-kernels'), /int8 kernels \(--int8-kernels, int8Kernels\) need 8-bit activations .* but an activation bit-width is 4; the weights may have 2\.\.8 bits/);
+  assertOneError(quantize('--a', '8', '--bits', '/fc/=8/6', '--int8-kernels'), /an activation bit-width is 6/);
+  assertOneError(quantize('--a', '8', '--int8-kernels', '--int4-storage'), /int8 kernels \(--int8-kernels\) and int4 storage \(--int4-storage\) exclude each other/);
+});
+
 test('an unknown method, option or command', () => {
   assertOneError(quantize('--method', 'foo'), /Unknown method foo; choose one of .*pdquant/);
   assertOneError(quantize('--bogus'), /unknown option '--bogus'/);

@@ -1,7 +1,9 @@
 // int8Kernels: the placement, grids and export that onnxruntime runs with integer kernels (QLinearConv, QLinearAdd).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as E from '../src/engine/index.js';
 import { loadModel } from '../src/graph/load.js';
 import { placeQuantizers } from '../src/quant/placement.js';
@@ -26,7 +28,7 @@ test('int8Kernels adds 8-bit quantizers on the image and on each residual branch
   assert.deepEqual(plain.filter((s) => !kernels.includes(s)), []);
   // The identity shortcut of layer1.0 reads the stem's quantizer: no second one there.
   assert.throws(() => new QuantizedModel(m.folded, m.units, { wBits: 4, aBits: 4, int8Kernels: true }),
-    /^RangeError: int8 kernels need 8-bit activations, but \d+ activation quantizers are at 4 bits \(first: after input\); use --a-bits 8/);
+    /^RangeError: int8 kernels need 8-bit activations, but \d+ activation quantizers are at 4 bits \(first: after input\); use 8-bit activations \(--a 8;/);
 });
 
 test('a symmetric grid keeps the zero point at 2^(b-1), so q - z fits signed codes, and stays close to the asymmetric error', () => {
@@ -89,15 +91,21 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     const dqs = q.nodes.filter((n) => n.opType === 'DequantizeLinear' && q.initializers.has(n.inputs[0]!));
     const types = dqs.map((n) => `${q.initializers.get(n.inputs[0]!)!.dataType}:${n.inputs[2] ? [...q.initializers.get(n.inputs[2])!.data].every((z) => z === 0) : 'none'}`);
     assert.deepEqual([...new Set(types)].sort(), ['int32:none', 'int8:true'], 'weights as int8 codes with zero point 0, biases as int32 codes');
+    // inspect reads the codes' bit-widths back from the signed codes, and says what the file is for.
+    const bin = join(resolve(fileURLToPath(import.meta.url), '../../..'), 'bin', 'pdquant.js');
+    const shown = spawnSync(process.execPath, [bin, 'inspect', output], { encoding: 'utf8' });
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.match(shown.stdout, /quantized for integer kernels \(--int8-kernels\): onnxruntime runs its convolutions as QLinearConv/);
+    assert.match(shown.stdout, new RegExp(`weights: 7 tensors stored as int8 codes; by their largest code ${wBits === 8 ? '7 × 8 bits' : `2 × 8 bits, 5 × ${wBits} bits`};`));
   });
 }
 
 test('int8Kernels is refused with narrower activations or with int4 storage, before anything is read', async () => {
   const { quantizeModel } = await import('../src/index.js');
   const base = { model: '/nonexistent.onnx', calib: '/nonexistent', wBits: 4, method: 'mse', int8Kernels: true };
-  await assert.rejects(quantizeModel({ ...base, aBits: 4 }), /int8Kernels needs 8-bit activations .*but an activation bit-width is 4; the weights may have 2\.\.8 bits/);
+  await assert.rejects(quantizeModel({ ...base, aBits: 4 }), /int8 kernels \(--int8-kernels, int8Kernels\) need 8-bit activations .*but an activation bit-width is 4; the weights may have 2\.\.8 bits/);
   await assert.rejects(quantizeModel({ ...base, aBits: 8, bitRules: [{ match: '/fc/', wBits: 8, aBits: 6 }] }), /an activation bit-width is 6/);
-  await assert.rejects(quantizeModel({ ...base, aBits: 8, int4Storage: true }), /int8Kernels and int4Storage exclude each other/);
+  await assert.rejects(quantizeModel({ ...base, aBits: 8, int4Storage: true }), /int8 kernels \(--int8-kernels\) and int4 storage \(--int4-storage\) exclude each other/);
 });
 
 test('toQdq with integer kernels refuses weight codes that do not fit INT8 after their zero point', () => {

@@ -120,6 +120,8 @@ function printQdq(model: string, metadata: Record<string, string>, q: QdqSummary
   if (m['pdquant.version'] !== undefined) {
     const calib = m['pdquant.calibration_sha256'] ? ` (sha256 ${m['pdquant.calibration_sha256'].slice(0, 16)}…)` : '';
     console.log(`  written by pdquant ${m['pdquant.version']}: ${m['pdquant.method']} W${m['pdquant.w_bits']}A${m['pdquant.a_bits']}, seed ${m['pdquant.seed']}, ${m['pdquant.calibration_count']} calibration images${calib}`);
+    if (m['pdquant.bit_rules']) console.log(`  bit rules: ${m['pdquant.bit_rules']}`);
+    if (m['pdquant.int8_kernels'] === 'true') console.log('  quantized for integer kernels (--int8-kernels): onnxruntime runs its convolutions as QLinearConv');
   }
   const t = transformFromMetadata(metadata);
   console.log(`  preprocessing: ${t ? describeTransform(t) : 'not recorded in the metadata'}`);

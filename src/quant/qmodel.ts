@@ -242,5 +242,5 @@ export class QuantizedModel {
 function checkInt8Kernels(p: Placement): void {
   const narrow = p.acts.filter((a) => a.bits !== 8);
   if (narrow.length)
-    throw new RangeError(`int8 kernels need 8-bit activations, but ${narrow.length} activation quantizer${narrow.length > 1 ? 's are' : ' is'} at ${[...new Set(narrow.map((a) => a.bits))].join('/')} bits (first: after ${narrow[0]!.value}); use --a-bits 8 (the weights may have 2..8 bits)`);
+    throw new RangeError(`int8 kernels need 8-bit activations, but ${narrow.length} activation quantizer${narrow.length > 1 ? 's are' : ' is'} at ${[...new Set(narrow.map((a) => a.bits))].join('/')} bits (first: after ${narrow[0]!.value}); use 8-bit activations (--a 8; the weights may have 2..8 bits)`);
 }
