@@ -58,6 +58,31 @@ test('a symmetric grid keeps the zero point at 2^(b-1), so q - z fits signed cod
   w.dispose();
 });
 
+test("the image's quantizer applies wherever the network runs from the image, but not in a unit's own run", async () => {
+  const { capture } = await import('../src/recon/caches.js');
+  const m = loadModel(tinyResNet());
+  const q = new QuantizedModel(m.folded, m.units, { wBits: 4, aBits: 8, int8Kernels: true });
+  const x = E.tensor(Array.from({ length: 4 * 3 * 8 * 8 }, (_, i) => Math.sin(i * 0.7) * 2), [4, 3, 8, 8]);
+  try {
+    q.initWeights('mse');
+    q.initActs(x, 'mse');
+    const image = q.acts.get('input')!.q;
+    assert.ok(image.initialized);
+    const g = m.folded;
+    const unit = m.units[1]!;
+    const on = { weights: true, acts: true };
+    const fromImage = capture(g, x, g.input.name, unit.input, 4, q.hooks(on));
+    const quantizedFirst = E.tidy(() => capture(g, image.forward(x), g.input.name, unit.input, 4, q.hooks(on, { feeds: false })));
+    const rawImage = capture(g, x, g.input.name, unit.input, 4, q.hooks(on, { feeds: false }));
+    assert.equal(E.tidy(() => fromImage.sub(quantizedFirst).abs().amax().item()), 0);
+    assert.ok(E.tidy(() => fromImage.sub(rawImage).abs().amax().item()) > 0, 'the quantizer changes what the next unit reads');
+    E.dispose([fromImage, quantizedFirst, rawImage]);
+  } finally {
+    x.dispose();
+    q.dispose();
+  }
+});
+
 /** Op counts of the graph onnxruntime runs after its default optimizations. */
 async function ortOps(file: string, dir: string): Promise<Record<string, number>> {
   const ort = await import('onnxruntime-node');

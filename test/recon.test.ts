@@ -124,12 +124,13 @@ test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone c
   assert.notDeepEqual(await run('qdrop', { dropP: 0.5, inputDropP: 1 }), brecq, 'the quantizer drop alone');
 });
 
-for (const dense of [false, true]) test(`a resumed run ends exactly where an uninterrupted one does${dense ? ' (DenseNet: units that quantize their own input)' : ''}`, async () => {
+for (const variant of ['', 'dense', 'int8']) test(`a resumed run ends exactly where an uninterrupted one does${variant === 'dense' ? ' (DenseNet: units that quantize their own input)' : variant === 'int8' ? ' (int8Kernels: the first unit quantizes the image)' : ''}`, async () => {
+  const dense = variant === 'dense';
   const model = join(ws.dir, 'resume-dense.onnx');
   if (dense) writeFileSync(model, tinyDenseNet());
-  const extra = dense ? { model } : {};
-  const full = await quantize(base('pdquant', { ...extra, runDir: join(ws.dir, `run-full${dense}`) }), 'test');
-  const crashDir = join(ws.dir, `run-crash${dense}`);
+  const extra = dense ? { model } : variant === 'int8' ? { aBits: 8, int8Kernels: true } : {};
+  const full = await quantize(base('pdquant', { ...extra, runDir: join(ws.dir, `run-full${variant}`) }), 'test');
+  const crashDir = join(ws.dir, `run-crash${variant}`);
   await assert.rejects(
     quantize(base('pdquant', { ...extra, runDir: crashDir }), 'test', {
       unitStart: (k) => {
