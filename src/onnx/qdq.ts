@@ -14,6 +14,10 @@
 // the int32 grid of input scale × weight scale — a deviation of up to half a grid step per bias. The graph as written
 // is exact; to run it exactly in onnxruntime, disable its QDQ optimizers (session config `session.disable_quant_qdq`
 // = "1", in onnxruntime-node `extra: { session: { disable_quant_qdq: '1' } }`) or graph optimizations.
+//
+// With `integerKernels` the graph takes the form onnxruntime fuses into QLinearConv/QLinearAdd instead: INT8 weight
+// codes with zero point 0, biases as INT32 codes on the input scale × weight scale grid inside the layer (the
+// simulation rounds them so too), no Clip (8-bit activations only).
 import { describeNode, attrInt } from './attrs.js';
 import { OnnxError } from './errors.js';
 import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
