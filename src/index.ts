@@ -218,6 +218,8 @@ export interface AnalyzeSensitivityOptions extends PreprocessOptions {
   eightBitHeadStem?: boolean;
   /** Rules already decided on: the analysis quantizes with them. */
   bitRules?: BitRule[];
+  /** The placement and grids quantize uses with int8Kernels (8-bit activations). */
+  int8Kernels?: boolean;
   units?: UnitOverride;
   /** Labelled images: top-1 for the whole model and for each unit alone quantized. */
   eval?: string;
@@ -234,10 +236,11 @@ export interface AnalyzeSensitivityOptions extends PreprocessOptions {
 export async function analyzeSensitivity(o: AnalyzeSensitivityOptions, events: SensitivityEvents = {}): Promise<SensitivityReport> {
   await useDevice(o.device);
   const [wBits, aBits] = checkedBits(o);
+  if (o.int8Kernels) checkInt8Kernels(aBits, o);
   const { read, transform } = readWithTransform(o.model, o);
   return analyze({
     model: o.model, read, calib: o.calib, wBits, aBits, numSamples: o.numSamples ?? 256, seed: o.seed ?? 1005,
     transform, eightBitHeadStem: o.eightBitHeadStem ?? true,
-    bitRules: o.bitRules, units: o.units, eval: o.eval, evalLimit: o.evalLimit, batch: o.batch ?? 64,
+    bitRules: o.bitRules, int8Kernels: o.int8Kernels, units: o.units, eval: o.eval, evalLimit: o.evalLimit, batch: o.batch ?? 64,
   }, events);
 }

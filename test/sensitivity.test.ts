@@ -62,6 +62,18 @@ test('analyzeSensitivity: one row per unit in network order, each with the patte
   await assert.rejects(pdq.analyzeSensitivity({ model: ws.model, calib: ws.images, wBits: 1, aBits: 2 }), /Expected integer 2\.\.8 for wBits but received 1/);
 });
 
+test('analyzeSensitivity with int8Kernels analyses the placement quantize --int8-kernels uses', async () => {
+  const pdq = await import('../src/index.js');
+  const o = { model: ws.model, calib: ws.images, wBits: 4, aBits: 8, preset: 'cifar', numSamples: 16 };
+  const plain = await pdq.analyzeSensitivity(o);
+  const kernels = await pdq.analyzeSensitivity({ ...o, int8Kernels: true });
+  assert.equal(kernels.int8_kernels, true);
+  assert.equal(plain.int8_kernels, undefined);
+  // The stem unit owns the image's quantizer there, so its activations alone diverge differently.
+  assert.notEqual(kernels.units[0]!.actsOnly.kl, plain.units[0]!.actsOnly.kl);
+  await assert.rejects(pdq.analyzeSensitivity({ ...o, aBits: 4, int8Kernels: true }), /need 8-bit activations/);
+});
+
 test('pdquant sensitivity prints the units most sensitive first with their --bits patterns, and writes the analysis', () => {
   const bin = join(resolve(fileURLToPath(import.meta.url), '../../..'), 'bin', 'pdquant.js');
   const json = join(ws.dir, 'sensitivity.json');

@@ -13,6 +13,7 @@ interface Flags extends PreprocessOptions {
   seed: number;
   '8bitHeadStem': boolean;
   bits?: BitRule[];
+  int8Kernels?: boolean;
   units?: string;
   eval?: string;
   evalLimit?: number;
@@ -30,6 +31,7 @@ export function sensitivityCommand(program: Command): void {
     .option('--eval-limit <n>', 'evaluate only the first N images', intIn('--eval-limit', 1))
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')
     .option('--bits <pattern=w/a>', 'rules already decided on, as quantize takes them (repeatable)', bitRule)
+    .option('--int8-kernels', 'the placement quantize --int8-kernels uses (needs --a 8)')
     .option('--units <file>', 'JSON list overriding the grouping into units (see `pdquant inspect`)', existingPath('Units file'))
     .option('--batch <n>', 'batch size', intIn('--batch', 1), 64)
     .option('--device <name>', 'cpu, cuda or cuda:N (default: $PDQUANT_DEVICE, else cpu)')
@@ -39,7 +41,7 @@ export function sensitivityCommand(program: Command): void {
       const { analyzeSensitivity } = await import('../index.js');
       const r = await analyzeSensitivity(
         {
-          model, calib: f.calib, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed, eightBitHeadStem: f['8bitHeadStem'], bitRules: f.bits,
+          model, calib: f.calib, wBits: f.w, aBits: f.a, numSamples: f.numSamples, seed: f.seed, eightBitHeadStem: f['8bitHeadStem'], bitRules: f.bits, int8Kernels: f.int8Kernels,
           units: unitsFile(f.units), eval: f.eval, evalLimit: f.evalLimit, batch: f.batch, device: f.device,
           preset: f.preset, resize: f.resize, crop: f.crop, mean: f.mean, std: f.std,
         },
@@ -48,7 +50,7 @@ export function sensitivityCommand(program: Command): void {
       const top1 = r.fp_top1 !== undefined;
       const pct = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)} %`);
       const kl = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(2) : x.toPrecision(3));
-      console.log(`W${r.w_bits}A${r.a_bits} scale-only (mse), ${r.images} calibration images${top1 ? `, top-1 on ${r.n} labelled images (FP ${pct(r.fp_top1)})` : ''}`);
+      console.log(`W${r.w_bits}A${r.a_bits}${r.int8_kernels ? ' for integer kernels' : ''} scale-only (mse), ${r.images} calibration images${top1 ? `, top-1 on ${r.n} labelled images (FP ${pct(r.fp_top1)})` : ''}`);
       console.log(`every unit quantized: KL ${kl(r.all.kl)}, top class kept on ${pct(r.all.agreement)}${top1 ? `, top-1 ${pct(r.all.top1)}` : ''}`);
       console.log('each unit alone quantized (all of it; its weights only; its activations only), most sensitive first:');
       const rows = [...r.units].sort((a, b) => b.kl - a.kl);

@@ -92,7 +92,7 @@ function producerOf(graph: Graph, value: string): string | undefined {
 /** What quantize takes that the analysis uses, and its batch size. */
 export type SensitivityOptions = Pick<
   QuantizeOptions,
-  'model' | 'read' | 'calib' | 'wBits' | 'aBits' | 'numSamples' | 'seed' | 'transform' | 'eightBitHeadStem' | 'bitRules' | 'units' | 'eval' | 'evalLimit'
+  'model' | 'read' | 'calib' | 'wBits' | 'aBits' | 'numSamples' | 'seed' | 'transform' | 'eightBitHeadStem' | 'bitRules' | 'int8Kernels' | 'units' | 'eval' | 'evalLimit'
 > & { batch: number };
 
 export interface SensitivityEvents {
@@ -107,6 +107,7 @@ export interface SensitivityReport {
   a_bits: number;
   eight_bit_head_stem: boolean;
   bit_rules?: BitRule[];
+  int8_kernels?: boolean;
   /** Calibration images compared on. */
   images: number;
   /** Top-1 of the float model on the labelled data, when given, and how many images. */
@@ -125,7 +126,7 @@ export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {})
   const evalData = o.eval === undefined ? undefined : await openDataset(o.eval, { channels });
   if (evalData) for (const w of await checkEvalData(loaded.fp, evalData, o.transform, o.evalLimit)) ev.warning?.(w);
   const calib = await loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels, (m) => ev.warning?.(m));
-  const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules: o.bitRules ?? [] });
+  const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules: o.bitRules ?? [], int8Kernels: !!o.int8Kernels });
   const g = loaded.folded;
   let fpLogits: E.Tensor | undefined;
   try {
@@ -156,7 +157,7 @@ export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {})
       });
     }
     return {
-      model: o.model, w_bits: o.wBits, a_bits: o.aBits, eight_bit_head_stem: o.eightBitHeadStem, ...(o.bitRules?.length ? { bit_rules: o.bitRules } : {}),
+      model: o.model, w_bits: o.wBits, a_bits: o.aBits, eight_bit_head_stem: o.eightBitHeadStem, ...(o.bitRules?.length ? { bit_rules: o.bitRules } : {}), ...(o.int8Kernels ? { int8_kernels: true } : {}),
       images: calib.count, ...(fp ? { fp_top1: fp.top1, n: fp.n } : {}), all, units,
     };
   } finally {
