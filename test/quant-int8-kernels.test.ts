@@ -107,6 +107,7 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     assert.equal(record.export!.ort_top1, record.top1);
     assert.equal(record.export!.agreement, 1);
     assert.equal(record.int8_kernels, true);
+    assert.deepEqual(record.export!.integer_kernels, { integerConvs: 6, convs: 6, integerAdds: 2, adds: 2 });
     assert.equal(qparams.int8Kernels, true);
     const ops = await ortOps(output, ws.dir);
     // The one float Add left is the classifier's bias: the Gemm reads a pooled value, off any quantizer's grid.
@@ -125,12 +126,59 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
   });
 }
 
+test('an export whose convolutions onnxruntime does not all fuse says how many run in float', async () => {
+  const { quantizeModel } = await import('../src/index.js');
+  const { tinyEfficientNet } = await import('./helpers/tiny-efficientnet.js');
+  const { writeFileSync } = await import('node:fs');
+  const ws = await tinyWorkspace(2);
+  const model = join(ws.dir, 'effnet.onnx');
+  writeFileSync(model, tinyEfficientNet());
+  const warnings: string[] = [];
+  const { record } = await quantizeModel({ model, calib: ws.images, wBits: 8, aBits: 8, method: 'mse', preset: 'cifar', output: join(ws.dir, 'e.onnx'), int8Kernels: true }, { warning: (m) => warnings.push(m) });
+  const k = record.export!.integer_kernels!;
+  assert.ok(k.integerConvs < k.convs, JSON.stringify(k));
+  assert.deepEqual(warnings.filter((w) => /in float, not with integer kernels/.test(w)), [
+    `onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${join(ws.dir, 'e.onnx')} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`,
+  ]);
+});
+
 test('int8Kernels is refused with narrower activations or with int4 storage, before anything is read', async () => {
   const { quantizeModel } = await import('../src/index.js');
   const base = { model: '/nonexistent.onnx', calib: '/nonexistent', wBits: 4, method: 'mse', int8Kernels: true };
   await assert.rejects(quantizeModel({ ...base, aBits: 4 }), /int8 kernels \(--int8-kernels, int8Kernels\) need 8-bit activations .*but an activation bit-width is 4; the weights may have 2\.\.8 bits/);
   await assert.rejects(quantizeModel({ ...base, aBits: 8, bitRules: [{ match: '/fc/', wBits: 8, aBits: 6 }] }), /an activation bit-width is 6/);
   await assert.rejects(quantizeModel({ ...base, aBits: 8, int4Storage: true }), /int8 kernels \(--int8-kernels\) and int4 storage \(--int4-storage\) exclude each other/);
+});
+
+test('with integer kernels, an addition that reads a quantizer through a slice and a zero pad (option-A shortcut) reads it requantized, value for value', async () => {
+  const ort = await import('onnxruntime-node');
+  const { encodeOnnx } = await import('../src/onnx/write.js');
+  const i64 = (name: string, values: number[]) => ({ name, dataType: 'int64' as const, dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) });
+  const model: OnnxModel = {
+    irVersion: 8, opsetVersion: 13, producer: 't', producerVersion: '', graphName: 'g', metadata: {},
+    inputs: [{ name: 'x', elemType: 'float32', dims: [1, 4, 3, 3] }], outputs: [{ name: 'y', elemType: 'float32', dims: [1, 4, 3, 3] }],
+    initializers: new Map([i64('starts', [0]), i64('ends', [2]), i64('axes', [1]), i64('pads', [0, 1, 0, 0, 0, 1, 0, 0])].map((t) => [t.name, t])),
+    nodes: [
+      { name: 'relu', opType: 'Relu', domain: '', inputs: ['x'], outputs: ['r'], attrs: {} },
+      { name: 'slice', opType: 'Slice', domain: '', inputs: ['r', 'starts', 'ends', 'axes'], outputs: ['s'], attrs: {} },
+      { name: 'pad', opType: 'Pad', domain: '', inputs: ['s', 'pads'], outputs: ['p'], attrs: {} },
+      { name: 'neg', opType: 'Neg', domain: '', inputs: ['x'], outputs: ['n'], attrs: {} },
+      { name: 'add', opType: 'Add', domain: '', inputs: ['p', 'n'], outputs: ['y'], attrs: {} },
+    ],
+  };
+  const acts = [{ value: 'r', bits: 8, scale: 0.037, zeroPoint: 0 }, { value: 'n', bits: 8, scale: 0.05, zeroPoint: 131 }];
+  const kernels = toQdq(model, { integerKernels: true, weights: [], acts });
+  const plain = toQdq(model, { weights: [], acts });
+  assert.deepEqual(kernels.nodes.find((n) => n.name === 'add')!.inputs, ['p_requant_dq', 'n_dq']);
+  assert.deepEqual(plain.nodes.find((n) => n.name === 'add')!.inputs, ['p', 'n_dq']);
+  const x = Float32Array.from({ length: 36 }, (_, i) => Math.sin(i * 1.3) * 5);
+  const run = async (m: OnnxModel) => {
+    const session = await ort.InferenceSession.create(encodeOnnx(m), { graphOptimizationLevel: 'disabled' });
+    const out = (await session.run({ x: new ort.Tensor('float32', x, [1, 4, 3, 3]) })).y!.data as Float32Array;
+    await session.release();
+    return [...out];
+  };
+  assert.deepEqual(await run(kernels), await run(plain));
 });
 
 test('toQdq with integer kernels refuses weight codes that do not fit INT8 after their zero point', () => {

@@ -126,7 +126,9 @@ export function quantizeCommand(program: Command): void {
       if (ex) {
         const check = ex.max_logit_diff === undefined ? 'not verified (--no-verify)'
           : `verified in onnxruntime: ${ex.ort_top1 !== undefined ? `top-1 ${ex.ort_top1.toFixed(2)} % vs simulated ${record.top1!.toFixed(2)} %, ` : ''}max |Δlogit| ${ex.max_logit_diff.toPrecision(3)} (logits up to ${ex.max_logit!.toPrecision(3)}), same top-1 class on ${(ex.agreement! * 100).toFixed(1)} % of probe images`;
-        console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}`);
+        const k = ex.integer_kernels;
+        const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
+        console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}${kernels}`);
       }
       if (f.json) writeJsonAtomic(f.json, record);
       if (f.report) {

@@ -77,3 +77,39 @@ export async function runOrt(session: InferenceSession, nchw: Float32Array, nchw
     return [k, { dims: [n, ...rest[k]!], data }];
   }));
 }
+
+/** How onnxruntime runs a model's convolutions and additions after its own graph optimizations. */
+export interface OrtKernelCounts {
+  /** Convolutions run as QLinearConv, and all convolutions. */
+  integerConvs: number;
+  convs: number;
+  /** Additions of two computed values (residual additions) run as QLinearAdd, and all of them. */
+  integerAdds: number;
+  adds: number;
+}
+
+/**
+ * Counts, in the graph onnxruntime-node makes of the model with its default optimizations, the convolutions and
+ * residual additions it runs with integer kernels (QLinearConv, QLinearAdd) and those it runs in float.
+ */
+export async function ortKernelCounts(model: Uint8Array): Promise<OrtKernelCounts> {
+  const ort = await import('onnxruntime-node');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { readOnnx } = await import('../onnx/read.js');
+  const dir = mkdtempSync(join(tmpdir(), 'pdquant-ort-'));
+  try {
+    const optimized = join(dir, 'optimized.onnx');
+    const session = await ort.InferenceSession.create(model, { logSeverityLevel: 3, optimizedModelFilePath: optimized });
+    await session.release();
+    const m = readOnnx(optimized);
+    const count = (ops: string[]) => m.nodes.filter((n) => ops.includes(n.opType)).length;
+    const floatAdds = m.nodes.filter((n) => n.opType === 'Add' && n.inputs.every((i) => !m.initializers.has(i))).length;
+    const integerConvs = count(['QLinearConv']);
+    const integerAdds = count(['QLinearAdd']);
+    return { integerConvs, convs: integerConvs + count(['Conv', 'FusedConv', 'NhwcFusedConv', 'ConvInteger']), integerAdds, adds: integerAdds + floatAdds };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

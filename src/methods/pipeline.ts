@@ -10,6 +10,7 @@ import type { BitRule } from '../quant/placement.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
 import { compareLogits, firstDivergence } from '../eval/verify.js';
+import { ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
 import { qdqSpec, qdqModel, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
 import { freeImageDims, imageChannels, type ImageShape } from '../onnx/image-input.js';
@@ -91,7 +92,7 @@ export interface RunRecord {
   recon?: { config: ReconConfig; units: UnitRecord[] };
   /** The process's peak resident memory (getrusage high-water mark) up to the end of the run. */
   peak_rss_mb: number;
-  export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number };
+  export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number; integer_kernels?: OrtKernelCounts };
 }
 
 export interface QuantizeResult {
@@ -228,6 +229,11 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
           record.export!.ort_top1 = acc.top1;
           const gap = Math.abs(acc.top1 - record.top1);
           if (gap > EXPORT_TOP1_TOLERANCE) problem = `onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`;
+        }
+        if (o.int8Kernels) {
+          const k = (record.export!.integer_kernels = await ortKernelCounts(file));
+          if (k.integerConvs < k.convs || k.integerAdds < k.adds)
+            ev.warning?.(`onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${output} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`);
         }
         if (problem) {
           const d = await firstDivergence(qmodel, body, probe);

@@ -115,6 +115,19 @@ function channelAxis(node: OnnxNode, rank: number): number {
   }
 }
 
+/** Ops whose output values all lie on their first input's quantization grid: picked, moved, or zero-padded. */
+const GRID_KEEPING = new Set(['Slice', 'Reshape', 'Flatten', 'Transpose', 'Identity', 'Squeeze', 'Unsqueeze', 'Dropout', 'MaxPool', 'Relu']);
+
+function keepsGrid(node: OnnxNode, model: OnnxModel): boolean {
+  if (GRID_KEEPING.has(node.opType)) return true;
+  if (node.opType !== 'Pad') return false;
+  // Constant mode with value 0 (0 is on every grid whose zero point lies in its range).
+  const mode = node.attrs.mode?.type === 'string' ? node.attrs.mode.value : 'constant';
+  const value = node.inputs[2] ? model.initializers.get(node.inputs[2]) : undefined;
+  const attrValue = node.attrs.value?.type === 'float' ? node.attrs.value.value : 0;
+  return mode === 'constant' && attrValue === 0 && (!node.inputs[2] || (!!value && value.data.length === 1 && Number(value.data[0]) === 0));
+}
+
 /** Codes q − z per element (channels on `axis` of `dims`), which must fit INT8. */
 function signedCodes(w: QdqWeight, dims: readonly number[], what: string): Int8Array {
   const inner = numel(dims.slice(w.axis + 1));
@@ -224,6 +237,39 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
     return true;
   };
 
+  /**
+   * onnxruntime fuses an addition into QLinearAdd only when both inputs come straight from DequantizeLinear. An input
+   * that reaches a quantizer through ops that keep its grid (option-A shortcuts: Slice, zero Pad) gets a
+   * QuantizeLinear → DequantizeLinear with that quantizer's parameters, which changes no value.
+   */
+  const requantizeAddInputs = () => {
+    const acts = new Map(spec.acts.map((a) => [a.value, a]));
+    const made = new Map<string, number>();
+    model.nodes.forEach((n, i) => n.outputs.forEach((v) => made.set(v, i)));
+    const gridSource = (v: string): QdqActivation | undefined => {
+      for (let x: string | undefined = v; x !== undefined; ) {
+        if (acts.has(x)) return acts.get(x);
+        const p: OnnxNode | undefined = made.has(x) ? model.nodes[made.get(x)!] : undefined;
+        x = p && keepsGrid(p, model) ? p.inputs[0] : undefined;
+      }
+      return undefined;
+    };
+    model.nodes.forEach((add, i) => {
+      if (add.opType !== 'Add' || add.inputs.some((v) => model.initializers.has(v))) return;
+      add.inputs.forEach((v, k) => {
+        const a = acts.has(v) ? undefined : gridSource(v);
+        if (!a || !made.has(v)) return;
+        const scale = scalarTensor(fresh(`${v}_requant_scale`), 'float32', Math.fround(a.scale));
+        const zero = scalarTensor(fresh(`${v}_requant_zero_point`), 'uint8', a.zeroPoint);
+        initializers.set(scale.name, scale).set(zero.name, zero);
+        const q = fresh(`${v}_requant_q`), dq = fresh(`${v}_requant_dq`);
+        push(after, made.get(v)!, { name: fresh(`${v}_requant_QuantizeLinear`), opType: 'QuantizeLinear', domain: '', inputs: [v, scale.name, zero.name], outputs: [q], attrs: {} });
+        push(after, made.get(v)!, { name: fresh(`${v}_requant_DequantizeLinear`), opType: 'DequantizeLinear', domain: '', inputs: [q, scale.name, zero.name], outputs: [dq], attrs: {} });
+        nodes[i]!.inputs[k] = dq;
+      });
+    });
+  };
+
   // ---- weights ----
   const kernels = spec.integerKernels === true;
   if (kernels && spec.int4Storage) throw new OnnxError('integer kernels read 8-bit weight codes: int4 storage cannot be combined with them');
@@ -330,6 +376,7 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
   const dqOf = new Map(rewired);
   for (const node of nodes) node.inputs = node.inputs.map((name) => dqOf.get(name) ?? name);
   for (const out of outputs) out.name = dqOf.get(out.name) ?? out.name;
+  if (kernels) requantizeAddInputs();
 
   // ---- opset ----
   let opsetVersion = model.opsetVersion;
