@@ -254,20 +254,24 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
       }
       return undefined;
     };
-    model.nodes.forEach((add, i) => {
-      if (add.opType !== 'Add' || add.inputs.some((v) => model.initializers.has(v))) return;
-      add.inputs.forEach((v, k) => {
-        const a = acts.has(v) ? undefined : gridSource(v);
-        if (!a || !made.has(v)) return;
+    const done = new Set<string>();
+    for (const add of model.nodes) {
+      if (add.opType !== 'Add' || add.inputs.some((v) => model.initializers.has(v))) continue;
+      for (const v of add.inputs) {
+        const a = acts.has(v) || done.has(v) ? undefined : gridSource(v);
+        if (!a || !made.has(v)) continue;
+        done.add(v);
         const scale = scalarTensor(fresh(`${v}_requant_scale`), 'float32', Math.fround(a.scale));
         const zero = scalarTensor(fresh(`${v}_requant_zero_point`), 'uint8', a.zeroPoint);
         initializers.set(scale.name, scale).set(zero.name, zero);
         const q = fresh(`${v}_requant_q`), dq = fresh(`${v}_requant_dq`);
+        // Every reader takes the requantized value (the same values): a MaxPool output that also feeds a convolution
+        // keeps a single reader, the pattern onnxruntime fuses.
+        for (const n of nodes) n.inputs = n.inputs.map((x) => (x === v ? dq : x));
         push(after, made.get(v)!, { name: fresh(`${v}_requant_QuantizeLinear`), opType: 'QuantizeLinear', domain: '', inputs: [v, scale.name, zero.name], outputs: [q], attrs: {} });
         push(after, made.get(v)!, { name: fresh(`${v}_requant_DequantizeLinear`), opType: 'DequantizeLinear', domain: '', inputs: [q, scale.name, zero.name], outputs: [dq], attrs: {} });
-        nodes[i]!.inputs[k] = dq;
-      });
-    });
+      }
+    }
   };
 
   // ---- weights ----
