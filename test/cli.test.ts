@@ -77,6 +77,16 @@ test('--int8-kernels with narrower activations or with --int4-storage', () => {
   assertOneError(quantize('--a', '8', '--int8-kernels', '--int4-storage'), /int8 kernels \(--int8-kernels\) and int4 storage \(--int4-storage\) exclude each other/);
 });
 
+test('a W8A8 export without --int8-kernels ends with the tip to use it; with it, with how onnxruntime runs it', () => {
+  const plain = quantize('--a', '8', '--w', '8', '--method', 'mse', '-o', join(dir, 'tip.onnx'));
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.match(plain.stdout, /\ntip: with --int8-kernels onnxruntime runs such a model with integer kernels, 2-3x faster than float/);
+  const kernels = quantize('--a', '8', '--w', '8', '--method', 'mse', '--int8-kernels', '-o', join(dir, 'tip.onnx'));
+  assert.equal(kernels.status, 0, kernels.stderr);
+  assert.doesNotMatch(kernels.stdout, /tip:/);
+  assert.match(kernels.stdout, /; onnxruntime runs (\d+) of \1 convolutions and (\d+) of \2 residual additions with integer kernels\n/);
+});
+
 test('an unknown method, option or command', () => {
   assertOneError(quantize('--method', 'foo'), /Unknown method foo; choose one of .*pdquant/);
   assertOneError(quantize('--bogus'), /unknown option '--bogus'/);

@@ -129,6 +129,8 @@ export function quantizeCommand(program: Command): void {
         const k = ex.integer_kernels;
         const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
         console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}${kernels}`);
+        if (!f.int8Kernels && !ex.int4_storage && f.a === 8 && (f.bits ?? []).every((r) => r.aBits === 8))
+          console.log('tip: with --int8-kernels onnxruntime runs such a model with integer kernels, 2-3x faster than float; without it, it runs in float and slower than the float model');
       }
       if (f.json) writeJsonAtomic(f.json, record);
       if (f.report) {
