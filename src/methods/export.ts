@@ -16,13 +16,11 @@ export function qdqSpec(qmodel: QuantizedModel, metadata: Record<string, string>
     const axis = node.opType === 'Conv' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 1) ? 0 : 1;
     if (axis !== 0) throw new Error(`export: ${node.name} (${node.opType}) has its output channels on axis 1, which per-channel export does not handle yet`);
     const codes = w.hard ? u8(w.hard.intWeights) : E.tidy(() => u8(w.q.quantizeInt(qmodel.fpWeight(w.site.node))));
-    // The bias codes as the simulation rounds them (QuantizedModel.biasGrid).
-    const grid = qmodel.biasGrid(w.site.node);
-    const bias = grid && E.tidy(() => {
-      const b = graph.params.get(node.inputs[2]!)!;
-      const out = { codes: Int32Array.from(b.div(grid).round().data() as Float32Array), scale: Float32Array.from(grid.data() as Float32Array) };
-      grid.dispose();
-      return out;
+    // The bias codes the simulation rounds to (QuantizedModel.quantizedBias).
+    const b = graph.params.get(node.inputs[2] ?? '');
+    const bias = b && E.tidy(() => {
+      const q = qmodel.quantizedBias(w.site.node, b);
+      return q && { codes: Int32Array.from(q.codes.data() as Float32Array), scale: Float32Array.from(q.grid.data() as Float32Array) };
     });
     return {
       node: w.site.node,

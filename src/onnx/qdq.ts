@@ -22,6 +22,7 @@ import { describeNode, attrInt } from './attrs.js';
 import { OnnxError } from './errors.js';
 import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
 import { numel } from './tensor.js';
+import { keepsGrid } from './grid.js';
 
 /** Quantized weight of one Conv/Gemm/MatMul node (its input 1, a float32 initializer). */
 export interface QdqWeight {
@@ -113,19 +114,6 @@ function channelAxis(node: OnnxNode, rank: number): number {
     case 'MatMul': return rank - 1;
     default: throw new OnnxError(`${describeNode(node)}: weights of ${node.opType} cannot be quantized (Conv, Gemm and MatMul can)`);
   }
-}
-
-/** Ops whose output values all lie on their first input's quantization grid: picked, moved, or zero-padded. */
-const GRID_KEEPING = new Set(['Slice', 'Reshape', 'Flatten', 'Transpose', 'Identity', 'Squeeze', 'Unsqueeze', 'Dropout', 'MaxPool', 'Relu']);
-
-function keepsGrid(node: OnnxNode, model: OnnxModel): boolean {
-  if (GRID_KEEPING.has(node.opType)) return true;
-  if (node.opType !== 'Pad') return false;
-  // Constant mode with value 0 (0 is on every grid whose zero point lies in its range).
-  const mode = node.attrs.mode?.type === 'string' ? node.attrs.mode.value : 'constant';
-  const value = node.inputs[2] ? model.initializers.get(node.inputs[2]) : undefined;
-  const attrValue = node.attrs.value?.type === 'float' ? node.attrs.value.value : 0;
-  return mode === 'constant' && attrValue === 0 && (!node.inputs[2] || (!!value && value.data.length === 1 && Number(value.data[0]) === 0));
 }
 
 /** Codes q − z per element (channels on `axis` of `dims`), which must fit INT8. */

@@ -3,11 +3,9 @@ import { readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import { execute, type Graph, type RunHooks, type Unit } from '../graph/index.js';
 import type { OnnxNode } from '../onnx/ir.js';
+import { SAME_GRID_OPS } from '../onnx/grid.js';
 import { placeQuantizers, type BitRule, type Placement, type PlacementOptions, type ActSite, type WeightSite } from './placement.js';
 import { UniformQuantizer, type InitMethod, type UniformQuantizerState } from './uniform.js';
-
-/** Ops whose output values lie on their first input's grid (picked, moved or clamped at 0). */
-const SAME_GRID = new Set(['MaxPool', 'Relu', 'Reshape', 'Flatten', 'Transpose', 'Identity', 'Squeeze', 'Unsqueeze', 'Dropout', 'Slice']);
 
 export interface QuantizerSwitches {
   weights: boolean;
@@ -91,7 +89,7 @@ export class QuantizedModel {
             break;
           }
           const p = producer.get(v);
-          v = p && SAME_GRID.has(p.opType) ? p.inputs[0] : undefined;
+          v = p && SAME_GRID_OPS.has(p.opType) ? p.inputs[0] : undefined;
         }
       }
     }
@@ -102,12 +100,15 @@ export class QuantizedModel {
     return this.graph.params.get(this.weights.get(node)!.site.weight)!;
   }
 
-  /** The grid [C] of a layer's bias (input scale × weight scale) with int8Kernels, else undefined. */
-  biasGrid(node: string): E.Tensor | undefined {
+  /**
+   * With int8Kernels, a layer's bias b as integer codes round(b / grid) on its grid [C] (input scale × weight scale),
+   * what the simulation uses (codes × grid) and the export writes; undefined where the bias stays float.
+   */
+  quantizedBias(node: string, b: E.Tensor): { codes: E.Tensor; grid: E.Tensor } | undefined {
     const v = this.biasInputs.get(node);
     if (v === undefined) return undefined;
-    const w = this.weights.get(node)!.q;
-    return E.tidy(() => w.delta.reshape([-1]).mul(this.acts.get(v)!.q.delta.detach()));
+    const grid = this.weights.get(node)!.q.delta.reshape([-1]).mul(this.acts.get(v)!.q.delta.detach());
+    return { codes: b.div(grid).round(), grid };
   }
 
   /** Sets every weight quantizer's scales from its FP weight. */
@@ -133,8 +134,8 @@ export class QuantizedModel {
       hooks.bias = (node: OnnxNode, b: E.Tensor) => {
         const wq = this.weights.get(node.name);
         if (!wq || (o.units && !o.units.has(wq.site.unit))) return b;
-        const grid = this.biasGrid(node.name);
-        return grid ? b.div(grid).round().mul(grid).detach() : b;
+        const q = this.quantizedBias(node.name, b);
+        return q ? q.codes.mul(q.grid).detach() : b;
       };
     if (on.acts)
       hooks.value = (name: string, t: E.Tensor) => {
