@@ -16,8 +16,8 @@ import ort from 'onnxruntime-node';
 import * as web from 'onnxruntime-web';
 import { batches, openDataset, makeTransform } from '../src/data/index.js';
 import { TopK } from '../src/eval/evaluate.js';
+import { ortOptimizedModel } from '../src/eval/ort.js';
 import { quantizeModel } from '../src/index.js';
-import { readOnnx } from '../src/onnx/index.js';
 import { shared, requireShared } from './shared.js';
 import type { BenchResult } from './run.js';
 
@@ -42,8 +42,8 @@ interface Runner {
   release(): Promise<void>;
 }
 
-async function nodeRunner(file: string, optimized?: string): Promise<Runner> {
-  const session = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'all', intraOpNumThreads: THREADS, logSeverityLevel: 3, ...(optimized ? { optimizedModelFilePath: optimized } : {}) });
+async function nodeRunner(file: string): Promise<Runner> {
+  const session = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'all', intraOpNumThreads: THREADS, logSeverityLevel: 3 });
   return {
     run: async (x, shape) => Object.values(await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', x, shape) }))[0]!.data as Float32Array,
     release: () => session.release(),
@@ -109,10 +109,9 @@ export async function run(): Promise<BenchResult> {
     // for the life of the process and would share the cores with what runs after it.
     for (const f of files)
       for (const batch of [1, 32] as const) {
-        const optimized = join(dir, 'optimized.onnx');
-        const ms = await time(await nodeRunner(f.file, optimized), f.m.size, batch);
+        const ms = await time(await nodeRunner(f.file), f.m.size, batch);
         const ops: Record<string, number> = {};
-        for (const n of readOnnx(optimized).nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+        for (const n of (await ortOptimizedModel(f.file)).nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
         const mb = Number((statSync(f.file).size / 2 ** 20).toFixed(2));
         timings.push({ model: f.m.name, variant: f.variant, batch, ms_per_batch: Number(ms.toFixed(2)), web_ms_per_batch: NaN, file_mb: mb, ops });
         result[`${key(f)}_mb`] = mb;

@@ -84,13 +84,10 @@ test("the image's quantizer applies wherever the network runs from the image, bu
 });
 
 /** Op counts of the graph onnxruntime runs after its default optimizations. */
-async function ortOps(file: string, dir: string): Promise<Record<string, number>> {
-  const ort = await import('onnxruntime-node');
-  const optimized = join(dir, 'optimized.onnx');
-  const session = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'all', optimizedModelFilePath: optimized, logSeverityLevel: 3 });
-  await session.release();
+async function ortOps(file: string): Promise<Record<string, number>> {
+  const { ortOptimizedModel } = await import('../src/eval/ort.js');
   const ops: Record<string, number> = {};
-  for (const n of readOnnx(optimized).nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+  for (const n of (await ortOptimizedModel(file)).nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
   return ops;
 }
 
@@ -109,7 +106,7 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     assert.equal(record.int8_kernels, true);
     assert.deepEqual(record.export!.integer_kernels, { integerConvs: 6, convs: 6, integerAdds: 2, adds: 2 });
     assert.equal(qparams.int8Kernels, true);
-    const ops = await ortOps(output, ws.dir);
+    const ops = await ortOps(output);
     // The one float Add left is the classifier's bias: the Gemm reads a pooled value, off any quantizer's grid.
     assert.deepEqual([ops.Conv, ops.QLinearConv, ops.Add, ops.QLinearAdd], [undefined, 6, 1, 2], JSON.stringify(ops));
     const q = readOnnx(output);

@@ -1,17 +1,21 @@
 /** Float32 batches through onnxruntime-node, cut to the batch size a model fixes when its file fixes one. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/ir.js';
+import { readOnnx } from '../onnx/read.js';
 
 export interface OrtOutput {
   dims: number[];
   data: Float32Array;
 }
 
-/** An onnxruntime session on a file (so external data next to it is found) or on bytes. */
-export async function openOrt(model: string | Uint8Array): Promise<InferenceSession> {
+/** An onnxruntime session on a file (so external data next to it is found) or on bytes; `options` add to the defaults. */
+export async function openOrt(model: string | Uint8Array, options: InferenceSession.SessionOptions = {}): Promise<InferenceSession> {
   const ort = await import('onnxruntime-node');
-  return typeof model === 'string'
-    ? ort.InferenceSession.create(model, { logSeverityLevel: 3 })
-    : ort.InferenceSession.create(model, { logSeverityLevel: 3 });
+  const o = { logSeverityLevel: 3 as const, ...options };
+  return typeof model === 'string' ? ort.InferenceSession.create(model, o) : ort.InferenceSession.create(model, o);
 }
 
 /** The batch size the session's first input fixes, or null when its batch dim is symbolic. */
@@ -88,28 +92,27 @@ export interface OrtKernelCounts {
   adds: number;
 }
 
+/** The graph onnxruntime-node runs for a model after its default graph optimizations (the fused kernels it chose). */
+export async function ortOptimizedModel(model: string | Uint8Array): Promise<OnnxModel> {
+  const dir = mkdtempSync(join(tmpdir(), 'pdquant-ort-'));
+  try {
+    const optimized = join(dir, 'optimized.onnx');
+    await (await openOrt(model, { optimizedModelFilePath: optimized })).release();
+    return readOnnx(optimized);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Counts, in the graph onnxruntime-node makes of the model with its default optimizations, the convolutions and
  * residual additions it runs with integer kernels (QLinearConv, QLinearAdd) and those it runs in float.
  */
 export async function ortKernelCounts(model: Uint8Array): Promise<OrtKernelCounts> {
-  const ort = await import('onnxruntime-node');
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { readOnnx } = await import('../onnx/read.js');
-  const dir = mkdtempSync(join(tmpdir(), 'pdquant-ort-'));
-  try {
-    const optimized = join(dir, 'optimized.onnx');
-    const session = await ort.InferenceSession.create(model, { logSeverityLevel: 3, optimizedModelFilePath: optimized });
-    await session.release();
-    const m = readOnnx(optimized);
-    const count = (ops: string[]) => m.nodes.filter((n) => ops.includes(n.opType)).length;
-    const floatAdds = m.nodes.filter((n) => n.opType === 'Add' && n.inputs.every((i) => !m.initializers.has(i))).length;
-    const integerConvs = count(['QLinearConv']);
-    const integerAdds = count(['QLinearAdd']);
-    return { integerConvs, convs: integerConvs + count(['Conv', 'FusedConv', 'NhwcFusedConv', 'ConvInteger']), integerAdds, adds: integerAdds + floatAdds };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const m = await ortOptimizedModel(model);
+  const count = (ops: string[]) => m.nodes.filter((n) => ops.includes(n.opType)).length;
+  const floatAdds = m.nodes.filter((n) => n.opType === 'Add' && n.inputs.every((i) => !m.initializers.has(i))).length;
+  const integerConvs = count(['QLinearConv']);
+  const integerAdds = count(['QLinearAdd']);
+  return { integerConvs, convs: integerConvs + count(['Conv', 'FusedConv', 'NhwcFusedConv', 'ConvInteger']), integerAdds, adds: integerAdds + floatAdds };
 }
