@@ -127,11 +127,17 @@ function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }):
   return bits;
 }
 
-/** int8Kernels' conditions, before anything is read. */
-function checkInt8Kernels(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): void {
+/** Why int8Kernels cannot be used with these bits and options, or undefined when it can (checked before anything is read). */
+export function int8KernelsRefusal(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): string | undefined {
   const narrow = [aBits, ...(o.bitRules ?? []).map((r) => r.aBits)].find((a) => a !== 8);
-  if (narrow !== undefined) throw new Error(`int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${narrow}; the weights may have 2..8 bits`);
-  if (o.int4Storage) throw new Error('int8 kernels (--int8-kernels) and int4 storage (--int4-storage) exclude each other: the integer kernels read weights as 8-bit codes');
+  if (narrow !== undefined) return `int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${narrow}; the weights may have 2..8 bits`;
+  if (o.int4Storage) return 'int8 kernels (--int8-kernels) and int4 storage (--int4-storage) exclude each other: the integer kernels read weights as 8-bit codes';
+  return undefined;
+}
+
+function checkInt8Kernels(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): void {
+  const refusal = int8KernelsRefusal(aBits, o);
+  if (refusal) throw new Error(refusal);
 }
 
 /** Quantizes a model with a method; evaluates, exports and verifies where asked. Every bad input is one clear error. */

@@ -94,7 +94,7 @@ export function quantizeCommand(program: Command): void {
     .option('--warmup <x>', 'fraction of iterations without rounding loss (default 0.2)', probability('--warmup'))
     .action(async (model: string, f: Flags) => {
       await useDevice(f.device); // its messages name --device
-      const { quantizeModel, defaultRunDir } = await import('../index.js');
+      const { quantizeModel, defaultRunDir, int8KernelsRefusal } = await import('../index.js');
       const { method } = await import('../methods/registry.js');
       const given = {
         iters: f.iters, batch: f.batch, wRound: f.wRound, T: f.T, lambdaR: f.lambdaR, lambdaC: f.lambdaC, dcSteps: f.dcSteps,
@@ -129,7 +129,7 @@ export function quantizeCommand(program: Command): void {
         const k = ex.integer_kernels;
         const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
         console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}${kernels}`);
-        if (!f.int8Kernels && !ex.int4_storage && f.a === 8 && (f.bits ?? []).every((r) => r.aBits === 8))
+        if (!f.int8Kernels && int8KernelsRefusal(f.a, { bitRules: f.bits, int4Storage: f.int4Storage }) === undefined)
           console.log('tip: with --int8-kernels onnxruntime runs such a model with integer kernels, 2-3x faster than float; without it, it runs in float and slower than the float model');
       }
       if (f.json) writeJsonAtomic(f.json, record);
