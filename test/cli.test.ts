@@ -306,6 +306,17 @@ test('--resume refuses a run dir made with other preprocessing (the calibration 
   assert.deepEqual(warnings(run('--mean', '0.5').stderr), []);
 });
 
+test('--resume without a checkpoint to continue from is refused before anything is loaded', () => {
+  const missing = join(dir, 'resume-missing');
+  const r = quantize('--method', 'brecq', '--iters', '2', '--resume', missing);
+  assertOneError(r, new RegExp(`Cannot resume: the run folder ${missing} does not exist; run without --resume to start the run there`));
+  assert.doesNotMatch(r.stderr, /calibration data|checkpointed in/);
+  const empty = join(dir, 'resume-empty');
+  mkdirSync(empty, { recursive: true });
+  assertOneError(quantize('--method', 'brecq', '--iters', '2', '--resume', empty), /Cannot resume: the run folder .*resume-empty holds no checkpoint \(a run writes one when its first unit is finished\)/);
+  assertOneError(quantize('--method', 'mse', '--resume', empty), /Cannot resume: mse is scale-only, it reconstructs no units and keeps no checkpoint; run it without --resume/);
+});
+
 test('a model as torch.onnx.export(dynamo=True) writes it (batch 1, names node_*, paths in metadata, weights in .data) quantizes end to end', async () => {
   const { tinyWorkspace, tinyResNet } = await import('./helpers/tiny-resnet.js');
   const { withFixedBatch, withNodeMetadata, withExternalData } = await import('./helpers/onnx-builder.js');

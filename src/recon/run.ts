@@ -49,9 +49,14 @@ interface Checkpoint {
   qparams: QParamsFile;
 }
 
+/** Where a run folder holds its checkpoint (rewritten after every finished unit). */
+export function checkpointPath(runDir: string): string {
+  return join(runDir, 'checkpoint.json');
+}
+
 /** The checkpoint in a run folder, if there is one, and the fields of its fingerprint that differ from `fingerprint`. */
 export function readCheckpoint(runDir: string, fingerprint: Record<string, unknown>): { checkpoint: Checkpoint; differing: string[] } | null {
-  const path = join(runDir, 'checkpoint.json');
+  const path = checkpointPath(runDir);
   if (!existsSync(path)) return null;
   let checkpoint: Checkpoint;
   try {
@@ -74,7 +79,7 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   const fp = loaded.fp;
   const graph = loaded.folded;
   const units = reconUnits(loaded, preset);
-  const ckptPath = o.runDir ? join(o.runDir, 'checkpoint.json') : null;
+  const ckptPath = o.runDir ? checkpointPath(o.runDir) : null;
   const records: UnitRecord[] = [];
   const done = new Set<string>();
   if (o.resume) {
