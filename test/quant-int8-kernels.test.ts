@@ -145,6 +145,23 @@ test('int8Kernels is refused with narrower activations or with int4 storage, bef
   await assert.rejects(quantizeModel({ ...base, aBits: 4 }), /int8 kernels \(--int8-kernels, int8Kernels\) need 8-bit activations .*but an activation bit-width is 4; the weights may have 2\.\.8 bits/);
   await assert.rejects(quantizeModel({ ...base, aBits: 8, bitRules: [{ match: '/fc/', wBits: 8, aBits: 6 }] }), /an activation bit-width is 6/);
   await assert.rejects(quantizeModel({ ...base, aBits: 8, int4Storage: true }), /int8 kernels \(--int8-kernels\) and int4 storage \(--int4-storage\) exclude each other/);
+  // inspect previews only what quantize would run.
+  const ws = await tinyWorkspace(1);
+  const bin = join(resolve(fileURLToPath(import.meta.url), '../../..'), 'bin', 'pdquant.js');
+  const inspect = (...args: string[]) => spawnSync(process.execPath, [bin, 'inspect', ws.model, ...args], { encoding: 'utf8' });
+  for (const [args, message] of [
+    [['--quant', '4/4', '--int8-kernels'], /error: int8 kernels .* need 8-bit activations .*but an activation bit-width is 4/],
+    [['--quant', '4/8', '--int8-kernels', '--bits', '/layer1/=8/6'], /error: int8 kernels .*an activation bit-width is 6/],
+    [['--int8-kernels'], /error: --int8-kernels shapes the quantizers that --quant <w\/a> lists: add --quant/],
+  ] as const) {
+    const r = inspect(...args);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, message);
+    assert.equal(r.stdout, '', 'nothing previewed');
+  }
+  const ok = inspect('--quant', '4/8', '--int8-kernels');
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /A8 {2}after \S+ {2}\(layer input, unit /);
 });
 
 test('with integer kernels, an addition that reads a quantizer through a slice and a zero pad (option-A shortcut) reads it requantized, value for value', async () => {

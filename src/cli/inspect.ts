@@ -19,6 +19,13 @@ export function inspectCommand(program: Command): void {
     .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; bits?: BitRule[]; int8Kernels?: boolean; units?: string; imageSize?: [number, number] }) => {
       const wa = o.quant?.match(/^([2-8])\/([2-8])$/);
       if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 for --quant but received ${o.quant}`);
+      if (!wa && (o.bits || o.int8Kernels)) throw new Error(`${o.bits ? '--bits' : '--int8-kernels'} shapes the quantizers that --quant <w/a> lists: add --quant`);
+      if (wa && o.int8Kernels) {
+        // What quantize refuses is not previewed either.
+        const { int8KernelsRefusal } = await import('../index.js');
+        const refusal = int8KernelsRefusal(Number(wa[2]), { bitRules: o.bits });
+        if (refusal) throw new Error(refusal);
+      }
       const { readOnnx } = await import('../onnx/read.js');
       const { foldConstants } = await import('../onnx/fold.js');
       const { checkSupported } = await import('../onnx/supported.js');
