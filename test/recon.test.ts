@@ -207,3 +207,37 @@ test('a DC failure is one error on the main thread', () => {
     images.dispose();
   }
 });
+
+test('a cache holds, row for row, what the network computes batch by batch, in the layout it computes in', async () => {
+  const { captureValues } = await import('../src/recon/caches.js');
+  const { execute } = await import('../src/graph/index.js');
+  const m = loadModel(ws.model);
+  const g = m.fp;
+  const images = E.keep(E.randn([20, 3, 8, 8]));
+  try {
+    const unit = m.units[1]!;
+    const values = [g.input.name, unit.input, unit.output];
+    for (const batch of [1, 7, 32]) {
+      const cached = E.noGrad(() => captureValues(g, images, g.input.name, values, batch));
+      // What each batch gives, stacked (a convolution's float result can depend on the batch size).
+      const stacked = E.noGrad(() => E.tidy(() => {
+        const runs: E.Tensor[][] = [];
+        for (let s = 0; s < 20; s += batch) {
+          const x = images.slice(0, s, Math.min(20, s + batch));
+          const got = execute(g, { feeds: new Map([[g.input.name, x]]), outputs: values.slice(1) });
+          runs.push(values.map((v) => (v === g.input.name ? x : got.get(v)!)));
+        }
+        return values.map((_, i) => E.cat(runs.map((r) => r[i]!), 0));
+      }));
+      values.forEach((v, i) => {
+        assert.deepEqual(cached.get(v)!.shape, stacked[i]!.shape);
+        assert.deepEqual(cached.get(v)!.data(), stacked[i]!.data(), `${v}, batch ${batch}`);
+        assert.equal(cached.get(v)!.layout, stacked[i]!.layout, `${v}, batch ${batch}`);
+      });
+      assert.equal(cached.get(unit.output)!.layout, 'channels-last');
+      E.dispose([...cached.values(), ...stacked]);
+    }
+  } finally {
+    images.dispose();
+  }
+});

@@ -9,6 +9,7 @@
 import { Tensor, tensor, int64, arange, tidy, noGrad } from '../engine/index.js';
 import { BinnedValues } from './power-sums.js';
 import { estimateMse, estimateCosine, tieSlack } from './estimate.js';
+import { collectGarbage } from '../util/gc.js';
 
 export type InitMethod = 'minmax' | 'mse' | 'cosine';
 
@@ -63,7 +64,21 @@ function candidates(xmin: Tensor, xmax: Tensor, levels: number, side: 'pos' | 'n
   });
 }
 
-/** Scores [k, C] of candidate ranges lo, hi [k, C] on x2 [C, M] (lower is better). */
+/** Applies the steps in turn, freeing each intermediate result as soon as the next exists (x itself is kept). */
+function through(x: Tensor, ...steps: ((t: Tensor) => Tensor)[]): Tensor {
+  let t = x;
+  for (const step of steps) {
+    const next = step(t);
+    if (t !== x) t.dispose();
+    t = next;
+  }
+  return t;
+}
+
+/**
+ * Scores [k, C] of candidate ranges lo, hi [k, C] on x2 [C, M] (lower is better). Each element-wise temporary is
+ * freed when the next one exists: a re-scored row can be a whole activation (hundreds of MB at 256 images).
+ */
 function scoreBatch(x2: Tensor, lo: Tensor, hi: Tensor, levels: number, method: 'mse' | 'cosine'): Tensor {
   return tidy(() => {
     const [k, c] = lo.shape as [number, number];
@@ -71,11 +86,12 @@ function scoreBatch(x2: Tensor, lo: Tensor, hi: Tensor, levels: number, method: 
     const d = delta.reshape([k, c, 1]);
     const z = zeroPoint.reshape([k, c, 1]);
     const x = x2.reshape([1, c, -1]);
-    const xq = x.div(d).round().add(z).clamp(0, levels - 1).sub(z).mul(d);
-    if (method === 'mse') return x.sub(xq).abs().pow(SCORE_P).mean([2]);
-    const dot = x.mul(xq).sum([2]);
-    const norms = x.mul(x).sum([2]).sqrt().mul(xq.mul(xq).sum([2]).sqrt());
-    return dot.div(norms.maximum(1e-8)).neg();
+    const xq = through(x, (t) => t.div(d), (t) => t.round(), (t) => t.add(z), (t) => t.clamp(0, levels - 1), (t) => t.sub(z), (t) => t.mul(d));
+    if (method === 'mse') return through(xq, (t) => x.sub(t), (t) => t.abs(), (t) => t.pow(SCORE_P), (t) => t.mean([2]));
+    const dot = through(xq, (t) => x.mul(t), (t) => t.sum([2]));
+    const xNorm = through(x, (t) => t.mul(t), (t) => t.sum([2]), (t) => t.sqrt());
+    const xqNorm = through(xq, (t) => t.mul(t), (t) => t.sum([2]), (t) => t.sqrt());
+    return dot.div(xNorm.mul(xqNorm).maximum(1e-8)).neg();
   });
 }
 
@@ -83,6 +99,8 @@ function scoreBatch(x2: Tensor, lo: Tensor, hi: Tensor, levels: number, method: 
 export type SearchStrategy = 'auto' | 'exhaustive' | 'fast';
 /** Cosine estimates are near-exact (double sums of x and x̂²): candidates within this of the best are re-scored. */
 const COSINE_SLACK = 3e-7;
+/** Elements of a search above which its garbage is collected at once (64 MB of float32). */
+const LARGE_SEARCH = 1 << 24;
 /** Above this many candidate × element evaluations, 'auto' uses the fast strategy. */
 export const EXHAUSTIVE_LIMIT = 1 << 22;
 
@@ -120,6 +138,8 @@ export function searchRange(x2: Tensor, levels: number, method: InitMethod, stra
       const best = exhaustive
         ? firstBest(exhaustiveScores(x2, cand.lo, cand.hi, levels, method), k, c)
         : fastBest(x2, cand.lo, cand.hi, levels, method, side === 'no' ? levels : 1);
+      // fastBest's copy and summary of the data are garbage now: at GB sizes, free them before the engine needs more.
+      if (!exhaustive && c * m >= LARGE_SEARCH) collectGarbage();
       const loAll = cand.lo.data() as Float32Array, hiAll = cand.hi.data() as Float32Array;
       const xminA = xmin.data() as Float32Array, xmaxA = xmax.data() as Float32Array;
       const lo = new Float32Array(c), hi = new Float32Array(c);
