@@ -97,6 +97,10 @@ test('a file that is not ONNX', () => {
   const bad = join(dir, 'bad.onnx');
   writeFileSync(bad, Buffer.from([0x0f, 0xff, 0xff, 0x13, 0x07, 0x00, 0x9a]));
   assertOneError(pdquant('inspect', bad), /bad\.onnx is not a valid ONNX model/);
+  // quantize says only that: where a run would checkpoint comes when a reconstruction starts.
+  const r = pdquant('quantize', bad, '--calib', images, '--w', '4', '--a', '4');
+  assertOneError(r, /bad\.onnx is not a valid ONNX model/);
+  assert.doesNotMatch(r.stderr, /checkpointed in/);
 });
 
 test('an empty or corrupt calibration folder, and no half-written output', () => {

@@ -102,8 +102,13 @@ export function quantizeCommand(program: Command): void {
       };
       const recon: Partial<ReconConfig> = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
       const runDir = f.resume ?? f.runDir ?? defaultRunDir(model, f.method, f.w, f.a, f.seed);
-      if (method(f.method).recon && f.resume === undefined)
-        console.error(`pdquant: each finished unit is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it`);
+      // Said when the reconstruction starts, after the model and the images were found usable.
+      const runDirNote = method(f.method).recon && f.resume === undefined
+        ? `pdquant: each finished unit is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it` : undefined;
+      const stage = (p: string) => {
+        console.error(`pdquant: ${p}`);
+        if (p === 'reconstruction' && runDirNote) console.error(runDirNote);
+      };
       const bar = progressBar('eval');
       const rp = reconProgress(recon.iters ?? 20000);
       const { record, qparams } = await quantizeModel(
@@ -114,7 +119,7 @@ export function quantizeCommand(program: Command): void {
           runDir, resume: f.resume !== undefined, device: f.device,
           output: f.output, int4Storage: f.int4Storage, verify: f.verify, units: unitsFile(f.units),
         },
-        { ...rp, stage: (p: string) => console.error(`pdquant: ${p}`), warning: (m: string) => console.error(`pdquant: warning: ${m}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },
+        { ...rp, stage, warning: (m: string) => console.error(`pdquant: warning: ${m}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },
       );
       rp.stop();
       bar.stop();
