@@ -153,6 +153,28 @@ test('the cache estimate inspect prints is what a run holds per unit', async () 
   assert.deepEqual(record.recon!.units.map((u) => u.cacheBytes), loaded.units.map((u) => 64 * unitCacheBytesPerImage(u, shapes)!));
 });
 
+test('a run whose caches would not fit in memory is warned before it starts, with a --num-samples that fits', async () => {
+  const { largestUnitCache, cacheMemoryWarning, PEAK_PER_CACHE } = await import('../src/methods/memory.js');
+  const run = async (memoryBytes?: number) => {
+    const warnings: string[] = [];
+    const { record, qmodel } = await quantize(base('brecq', { memoryBytes, recon: { ...base('brecq').recon, iters: 1 } }), 'test', { warning: (m) => warnings.push(m) });
+    qmodel.dispose();
+    return { record, warnings };
+  };
+  const { record, warnings } = await run();
+  assert.deepEqual(warnings, [], 'this machine holds the tiny model');
+  const loaded = loadModel(ws.model);
+  const largest = largestUnitCache(loaded.units, loaded.folded.model)!;
+  assert.equal(64 * largest.bytesPerImage, Math.max(...record.recon!.units.map((u) => u.cacheBytes)));
+  // Memory for 40 images' worth of the estimated peak: 64 do not fit, 0.7 of it holds 28, so no multiple of 32.
+  const small = await run(Math.round(40 * PEAK_PER_CACHE * largest.bytesPerImage));
+  assert.equal(small.warnings.length, 1);
+  assert.match(small.warnings[0]!, new RegExp(`^unit ${largest.unit.name}'s calibration caches take .* GiB with 64 images, and a run peaks at about 2\\.2× its largest caches .*; even 32 images would not fit`));
+  assert.match(cacheMemoryWarning(largest, 1024, 200 * PEAK_PER_CACHE * largest.bytesPerImage)!, /use --num-samples 128 or fewer$/);
+  assert.equal(cacheMemoryWarning(largest, 1024, 1200 * PEAK_PER_CACHE * largest.bytesPerImage), undefined);
+  assert.equal(cacheMemoryWarning(undefined, 1024, 1), undefined);
+});
+
 test('resume refuses a checkpoint of another run', async () => {
   const dir = join(ws.dir, 'run-other');
   await quantize(base('qdrop', { runDir: dir }), 'test');

@@ -80,19 +80,11 @@ export function inspectCommand(program: Command): void {
         const layers = u.nodes.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).length;
         console.log(`  ${String(k + 1).padStart(2)}. ${u.name.padEnd(14)} ${u.kind.padEnd(5)} ${layers} weight layer${layers === 1 ? '' : 's'}, ${u.nodes.length} nodes: ${u.nodes.map((n) => n.name).join(' ')}`);
       });
-      const { unitCacheBytesPerImage } = await import('../recon/caches.js');
-      const { inferShapes } = await import('../onnx/shapes.js');
-      let shapes: Map<string, number[]>;
-      try {
-        shapes = inferShapes(loaded.folded.model);
-      } catch {
-        shapes = new Map(); // no estimate then
-      }
-      const caches = loaded.units.map((u) => ({ u, bytes: unitCacheBytesPerImage(u, shapes) })).filter((c): c is { u: typeof c.u; bytes: number } => c.bytes !== undefined);
-      const largest = caches.reduce<(typeof caches)[number] | undefined>((m, c) => (!m || c.bytes > m.bytes ? c : m), undefined);
+      const { largestUnitCache } = await import('../methods/memory.js');
+      const largest = largestUnitCache(loaded.units, loaded.folded.model);
       if (largest)
-        console.log(`calibration caches (a unit's quantized and FP inputs and its FP output for each calibration image): largest ${(largest.bytes * 1024 / 2 ** 30).toFixed(2)} GiB ` +
-          `with 1024 images (unit ${largest.u.name}), held while that unit is reconstructed; they scale with --num-samples`);
+        console.log(`calibration caches (a unit's quantized and FP inputs and its FP output for each calibration image): largest ${(largest.bytesPerImage * 1024 / 2 ** 30).toFixed(2)} GiB ` +
+          `with 1024 images (unit ${largest.unit.name}), held while that unit is reconstructed; they scale with --num-samples`);
       if (wa) {
         const { placeQuantizers } = await import('../quant/placement.js');
         const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'], bitRules: o.bits, int8Kernels: o.int8Kernels });

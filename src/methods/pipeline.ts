@@ -1,5 +1,6 @@
 /** `pdquant quantize` end to end: load, calibrate, quantize with a method, evaluate, record. */
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
 import { loadModel, inputChw, type LoadedModel } from '../graph/load.js';
@@ -22,7 +23,8 @@ import { encodeOnnx } from '../onnx/write.js';
 import { firstSampleShape, openDataset, transformToMetadata, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
-import { readCheckpoint, reconstruct, type ReconEvents, type UnitRecord } from '../recon/run.js';
+import { readCheckpoint, reconstruct, reconUnits, type ReconEvents, type UnitRecord } from '../recon/run.js';
+import { cacheMemoryWarning, largestUnitCache } from './memory.js';
 
 export interface QuantizeOptions {
   model: string;
@@ -56,6 +58,8 @@ export interface QuantizeOptions {
   verify?: boolean;
   /** Overrides the grouping into reconstruction units. */
   units?: UnitOverride;
+  /** The memory the run may use, for the warning that its caches will not fit (default: the machine's, os.totalmem()). */
+  memoryBytes?: number;
 }
 
 /** Largest top-1 difference (points) tolerated between the exported file in onnxruntime and the simulation. */
@@ -146,6 +150,10 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   if (evalData) for (const w of await checkEvalData(loaded.fp, evalData, o.transform, o.evalLimit)) ev.warning?.(w);
   const calib = await timed('calibration data', () => loadCalibration(o.calib, o.numSamples, o.transform, o.seed, channels, (m) => ev.warning?.(m)));
   checkInputShape(inputChw(loaded.folded), calib.images.shape.slice(1), 'the calibration images are', calib.preprocessed);
+  if (preset.recon) {
+    const tooBig = cacheMemoryWarning(largestUnitCache(reconUnits(loaded, preset.recon), loaded.folded.model), calib.count, o.memoryBytes ?? totalmem());
+    if (tooBig) ev.warning?.(tooBig);
+  }
 
   const bitRules = o.bitRules ?? [];
   const qmodel = new QuantizedModel(loaded.folded, loaded.units, { wBits: o.wBits, aBits: o.aBits, eightBitHeadStem: o.eightBitHeadStem, bitRules, int8Kernels: !!o.int8Kernels });
