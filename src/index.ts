@@ -1,6 +1,6 @@
 // pdquant as a library: quantize and evaluate from a Node program with the defaults and checks of the command line
 // (which is a thin layer over these two functions).
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openDataset, firstSampleShape, transformFor, type PreprocessOptions, type Transform } from './data/index.js';
 import type { OnnxModel } from './onnx/ir.js';
@@ -14,7 +14,6 @@ import { quantize, type RunEvents, type RunRecord } from './methods/pipeline.js'
 import { analyze, type SensitivityEvents, type SensitivityReport } from './methods/sensitivity.js';
 import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
-import { checkpointPath } from './recon/run.js';
 import type { UnitOverride } from './graph/partition.js';
 import type { QParamsFile } from './quant/qmodel.js';
 import type { BitRule } from './quant/placement.js';
@@ -141,14 +140,6 @@ function checkInt8Kernels(aBits: number, o: { bitRules?: BitRule[]; int4Storage?
   if (refusal) throw new Error(refusal);
 }
 
-/** A resume needs a checkpoint to continue from: its absence is said before anything is loaded, not after caching. */
-function checkResumable(methodName: string, runDir: string | undefined): void {
-  if (runDir === undefined) throw new Error(`Cannot resume: ${methodName} is scale-only, it reconstructs no units and keeps no checkpoint; run it without --resume`);
-  if (existsSync(checkpointPath(runDir))) return;
-  const why = !existsSync(runDir) ? 'does not exist' : 'holds no checkpoint (a run writes one when its first unit is finished)';
-  throw new Error(`Cannot resume: the run folder ${runDir} ${why}; run without --resume to start the run there`);
-}
-
 /** Quantizes a model with a method; evaluates, exports and verifies where asked. Every bad input is one clear error. */
 export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents = {}): Promise<QuantizeModelResult> {
   await useDevice(o.device);
@@ -165,7 +156,6 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   if (outputProblem) throw new Error(`output ${o.output} ${outputProblem}`);
   const runDirProblem = runDir !== undefined ? outputFolderProblem(runDir) : undefined;
   if (runDirProblem) throw new Error(`runDir ${runDir} ${runDirProblem}`);
-  if (o.resume) checkResumable(name, runDir);
   const { read, transform } = readWithTransform(o.model, o);
   const { record, qmodel } = await quantize(
     {

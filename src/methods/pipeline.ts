@@ -23,7 +23,7 @@ import { encodeOnnx } from '../onnx/write.js';
 import { firstSampleShape, openDataset, transformToMetadata, type Transform } from '../data/index.js';
 import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
-import { readCheckpoint, reconstruct, reconUnits, type ReconEvents, type UnitRecord } from '../recon/run.js';
+import { checkResumable, readCheckpoint, reconstruct, reconUnits, type ReconEvents, type UnitRecord } from '../recon/run.js';
 import { cacheMemoryWarning, largestUnitCache } from './memory.js';
 
 export interface QuantizeOptions {
@@ -128,6 +128,7 @@ export async function loadForCalibration(
 
 export async function quantize(o: QuantizeOptions, version: string, ev: RunEvents = {}): Promise<QuantizeResult> {
   const preset = method(o.method);
+  if (o.resume) checkResumable(o.method, preset.recon ? o.runDir : undefined);
   const seconds: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
     ev.stage?.(name);

@@ -54,6 +54,17 @@ export function checkpointPath(runDir: string): string {
   return join(runDir, 'checkpoint.json');
 }
 
+/**
+ * A resume needs a checkpoint to continue from: its absence is said before anything is loaded, not after caching.
+ * `runDir` is undefined for a scale-only method.
+ */
+export function checkResumable(methodName: string, runDir: string | undefined): void {
+  if (runDir === undefined) throw new Error(`Cannot resume: ${methodName} is scale-only, it reconstructs no units and keeps no checkpoint; run it without --resume`);
+  if (existsSync(checkpointPath(runDir))) return;
+  const why = !existsSync(runDir) ? 'does not exist' : 'holds no checkpoint (a run writes one when its first unit is finished)';
+  throw new Error(`Cannot resume: the run folder ${runDir} ${why}; run without --resume to start the run there`);
+}
+
 /** The checkpoint in a run folder, if there is one, and the fields of its fingerprint that differ from `fingerprint`. */
 export function readCheckpoint(runDir: string, fingerprint: Record<string, unknown>): { checkpoint: Checkpoint; differing: string[] } | null {
   const path = checkpointPath(runDir);
