@@ -23,6 +23,7 @@ const std::vector<std::pair<const char*, Unary>> kUnary = {
     {"relu", [](const at::Tensor& x) { return x.relu(); }},
     {"sigmoid", [](const at::Tensor& x) { return x.sigmoid(); }},
     {"tanh", [](const at::Tensor& x) { return x.tanh(); }},
+    {"erf", [](const at::Tensor& x) { return x.erf(); }},
     {"logicalNot", [](const at::Tensor& x) { return x.logical_not(); }},
     {"clone", [](const at::Tensor& x) { return x.clone(); }},
     {"detach", [](const at::Tensor& x) { return x.detach(); }},
@@ -125,6 +126,9 @@ static Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::batch_norm(Arg(info, 0), OptArg(info, 1), OptArg(info, 2), OptArg(info, 3), OptArg(info, 4),
                                          Bool(info, 5), Num(info, 6), Num(info, 7), false));
 }
+static Napi::Value LayerNorm(const Napi::CallbackInfo& info) {  // (x, normalizedShape, weight?, bias?, eps)
+  return Wrap(info.Env(), at::layer_norm(Arg(info, 0), IntList(info, 1), OptArg(info, 2), OptArg(info, 3), Num(info, 4)));
+}
 static Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {  // (x, kernel, stride, padding, dilation, ceil)
   return Wrap(info.Env(), at::max_pool2d(Arg(info, 0), IntList(info, 1), IntList(info, 2), IntList(info, 3), IntList(info, 4), Bool(info, 5)));
 }
@@ -217,6 +221,7 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("conv2d", Conv2d);
   PDQ_EXPORT("linear", Linear);
   PDQ_EXPORT("batchNorm", BatchNorm);
+  PDQ_EXPORT("layerNorm", LayerNorm);
   PDQ_EXPORT("maxPool2d", MaxPool2d);
   PDQ_EXPORT("avgPool2d", AvgPool2d);
   PDQ_EXPORT("adaptiveAvgPool2d", AdaptiveAvgPool2d);

@@ -50,6 +50,11 @@ export function batchNorm(x: Tensor, p: BatchNormParams, training = false): Tens
       p.runningVar?.handle ?? null, training, p.momentum ?? 0.1, p.eps)));
 }
 
+/** Layer normalisation over the last `normalizedShape.length` dims, with optional elementwise weight and bias of that shape. */
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
+  return new Tensor(call('layerNorm', () => native.layerNorm(x.handle, [...normalizedShape], weight?.handle ?? null, bias?.handle ?? null, eps)));
+}
+
 export function relu(x: Tensor): Tensor {
   return x.relu();
 }

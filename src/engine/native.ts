@@ -49,6 +49,7 @@ export interface NativeEngine {
   conv2d(x: Handle, w: Handle, b: Opt<Handle>, stride: number[], padding: number[], dilation: number[], groups: number): Handle;
   linear(x: Handle, w: Handle, b: Opt<Handle>): Handle;
   batchNorm(x: Handle, w: Opt<Handle>, b: Opt<Handle>, mean: Opt<Handle>, variance: Opt<Handle>, training: boolean, momentum: number, eps: number): Handle;
+  layerNorm(x: Handle, normalizedShape: number[], w: Opt<Handle>, b: Opt<Handle>, eps: number): Handle;
   maxPool2d(x: Handle, kernel: number[], stride: number[], padding: number[], dilation: number[], ceil: boolean): Handle;
   avgPool2d(x: Handle, kernel: number[], stride: number[], padding: number[], ceil: boolean, countIncludePad: boolean): Handle;
   adaptiveAvgPool2d(x: Handle, out: number[]): Handle;

@@ -146,6 +146,8 @@ export class Tensor implements Disposable {
   relu(): Tensor { return this.#un('relu'); }
   sigmoid(): Tensor { return this.#un('sigmoid'); }
   tanh(): Tensor { return this.#un('tanh'); }
+  /** The Gauss error function (GELU is x·(1 + erf(x/√2))/2). */
+  erf(): Tensor { return this.#un('erf'); }
   logicalNot(): Tensor { return this.#un('logicalNot'); }
   clone(): Tensor { return this.#un('clone'); }
   /** The same values, cut from the autograd graph. */
