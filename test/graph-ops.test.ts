@@ -9,7 +9,10 @@ import * as E from '../src/engine/index.js';
 import { execute } from '../src/graph/executor.js';
 import { loadModel } from '../src/graph/load.js';
 import { onnx, type proto } from '../src/onnx/proto.js';
-import { randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
+import { attr, buildModel, randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
+import { readOnnx } from '../src/onnx/read.js';
+import { checkSupported } from '../src/onnx/supported.js';
+import { Graph } from '../src/graph/graph.js';
 import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
 
 /** tinyResNet behind torchvision's _transform_input: x_c = x[:, c].unsqueeze(1) · a_c + b_c, concatenated on channels. */
@@ -68,4 +71,50 @@ test('Cast to float32 on an activation runs as the identity; a Cast to another t
   const want = (await runOrt(bytes, { x: { dims: [1, 3, 8, 8], data } })).logits!.data;
   for (let i = 0; i < want.length; i++) assert.ok(Math.abs(ours[i]! - want[i]!) < 1e-5, `${ours[i]} vs ${want[i]}`);
   assert.throws(() => loadModel(withInputCast(7)), /Unsupported ONNX ops: Cast to a type other than float32 \(to=7\) \(nodes: \/Cast\)/);
+});
+
+test('LayerNormalization, Erf, Gelu (exact and tanh), Pow and Sqrt run on the engine as onnxruntime runs them', async () => {
+  const c = (name: string, dims: number[], values: number[]) => tensor(name, 'float', dims, values);
+  const bytes = buildModel({
+    opset: 20,
+    inputs: [{ name: 'x', dims: ['N', 3, 4] }],
+    outputs: [{ name: 'y', dims: ['N', 3, 4] }],
+    initializers: [
+      c('s', [4], [1.1, 0.9, 1.3, 0.7]), c('b', [4], [0.1, -0.2, 0, 0.05]),
+      c('s2', [3, 4], [...randomFloats(12, 3)]), c('two', [], [2]), c('one', [], [1]),
+    ],
+    nodes: [
+      { op: 'LayerNormalization', inputs: ['x', 's', 'b'], outputs: ['n1'], attrs: { axis: attr.int(-1), epsilon: attr.float(1e-5) } },
+      { op: 'Gelu', inputs: ['n1'], outputs: ['n2'] },
+      { op: 'Gelu', inputs: ['n2'], outputs: ['n3'], attrs: { approximate: attr.string('tanh') } },
+      { op: 'Pow', inputs: ['n3', 'two'], outputs: ['n4'] },
+      { op: 'Add', inputs: ['n4', 'one'], outputs: ['n5'] },
+      { op: 'Sqrt', inputs: ['n5'], outputs: ['n6'] },
+      { op: 'Erf', inputs: ['n3'], outputs: ['n7'] },
+      { op: 'LayerNormalization', inputs: ['x', 's2'], outputs: ['n8'], attrs: { axis: attr.int(1) } },
+      { op: 'Add', inputs: ['n6', 'n7'], outputs: ['n9'] },
+      { op: 'Add', inputs: ['n9', 'n8'], outputs: ['y'] },
+    ],
+  });
+  const model = readOnnx(bytes);
+  checkSupported(model);
+  const graph = new Graph(model);
+  const data = Float32Array.from(randomFloats(2 * 12, 8), (v) => 2 * v);
+  const ours = E.tidy(() => E.noGrad(() => {
+    const out = execute(graph, { feeds: new Map([['x', E.tensor(data, [2, 3, 4])]]), outputs: ['y'] });
+    return Float32Array.from(out.get('y')!.contiguous().data() as Float32Array);
+  }));
+  const want = (await runOrt(bytes, { x: { dims: [2, 3, 4], data } })).y!.data;
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(ours[i]! - want[i]!) < 1e-5, `${i}: ${ours[i]} vs ${want[i]}`);
+});
+
+test('LayerNormalization with its Mean output used is refused, naming the node', () => {
+  const bytes = buildModel({
+    opset: 17,
+    inputs: [{ name: 'x', dims: ['N', 4] }],
+    outputs: [{ name: 'y', dims: ['N', 4] }, { name: 'mean' }],
+    initializers: [tensor('s', 'float', [4], [1, 1, 1, 1])],
+    nodes: [{ op: 'LayerNormalization', name: '/ln/LayerNormalization', inputs: ['x', 's'], outputs: ['y', 'mean'] }],
+  });
+  assert.throws(() => checkSupported(readOnnx(bytes)), /LayerNormalization with its Mean or InvStdDev output \(nodes: \/ln\/LayerNormalization\)/);
 });

@@ -7,6 +7,7 @@ import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './helpers
 import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
 import { tinyDenseNet } from './helpers/tiny-densenet.js';
 import { tinyEfficientNet } from './helpers/tiny-efficientnet.js';
+import { tinyConvNeXt } from './helpers/tiny-convnext.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { proto } from '../src/onnx/proto.js';
@@ -138,7 +139,25 @@ test('SiLU and HardSwish written as x * Sigmoid(x) / x * HardSigmoid(x) are a la
   }
 });
 
-for (const [name, bytes, method] of [['a pre-activation ResNet', preActResNet, 'qdrop'], ['a DenseNet', tinyDenseNet, 'pdquant'], ['a DenseNet', tinyDenseNet, 'adaround'], ['an EfficientNet', tinyEfficientNet, 'pdquant']] as const) {
+test('ConvNeXt: blocks from module paths, GELU as one activation, and a branch through permute and layer scale quantized after the addition', () => {
+  const m = loadModel(tinyConvNeXt());
+  assert.deepEqual(m.units.map((u) => `${u.name}:${u.kind}`), ['features.0.0:layer', 'features.1.0:block', 'features.2.1:layer', 'features.3.0:block', 'classifier.2:layer']);
+  const b = '/features/features.1/features.1.0/block';
+  assert.deepEqual(m.units[1]!.nodes.filter((n) => n.opType === 'Gemm').map((n) => n.name), [`${b}/block.3/MatMul`, `${b}/block.5/MatMul`]);
+  const acts = placeQuantizers(m.folded, m.units, { wBits: 4, aBits: 4 }).acts.map((a) => `${a.value}:${a.bits}:${a.role}`);
+  assert.deepEqual(acts.slice(0, 6), [
+    '/features/features.0/features.0.0_out:4:layer output',
+    '/features/features.0/features.0.1/Transpose_1_out:4:layer input',
+    `${b}/block.0_out:4:layer output`,
+    `${b}/block.2_out:4:layer input`,
+    `${b}/block.4/Mul_1_out:4:layer output`,
+    '/features/features.1/features.1.0/Add_out:4:block output',
+  ]);
+  assert.equal(acts.length, 13);
+  assert.deepEqual(acts.slice(-2), ['/features/features.3/features.3.0/Add_out:8:block output', 'flat:8:layer input']);
+});
+
+for (const [name, bytes, method] of [['a pre-activation ResNet', preActResNet, 'qdrop'], ['a DenseNet', tinyDenseNet, 'pdquant'], ['a DenseNet', tinyDenseNet, 'adaround'], ['an EfficientNet', tinyEfficientNet, 'pdquant'], ['a ConvNeXt', tinyConvNeXt, 'pdquant']] as const) {
   test(`${method} on ${name}: every layer but the first reads quantized values in the export, and onnxruntime agrees`, async () => {
     const { quantizeModel } = await import('../src/index.js');
     const { readOnnx } = await import('../src/onnx/index.js');
@@ -159,7 +178,7 @@ for (const [name, bytes, method] of [['a pre-activation ResNet', preActResNet, '
       const p = producer.get(v)!;
       return ['GlobalAveragePool', 'Flatten'].includes(p.opType) ? source(p.inputs[0]!) : p.opType;
     };
-    const layers = q.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm');
+    const layers = q.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm' || n.opType === 'MatMul');
     assert.deepEqual(layers.slice(1).map((n) => `${n.name}:${source(n.inputs[0]!)}`), layers.slice(1).map((n) => `${n.name}:DequantizeLinear`));
   });
 }

@@ -58,9 +58,9 @@ export function loadModel(source: string | Uint8Array | OnnxModel, o: LoadOption
   const { body, head } = splitHead(foldConstants(freeBatch(sized, read.files?.[0] ?? 'the model')));
   const onnx = canonicalLinear(splitAsSlices(body));
   checkSupported(onnx);
-  // Per-output-channel weights need [out, in] (Gemm); a MatMul left over multiplies a higher-rank activation.
+  // Per-output-channel weights need [out, in] (Gemm); a MatMul left over has another weight or a 1-D activation.
   const matmul = onnx.nodes.find((n) => n.opType === 'MatMul' && onnx.initializers.has(n.inputs[1] ?? ''));
-  if (matmul) throw new OnnxError(`node ${matmul.name} (MatMul) multiplies an activation of rank other than 2 by the weight '${matmul.inputs[1]}'; pdquant quantizes fully connected layers on [N, features] inputs (Gemm, or MatMul after a Flatten)`);
+  if (matmul) throw new OnnxError(`node ${matmul.name} (MatMul) multiplies by the weight '${matmul.inputs[1]}', which pdquant cannot quantize: it quantizes fully connected layers with a 2-D float32 weight on activations of rank 2 or more`);
   const fp = new Graph(onnx);
   if (batch !== null) checkSamplesIndependent(fp, batch);
   const { model, bn } = foldBatchNorm(onnx);

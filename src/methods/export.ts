@@ -3,6 +3,7 @@ import * as E from '../engine/index.js';
 import type { OnnxModel } from '../onnx/ir.js';
 import { attrInt } from '../onnx/attrs.js';
 import { toQdq, type QdqSpec } from '../onnx/qdq.js';
+import { linearAsMatMul } from '../onnx/linear.js';
 import { writeOnnx, encodeOnnx } from '../onnx/write.js';
 import type { QuantizedModel } from '../quant/qmodel.js';
 
@@ -43,7 +44,8 @@ export function qdqSpec(qmodel: QuantizedModel, metadata: Record<string, string>
 
 /** The QDQ model for a BN-folded ONNX model (the one the quantized graph was built from). */
 export function qdqModel(folded: OnnxModel, spec: QdqSpec): OnnxModel {
-  return toQdq(folded, spec);
+  const onnx = linearAsMatMul(folded, spec);
+  return toQdq(onnx.model, onnx.spec);
 }
 
 /** Writes the QDQ model atomically; returns its bytes for verification. */

@@ -2,6 +2,7 @@
 // output channel along axis 0 like convolutions' (PDQUANT.md §3), whichever form the exporter chose.
 import { attrInt } from './attrs.js';
 import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
+import type { QdqSpec, QdqWeight } from './qdq.js';
 import { inferShapes } from './shapes.js';
 
 /** A 2-D float weight [in, out] as [out, in]. */
@@ -14,8 +15,12 @@ function transposed(t: OnnxTensor, name: string): OnnxTensor {
 }
 
 /**
- * Gemm with transB=0 gets its weight transposed and transB=1; MatMul of a 2-D activation by a 2-D float weight
+ * Gemm with transB=0 gets its weight transposed and transB=1; MatMul of an activation by a 2-D float weight
  * becomes such a Gemm, taking along a following Add of a per-output bias. Other nodes stay as they are.
+ *
+ * A MatMul on an activation of rank > 2 (a linear layer on [N, H, W, C], as ConvNeXt applies it, or on tokens) becomes
+ * a Gemm on that rank too: pdquant's own form, which its executor and shape rules accept (the product over the last
+ * dim, as torch's linear). linearAsMatMul turns it back into ONNX's MatMul + Add for the export.
  */
 export function canonicalLinear(model: OnnxModel): OnnxModel {
   const initializers = new Map(model.initializers);
@@ -43,7 +48,7 @@ export function canonicalLinear(model: OnnxModel): OnnxModel {
     }
     if (node.opType !== 'MatMul') return node;
     shapes ??= inferShapes(model);
-    if (shapes.get(node.inputs[0] ?? '')?.length !== 2) return node;
+    if ((shapes.get(node.inputs[0] ?? '')?.length ?? 0) < 2) return node;
     const out = w.dims[1]!;
     const next = users.get(node.outputs[0]!) ?? [];
     const add = next.length === 1 && next[0]!.opType === 'Add' && !graphOutputs.has(node.outputs[0]!) ? next[0]! : undefined;
@@ -61,4 +66,67 @@ export function canonicalLinear(model: OnnxModel): OnnxModel {
   const kept = nodes.filter((n) => !removed.has(n));
   const used = new Set(kept.flatMap((n) => n.inputs));
   return { ...model, nodes: kept, initializers: new Map([...initializers].filter(([name]) => used.has(name) || graphOutputs.has(name))) };
+}
+
+/** A Gemm in pdquant's own form on an activation of rank > 2 (see canonicalLinear). */
+export function isNdGemm(node: OnnxNode, shapes: ReadonlyMap<string, number[]>): boolean {
+  return node.opType === 'Gemm' && (shapes.get(node.inputs[0] ?? '')?.length ?? 2) > 2;
+}
+
+/** Codes [out, in] (channels on axis 0) as [in, out] (channels on axis 1). */
+function transposedCodes(w: QdqWeight, out: number): QdqWeight {
+  const inner = w.codes.length / out;
+  const codes = new Uint8Array(w.codes.length);
+  for (let o = 0; o < out; o++) for (let i = 0; i < inner; i++) codes[i * out + o] = w.codes[o * inner + i]!;
+  return { ...w, axis: 1, codes };
+}
+
+/**
+ * The ONNX form of canonicalLinear's Gemms on activations of rank > 2: MatMul by the weight [in, out], then an Add of
+ * the bias, with their quantized weights transposed to match (channels on axis 1). A bias that the simulation rounds
+ * to the integer grid (integer kernels) is written with the rounded values.
+ */
+export function linearAsMatMul(model: OnnxModel, spec: QdqSpec): { model: OnnxModel; spec: QdqSpec } {
+  const shapes = inferShapes(model);
+  const nd = new Set(model.nodes.filter((n) => isNdGemm(n, shapes)).map((n) => n.name));
+  if (nd.size === 0) return { model, spec };
+  const initializers = new Map(model.initializers);
+  const taken = new Set<string>([...initializers.keys(), ...model.nodes.flatMap((n) => [n.name, ...n.outputs])]);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    return name;
+  };
+  const weights = new Map(spec.weights.map((w) => [w.node, w]));
+  const nodes = model.nodes.flatMap((node): OnnxNode[] => {
+    if (!nd.has(node.name)) return [node];
+    const w = initializers.get(node.inputs[1]!)!;
+    const [out] = w.dims as [number, number];
+    const name = fresh(`${w.name}_in_out`);
+    initializers.set(name, transposed(w, name));
+    const q = weights.get(node.name);
+    if (q) weights.set(node.name, { ...transposedCodes(q, out), bias: undefined });
+    const matmul: OnnxNode = { ...node, opType: 'MatMul', inputs: [node.inputs[0]!, name], attrs: {} };
+    const biasName = node.inputs[2] ?? '';
+    const bias = initializers.get(biasName);
+    if (!bias) return [matmul];
+    let b = biasName;
+    if (q?.bias) {
+      const rounded = Float32Array.from(q.bias.codes, (c, k) => c * q.bias!.scale[k]!);
+      b = fresh(`${biasName}_rounded`);
+      initializers.set(b, { name: b, dataType: 'float32', dims: [out], data: rounded });
+    }
+    const product = fresh(`${node.outputs[0]}_matmul`);
+    return [
+      { ...matmul, outputs: [product] },
+      { name: fresh(`${node.name}_bias_Add`), opType: 'Add', domain: '', inputs: [product, b], outputs: [node.outputs[0]!], attrs: {}, ...(node.scope ? { scope: node.scope } : {}) },
+    ];
+  });
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  const graphOutputs = new Set(model.outputs.map((v) => v.name));
+  return {
+    model: { ...model, nodes, initializers: new Map([...initializers].filter(([name]) => used.has(name) || graphOutputs.has(name))) },
+    spec: { ...spec, weights: spec.weights.map((w) => weights.get(w.node) ?? w) },
+  };
 }

@@ -29,7 +29,7 @@ const PARAMETER_INPUTS: Record<string, number[]> = {
 const MACS: Record<string, (shape: (name: string) => number[], node: OnnxNode) => number> = {
   // W is [M, C/group, k...]: each output element sums C/group × kernel products.
   Conv: (shape, node) => numel(shape(node.outputs[0])) * numel(shape(node.inputs[1]).slice(1)),
-  Gemm: (shape, node) => numel(shape(node.outputs[0])) * shape(node.inputs[0])[attrInt(node, 'transA', 0) ? 0 : 1],
+  Gemm: (shape, node) => numel(shape(node.outputs[0])) * (attrInt(node, 'transA', 0) ? shape(node.inputs[0])[0]! : shape(node.inputs[0]).at(-1)!),
   MatMul: (shape, node) => numel(shape(node.outputs[0])) * (shape(node.inputs[0]).at(-1) as number),
 };
 

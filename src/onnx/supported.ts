@@ -21,6 +21,16 @@ const SUPPORT: Record<string, OpSupport> = {
   Sub: {},
   Div: {},
   Sigmoid: {},
+  Erf: {},
+  Gelu: {},
+  Sqrt: {},
+  Pow: {},
+  LayerNormalization: {
+    constantInputs: ['', 'Scale', 'B'],
+    refuse(node) {
+      return node.outputs.slice(1).some((o) => o !== '') ? 'LayerNormalization with its Mean or InvStdDev output' : undefined;
+    },
+  },
   HardSigmoid: {},
   HardSwish: {},
   MaxPool: {},

@@ -65,6 +65,9 @@ const GRID_KEEPING = new Set([
   'Transpose', 'Identity', 'Dropout', 'Pad', 'Slice', 'Gather', 'Concat', 'Cast', 'ReduceMean',
 ]);
 
+/** Ops through which a block's branch may reach its addition and still be quantized only after it. */
+const BRANCH_PASSING = new Set(['Transpose', 'Reshape', 'Identity', 'Dropout', 'Mul', 'Div']);
+
 export function placeQuantizers(g: GraphView, units: readonly Unit[], o: PlacementOptions): Placement {
   const consumers = new Map<string, OnnxNode[]>();
   const producer = new Map<string, OnnxNode>();
@@ -90,6 +93,16 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   /** The nodes a bit rule may name to reach an activation quantizer. */
   const actNodes = new Map<string, string[]>();
   const isResidualAdd = (n: OnnxNode) => n.opType === 'Add' && n.inputs.every((i) => !g.constants.has(i));
+  /** Where v leads through ops that only move or scale it, each its only reader (v itself when there are none). */
+  const branchEnd = (v: string): string => {
+    for (;;) {
+      const next = consumers.get(v) ?? [];
+      const n = next[0];
+      const computed = n?.inputs.filter((i) => i !== '' && !g.constants.has(i)) ?? [];
+      if (next.length !== 1 || !BRANCH_PASSING.has(n!.opType) || computed.length !== 1 || n!.outputs.length !== 1) return v;
+      v = n!.outputs[0]!;
+    }
+  };
   for (const layer of layers) {
     if (layer === last) continue;
     // The value after the layer's activation (the layer output itself when it has none).
@@ -97,8 +110,9 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
     const v = act.length ? act[act.length - 1]!.outputs[0]! : layer.outputs[0]!;
     const unit = unitOf.get(layer);
     if (!unit) continue;
-    // Inside a block, a branch that ends in the block's addition is quantized after the addition instead.
-    if (v !== unit.output && (consumers.get(v) ?? []).some((c) => isResidualAdd(c) && unitOf.get(c) === unit)) continue;
+    // Inside a block, a branch that ends in the block's addition is quantized after the addition instead, also when it
+    // gets there through a layout change or a per-channel scale (ConvNeXt's permute and layer scale).
+    if (v !== unit.output && (consumers.get(branchEnd(v)) ?? []).some((c) => isResidualAdd(c) && unitOf.get(c) === unit)) continue;
     acts.set(v, { value: v, bits: o.aBits, unit: unit.name, role: unit.kind === 'block' && v === unit.output ? 'block output' : 'layer output' });
     actNodes.set(v, [layer.name, ...act.map((n) => n.name)]);
   }

@@ -1,6 +1,6 @@
 /** Activations and broadcasting arithmetic. */
 import * as E from '../../engine/index.js';
-import { attrFloat } from '../../onnx/attrs.js';
+import { attrFloat, attrString } from '../../onnx/attrs.js';
 import type { OnnxNode } from '../../onnx/ir.js';
 import { toNumbers } from '../../onnx/tensor.js';
 import { arg, registerOps, type CompileContext, type Kernel } from '../kernel.js';
@@ -32,8 +32,26 @@ function hardSigmoid(node: OnnxNode, alpha: number, beta: number) {
   return (x: E.Tensor) => x.mul(a).add(b).clamp(0, 1);
 }
 
+/** GELU (opset 20): x·Φ(x) exactly, or with Φ approximated by tanh ('tanh'). */
+function gelu(node: OnnxNode): Kernel {
+  const approximate = attrString(node, 'approximate', 'none');
+  return (args) => {
+    const x = arg(node, args, 0);
+    return E.tidy(() => {
+      const phi = approximate === 'tanh'
+        ? x.pow(3).mul(0.044715).add(x).mul(Math.sqrt(2 / Math.PI)).tanh().add(1).mul(0.5)
+        : x.div(Math.SQRT2).erf().add(1).mul(0.5);
+      return x.mul(phi);
+    });
+  };
+}
+
 registerOps({
   Relu: unary((x) => x.relu()),
+  Erf: unary((x) => x.erf()),
+  Gelu: gelu,
+  Sqrt: unary((x) => x.sqrt()),
+  Pow: binary((a, b) => a.pow(b)),
   Sigmoid: unary((x) => x.sigmoid()),
   Clip: clip,
   HardSigmoid: (node) => unary(hardSigmoid(node, 0.2, 0.5))(node),

@@ -35,6 +35,11 @@ export const ELEMENTWISE_RULES: Record<string, OpRule> = {
   HardSwish: unary,
   Clip: unary,
   BatchNormalization: { shapes: (ctx) => [ctx.shape(0)] }, // inference form: training outputs are not inferred
+  // Inference form (one output, Y): the optional Mean and InvStdDev outputs are refused by checkSupported.
+  LayerNormalization: { shapes: (ctx) => [ctx.shape(0)] },
+  Erf: unary,
+  Gelu: unary,
+  Sqrt: unary,
   Dropout: unary,
   Identity: { shapes: sameShape, evaluate: (ctx) => { const x = ctx.value(0); return x && [x]; } },
   Not: {
@@ -56,6 +61,7 @@ export const ELEMENTWISE_RULES: Record<string, OpRule> = {
   Sub: broadcasting((a, b) => a - b, typeOfFirst),
   Mul: broadcasting((a, b) => a * b, typeOfFirst),
   Div: broadcasting((a, b) => a / b, typeOfFirst), // integer types truncate toward zero, as onnxruntime does
+  Pow: broadcasting((a, b) => a ** b, typeOfFirst),
   Equal: broadcasting((a, b) => (a === b ? 1 : 0), () => 'bool'),
   Where: broadcasting((c, a, b) => (c ? a : b), (inputs) => inputs[1].dataType),
   Expand: {

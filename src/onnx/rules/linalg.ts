@@ -7,6 +7,12 @@ import type { OpRule } from './rule.js';
 const gemm: OpRule = {
   shapes(ctx) {
     const a = ctx.shape(0), b = ctx.shape(1);
+    // pdquant's own form of a linear layer on a higher-rank activation (onnx/linear.ts): the product over A's last dim.
+    if (a.length > 2 && b.length === 2 && !attrInt(ctx.node, 'transA', 0)) {
+      const [k2, n] = attrInt(ctx.node, 'transB', 0) ? [b[1], b[0]] : b;
+      if (a[a.length - 1] !== k2) throw new OnnxError(`inner dims differ: A [${a}], B [${b}] with transB`);
+      return [[...a.slice(0, -1), n]];
+    }
     if (a.length !== 2 || b.length !== 2) throw new OnnxError(`A and B must be rank 2, got [${a}] and [${b}]`);
     const [m, k] = attrInt(ctx.node, 'transA', 0) ? [a[1], a[0]] : a;
     const [k2, n] = attrInt(ctx.node, 'transB', 0) ? [b[1], b[0]] : b;
