@@ -84,7 +84,7 @@ test('a W8A8 export without --int8-kernels ends with the tip to use it; with it,
   const kernels = quantize('--a', '8', '--w', '8', '--method', 'mse', '--int8-kernels', '-o', join(dir, 'tip.onnx'));
   assert.equal(kernels.status, 0, kernels.stderr);
   assert.doesNotMatch(kernels.stdout, /tip:/);
-  assert.match(kernels.stdout, /; onnxruntime runs (\d+) of \1 convolutions and (\d+) of \2 residual additions with integer kernels\n/);
+  assert.match(kernels.stdout, /; onnxruntime runs (\d+) of \1 convolutions, \d+ of \d+ linear layers and (\d+) of \2 residual additions with integer kernels\n/);
 });
 
 test('an unknown method, option or command', () => {

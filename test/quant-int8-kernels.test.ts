@@ -104,7 +104,8 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     assert.equal(record.export!.ort_top1, record.top1);
     assert.equal(record.export!.agreement, 1);
     assert.equal(record.int8_kernels, true);
-    assert.deepEqual(record.export!.integer_kernels, { integerConvs: 6, convs: 6, integerAdds: 2, adds: 2 });
+    // The classifier's Gemm stays float: it reads a pooled value, off any quantizer's grid.
+    assert.deepEqual(record.export!.integer_kernels, { integerConvs: 6, convs: 6, integerAdds: 2, adds: 2, integerLinears: 0, linears: 1 });
     assert.equal(qparams.int8Kernels, true);
     const ops = await ortOps(output);
     // The one float Add left is the classifier's bias: the Gemm reads a pooled value, off any quantizer's grid.
@@ -137,6 +138,19 @@ test('an export whose convolutions onnxruntime does not all fuse says how many r
   assert.deepEqual(warnings.filter((w) => /in float, not with integer kernels/.test(w)), [
     `onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${join(ws.dir, 'e.onnx')} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`,
   ]);
+});
+
+test('a ConvNeXt with int8 kernels: its linear layers on [N, H, W, C] run with integer kernels too, as simulated', async () => {
+  const { quantizeModel } = await import('../src/index.js');
+  const { tinyConvNeXt } = await import('./helpers/tiny-convnext.js');
+  const { writeFileSync } = await import('node:fs');
+  const ws = await tinyWorkspace(2);
+  const model = join(ws.dir, 'convnext.onnx');
+  writeFileSync(model, tinyConvNeXt());
+  const { record } = await quantizeModel({ model, calib: ws.images, wBits: 8, aBits: 8, method: 'mse', preset: 'cifar', eval: ws.images, output: join(ws.dir, 'c.onnx'), int8Kernels: true });
+  assert.equal(record.export!.ort_top1, record.top1);
+  assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!));
+  assert.deepEqual(record.export!.integer_kernels, { integerConvs: 4, convs: 4, integerAdds: 2, adds: 2, integerLinears: 5, linears: 5 });
 });
 
 test('int8Kernels is refused with narrower activations or with int4 storage, before anything is read', async () => {

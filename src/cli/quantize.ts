@@ -132,7 +132,8 @@ export function quantizeCommand(program: Command): void {
         const check = ex.max_logit_diff === undefined ? 'not verified (--no-verify)'
           : `verified in onnxruntime: ${ex.ort_top1 !== undefined ? `top-1 ${ex.ort_top1.toFixed(2)} % vs simulated ${record.top1!.toFixed(2)} %, ` : ''}max |Δlogit| ${ex.max_logit_diff.toPrecision(3)} (logits up to ${ex.max_logit!.toPrecision(3)}), same top-1 class on ${(ex.agreement! * 100).toFixed(1)} % of probe images`;
         const k = ex.integer_kernels;
-        const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
+        const linears = k && k.linears > 0 ? `, ${k.integerLinears} of ${k.linears} linear layers` : '';
+        const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions${linears} and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
         console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}${kernels}`);
         if (!f.int8Kernels && int8KernelsRefusal(f.a, { bitRules: f.bits, int4Storage: f.int4Storage }) === undefined)
           console.log('tip: with --int8-kernels onnxruntime runs such a model with integer kernels, 2-3x faster than float; without it, it runs in float and slower than the float model');

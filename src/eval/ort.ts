@@ -90,6 +90,9 @@ export interface OrtKernelCounts {
   /** Additions of two computed values (residual additions) run as QLinearAdd, and all of them. */
   integerAdds: number;
   adds: number;
+  /** Linear layers (Gemm, MatMul) run with integer kernels (QGemm, MatMulIntegerToFloat, ...), and all of them. */
+  integerLinears: number;
+  linears: number;
 }
 
 /** The graph onnxruntime-node runs for a model after its default graph optimizations (the fused kernels it chose). */
@@ -105,8 +108,9 @@ export async function ortOptimizedModel(model: string | Uint8Array): Promise<Onn
 }
 
 /**
- * Counts, in the graph onnxruntime-node makes of the model with its default optimizations, the convolutions and
- * residual additions it runs with integer kernels (QLinearConv, QLinearAdd) and those it runs in float.
+ * Counts, in the graph onnxruntime-node makes of the model with its default optimizations, the convolutions, residual
+ * additions and linear layers it runs with integer kernels (QLinearConv, QLinearAdd, QGemm, ...) and those it runs
+ * in float.
  */
 export async function ortKernelCounts(model: Uint8Array): Promise<OrtKernelCounts> {
   const m = await ortOptimizedModel(model);
@@ -114,5 +118,10 @@ export async function ortKernelCounts(model: Uint8Array): Promise<OrtKernelCount
   const floatAdds = m.nodes.filter((n) => n.opType === 'Add' && n.inputs.every((i) => !m.initializers.has(i))).length;
   const integerConvs = count(['QLinearConv']);
   const integerAdds = count(['QLinearAdd']);
-  return { integerConvs, convs: integerConvs + count(['Conv', 'FusedConv', 'NhwcFusedConv', 'ConvInteger']), integerAdds, adds: integerAdds + floatAdds };
+  const integerLinears = count(['QGemm', 'MatMulIntegerToFloat', 'QLinearMatMul', 'MatMulInteger']);
+  return {
+    integerConvs, convs: integerConvs + count(['Conv', 'FusedConv', 'NhwcFusedConv', 'ConvInteger']),
+    integerAdds, adds: integerAdds + floatAdds,
+    integerLinears, linears: integerLinears + count(['Gemm', 'MatMul', 'FusedGemm', 'FusedMatMul']),
+  };
 }
