@@ -93,6 +93,22 @@ test('an unknown method, option or command', () => {
   assertOneError(pdquant('frobnicate'), /unknown command 'frobnicate'/);
 });
 
+test('inspect names an unsupported op even where shapes cannot be followed past it', async () => {
+  const { readOnnx, encodeOnnx } = await import('../src/onnx/index.js');
+  const m = readOnnx(model);
+  const conv = m.nodes.find((n) => n.opType === 'Conv')!;
+  const out = conv.outputs[0]!;
+  // A Softplus after the first convolution: an op without a shape rule, so FLOPs cannot be counted beyond it.
+  const nodes = m.nodes.map((n) => ({ ...n, inputs: n.inputs.map((i) => (i === out ? 'softplus_out' : i)) }));
+  nodes.splice(nodes.indexOf(nodes.find((n) => n.name === conv.name)!) + 1, 0, { name: '/act/Softplus', opType: 'Softplus', domain: '', inputs: [out], outputs: ['softplus_out'], attrs: {} });
+  const file = join(dir, 'softplus.onnx');
+  writeFileSync(file, encodeOnnx({ ...m, nodes }));
+  const r = pdquant('inspect', file);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stdout, /^UNSUPPORTED: Unsupported ONNX ops: Softplus \(nodes: \/act\/Softplus\)/m);
+  assert.doesNotMatch(r.stdout + r.stderr, /cannot count multiply-adds/);
+});
+
 test('a file that is not ONNX', () => {
   const bad = join(dir, 'bad.onnx');
   writeFileSync(bad, Buffer.from([0x0f, 0xff, 0xff, 0x13, 0x07, 0x00, 0x9a]));

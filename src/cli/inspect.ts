@@ -5,6 +5,16 @@ import type { BitRule } from '../quant/placement.js';
 import type { QdqSummary } from '../onnx/qdq-summary.js';
 import { describeTransform, transformFromMetadata } from '../data/index.js';
 
+/** The message of the error `check` throws, or null when it returns. */
+function unsupportedMessage(check: () => void): string | null {
+  try {
+    check();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 export function inspectCommand(program: Command): void {
   program
     .command('inspect')
@@ -56,20 +66,32 @@ export function inspectCommand(program: Command): void {
       const { declaredBatch } = await import('../onnx/batch.js');
       const batch = declaredBatch(onnx);
       if (batch !== null) console.log(`  the file fixes the batch size to ${batch}: pdquant runs the model at any batch size, and its quantized export keeps ${batch}`);
-      const s = summarize(onnx);
+      const { splitHead } = await import('../onnx/head.js');
+      const { body, head } = splitHead(onnx);
+      let s;
+      try {
+        s = summarize(onnx);
+      } catch (e) {
+        // Shapes stop at an op pdquant cannot run: name that op rather than the shape it left unknown.
+        const unsupported = unsupportedMessage(() => checkSupported(body));
+        if (!unsupported) throw e;
+        const counts = new Map<string, number>();
+        for (const n of onnx.nodes) counts.set(n.opType, (counts.get(n.opType) ?? 0) + 1);
+        console.log(`ops after constant folding (${onnx.nodes.length} nodes): ${[...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+        console.log(`UNSUPPORTED: ${unsupported}`);
+        process.exitCode = 1;
+        return;
+      }
       console.log(`ops after constant folding (${s.nodeCount} nodes): ${Object.entries(s.opCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
       if (!s.opCounts.BatchNormalization) {
         const { KEEP_BN_EXPORT } = await import('../graph/fold-bn.js');
         console.log(`  no BatchNormalization nodes: the distribution correction of pdquant and qdrop-dc has no statistics to match (to keep them: ${KEEP_BN_EXPORT})`);
       }
       console.log(`parameters: ${s.parameters.toLocaleString('en-US')}   FLOPs per image: ${(s.flops / 1e6).toFixed(1)} M (2 × ${(s.macs / 1e6).toFixed(1)} M multiply-adds)`);
-      const { splitHead } = await import('../onnx/head.js');
-      const { body, head } = splitHead(onnx);
       if (head) console.log(`  ends in ${head.opType} (node ${head.name}): quantized up to the logits before it; the quantized export keeps it`);
-      try {
-        checkSupported(body);
-      } catch (e) {
-        console.log(`UNSUPPORTED: ${(e as Error).message}`);
+      const unsupported = unsupportedMessage(() => checkSupported(body));
+      if (unsupported) {
+        console.log(`UNSUPPORTED: ${unsupported}`);
         process.exitCode = 1;
         return;
       }
@@ -78,7 +100,7 @@ export function inspectCommand(program: Command): void {
       console.log(`reconstruction units (${loaded.units.length}):`);
       loaded.units.forEach((u, k) => {
         const layers = u.nodes.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).length;
-        console.log(`  ${String(k + 1).padStart(2)}. ${u.name.padEnd(14)} ${u.kind.padEnd(5)} ${layers} weight layer${layers === 1 ? '' : 's'}, ${u.nodes.length} nodes: ${u.nodes.map((n) => n.name).join(' ')}`);
+        console.log(`  ${String(k + 1).padStart(2)}. ${u.name.padEnd(14)} ${u.kind.padEnd(5)} ${layers} weight layer${layers === 1 ? '' : 's'}, ${u.nodes.length} node${u.nodes.length === 1 ? '' : 's'}: ${u.nodes.map((n) => n.name).join(' ')}`);
       });
       const { largestUnitCache } = await import('../methods/memory.js');
       const largest = largestUnitCache(loaded.units, loaded.folded.model);
