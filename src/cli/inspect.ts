@@ -5,6 +5,9 @@ import type { BitRule } from '../quant/placement.js';
 import type { QdqSummary } from '../onnx/qdq-summary.js';
 import { describeTransform, transformFromMetadata } from '../data/index.js';
 
+const opsLine = (nodes: number, counts: Record<string, number>) =>
+  `ops after constant folding (${nodes} nodes): ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}`;
+
 /** The message of the error `check` throws, or null when it returns. */
 function unsupportedMessage(check: () => void): string | null {
   try {
@@ -39,7 +42,7 @@ export function inspectCommand(program: Command): void {
       const { readOnnx } = await import('../onnx/read.js');
       const { foldConstants } = await import('../onnx/fold.js');
       const { checkSupported } = await import('../onnx/supported.js');
-      const { summarize } = await import('../onnx/summarize.js');
+      const { opCounts, summarize } = await import('../onnx/summarize.js');
       const { summarizeQdq } = await import('../onnx/qdq-summary.js');
       const { freeImageDims, imageChannels, withImageShape } = await import('../onnx/image-input.js');
       const read = readOnnx(model);
@@ -75,14 +78,12 @@ export function inspectCommand(program: Command): void {
         // Shapes stop at an op pdquant cannot run: name that op rather than the shape it left unknown.
         const unsupported = unsupportedMessage(() => checkSupported(body));
         if (!unsupported) throw e;
-        const counts = new Map<string, number>();
-        for (const n of onnx.nodes) counts.set(n.opType, (counts.get(n.opType) ?? 0) + 1);
-        console.log(`ops after constant folding (${onnx.nodes.length} nodes): ${[...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+        console.log(opsLine(onnx.nodes.length, opCounts(onnx.nodes)));
         console.log(`UNSUPPORTED: ${unsupported}`);
         process.exitCode = 1;
         return;
       }
-      console.log(`ops after constant folding (${s.nodeCount} nodes): ${Object.entries(s.opCounts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      console.log(opsLine(s.nodeCount, s.opCounts));
       if (!s.opCounts.BatchNormalization) {
         const { KEEP_BN_EXPORT } = await import('../graph/fold-bn.js');
         console.log(`  no BatchNormalization nodes: the distribution correction of pdquant and qdrop-dc has no statistics to match (to keep them: ${KEEP_BN_EXPORT})`);

@@ -4,6 +4,7 @@ import { attrInt } from './attrs.js';
 import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
 import type { QdqSpec, QdqWeight } from './qdq.js';
 import { inferShapes } from './shapes.js';
+import { freshName, namesInUse } from './names.js';
 
 /** A 2-D float weight [in, out] as [out, in]. */
 function transposed(t: OnnxTensor, name: string): OnnxTensor {
@@ -63,13 +64,18 @@ export function canonicalLinear(model: OnnxModel): OnnxModel {
     }
     return { ...node, opType: 'Gemm', inputs: [node.inputs[0]!, transposedWeight(node, w)], attrs: { transB: { type: 'int', value: 1 } } };
   });
-  const kept = nodes.filter((n) => !removed.has(n));
-  const used = new Set(kept.flatMap((n) => n.inputs));
-  return { ...model, nodes: kept, initializers: new Map([...initializers].filter(([name]) => used.has(name) || graphOutputs.has(name))) };
+  return withInitializersInUse(model, nodes.filter((n) => !removed.has(n)), initializers);
+}
+
+/** The model with these nodes and, of these initializers, those a node reads or the graph outputs. */
+function withInitializersInUse(model: OnnxModel, nodes: OnnxNode[], initializers: Map<string, OnnxTensor>): OnnxModel {
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  const graphOutputs = new Set(model.outputs.map((v) => v.name));
+  return { ...model, nodes, initializers: new Map([...initializers].filter(([name]) => used.has(name) || graphOutputs.has(name))) };
 }
 
 /** A Gemm in pdquant's own form on an activation of rank > 2 (see canonicalLinear). */
-export function isNdGemm(node: OnnxNode, shapes: ReadonlyMap<string, number[]>): boolean {
+function isNdGemm(node: OnnxNode, shapes: ReadonlyMap<string, number[]>): boolean {
   return node.opType === 'Gemm' && (shapes.get(node.inputs[0] ?? '')?.length ?? 2) > 2;
 }
 
@@ -91,13 +97,8 @@ export function linearAsMatMul(model: OnnxModel, spec: QdqSpec): { model: OnnxMo
   const nd = new Set(model.nodes.filter((n) => isNdGemm(n, shapes)).map((n) => n.name));
   if (nd.size === 0) return { model, spec };
   const initializers = new Map(model.initializers);
-  const taken = new Set<string>([...initializers.keys(), ...model.nodes.flatMap((n) => [n.name, ...n.outputs])]);
-  const fresh = (base: string): string => {
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-    taken.add(name);
-    return name;
-  };
+  const taken = namesInUse(model);
+  const fresh = (base: string): string => freshName(taken, base);
   const weights = new Map(spec.weights.map((w) => [w.node, w]));
   const nodes = model.nodes.flatMap((node): OnnxNode[] => {
     if (!nd.has(node.name)) return [node];
@@ -123,10 +124,5 @@ export function linearAsMatMul(model: OnnxModel, spec: QdqSpec): { model: OnnxMo
       { name: fresh(`${node.name}_bias_Add`), opType: 'Add', domain: '', inputs: [product, b], outputs: [node.outputs[0]!], attrs: {}, ...(node.scope ? { scope: node.scope } : {}) },
     ];
   });
-  const used = new Set(nodes.flatMap((n) => n.inputs));
-  const graphOutputs = new Set(model.outputs.map((v) => v.name));
-  return {
-    model: { ...model, nodes, initializers: new Map([...initializers].filter(([name]) => used.has(name) || graphOutputs.has(name))) },
-    spec: { ...spec, weights: spec.weights.map((w) => weights.get(w.node) ?? w) },
-  };
+  return { model: withInitializersInUse(model, nodes, initializers), spec: { ...spec, weights: spec.weights.map((w) => weights.get(w.node) ?? w) } };
 }

@@ -23,6 +23,7 @@ import { OnnxError } from './errors.js';
 import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
 import { numel } from './tensor.js';
 import { keepsGrid } from './grid.js';
+import { freshName, namesInUse } from './names.js';
 
 /** Quantized weight of one Conv/Gemm/MatMul node (its input 1, a float32 initializer). */
 export interface QdqWeight {
@@ -158,23 +159,13 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
   const outputs = model.outputs.map((v) => ({ ...v }));
 
   // Every name in use, so that new tensors and nodes collide with none.
-  const taken = new Set<string>([...initializers.keys(), ...model.inputs.map((v) => v.name), ...outputs.map((v) => v.name)]);
-  for (const n of nodes) {
-    if (n.name) taken.add(n.name);
-    for (const o of n.outputs) if (o) taken.add(o);
-  }
+  const taken = namesInUse(model);
   const claim = (name: string, what: string): string => {
     if (taken.has(name)) throw new OnnxError(`${what}: the name '${name}' is already used in the model`);
     taken.add(name);
     return name;
   };
-  /** `base`, or `base_1`, `base_2`, ... whichever is free. */
-  const fresh = (base: string): string => {
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-    taken.add(name);
-    return name;
-  };
+  const fresh = (base: string): string => freshName(taken, base);
 
   const before = new Map<number, OnnxNode[]>();
   const after = new Map<number, OnnxNode[]>();

@@ -8,6 +8,7 @@ import { onnx, type proto } from './proto.js';
 import { DTYPES, dataTypeOf, isPacked4, numel, unpack4 } from './tensor.js';
 import { toposort } from './toposort.js';
 import { nodeScopes } from './node-scopes.js';
+import { freshName } from './names.js';
 
 /** Opsets of the default domain that pdquant reads. */
 export const MIN_OPSET = 11;
@@ -139,11 +140,7 @@ function decodeNode(n: proto.INodeProto, external: ExternalData, scope: string[]
 function withUniqueNames(nodes: OnnxNode[]): OnnxNode[] {
   const taken = new Set<string>();
   for (const node of nodes) {
-    const base = node.name || node.outputs.find((o) => o !== '') || node.opType;
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-    taken.add(name);
-    node.name = name;
+    node.name = freshName(taken, node.name || node.outputs.find((o) => o !== '') || node.opType);
   }
   return nodes;
 }

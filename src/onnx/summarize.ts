@@ -33,10 +33,15 @@ const MACS: Record<string, (shape: (name: string) => number[], node: OnnxNode) =
   MatMul: (shape, node) => numel(shape(node.outputs[0])) * (shape(node.inputs[0]).at(-1) as number),
 };
 
+/** Node count by op type, most frequent first. */
+export function opCounts(nodes: readonly OnnxNode[]): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const node of nodes) counts.set(node.opType, (counts.get(node.opType) ?? 0) + 1);
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]));
+}
+
 /** Op counts, parameter count and per-image MACs/FLOPs (batch 1). */
 export function summarize(model: OnnxModel): ModelSummary {
-  const counts = new Map<string, number>();
-  for (const node of model.nodes) counts.set(node.opType, (counts.get(node.opType) ?? 0) + 1);
 
   const parameterNames = new Set<string>();
   for (const node of model.nodes) {
@@ -55,7 +60,7 @@ export function summarize(model: OnnxModel): ModelSummary {
   const macs = model.nodes.reduce((sum, node) => sum + (MACS[node.opType]?.(shape, node) ?? 0), 0);
 
   return {
-    opCounts: Object.fromEntries([...counts].sort((a, b) => b[1] - a[1])),
+    opCounts: opCounts(model.nodes),
     nodeCount: model.nodes.length,
     parameters,
     macs,
