@@ -34,6 +34,23 @@ test('checkSupported refuses Pad modes other than constant, computed pads and ot
   rejects(() => checkSupported(m), "Unsupported ONNX ops: Pad in mode 'reflect' (nodes: /pad/Pad), Shape (nodes: s), Pad with a computed pads (nodes: /pad2/Pad), com.microsoft::FusedConv (nodes: /fc).");
 });
 
+test('checkSupported counts the nodes of an op past the first three, and names attention', () => {
+  const nodes: NodeSpec[] = [];
+  let x = 'x';
+  for (let i = 0; i < 12; i++) {
+    nodes.push({ op: 'Softmax', inputs: [x], outputs: [`s${i}`], name: `/layer${i}/attn/Softmax` });
+    nodes.push({ op: 'Relu', inputs: [`s${i}`], outputs: [`r${i}`] });
+    x = `r${i}`;
+  }
+  assert.throws(() => checkSupported(model(nodes)), (e: unknown) => {
+    const message = (e as Error).message;
+    assert.match(message, /^Unsupported ONNX ops: Softmax \(12 nodes: \/layer0\/attn\/Softmax, \/layer1\/attn\/Softmax, \/layer2\/attn\/Softmax and 9 more\)\./);
+    assert.match(message, /Attention \(a Softmax or Einsum inside the network, as in vision transformers\) is not supported/);
+    assert.doesNotMatch(message, /layer3/);
+    return true;
+  });
+});
+
 test('checkSupported accepts a model of supported ops', () => {
   checkSupported(model([{ op: 'Pad', inputs: ['x', 'pads'], outputs: ['p'] }, { op: 'Relu', inputs: ['p'], outputs: ['r'] }]));
 });

@@ -3,6 +3,7 @@ import * as E from '../engine/index.js';
 import type { OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from '../onnx/ir.js';
 import { OnnxError } from '../onnx/errors.js';
 import { isFloatType } from '../onnx/tensor.js';
+import { nodeList } from '../onnx/supported.js';
 import { compilerFor, registeredOps, type CompileContext, type Kernel } from './kernel.js';
 import './ops/index.js';
 
@@ -39,7 +40,7 @@ export class Graph {
       if (!compilerFor(n.opType) || n.domain !== '') missing.set(n.opType, [...(missing.get(n.opType) ?? []), n.name]);
     }
     if (missing.size > 0) {
-      const list = [...missing].map(([op, names]) => `${op} (nodes: ${names.join(', ')})`).join('; ');
+      const list = [...missing].map(([op, names]) => `${op} (${nodeList(names)})`).join('; ');
       throw new OnnxError(`Unsupported ONNX ops: ${list}. pdquant supports: ${registeredOps().join(', ')}`);
     }
     this.params = new Map();

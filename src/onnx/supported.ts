@@ -79,6 +79,15 @@ function problemOf(node: OnnxNode, model: OnnxModel): string | undefined {
   return support.refuse?.(node);
 }
 
+/** Node names shown per unsupported op; the rest are counted. */
+const NODES_SHOWN = 3;
+
+/** "nodes: a, b", or past NODES_SHOWN names "44 nodes: a, b, c and 41 more" (a transformer repeats one op dozens of times). */
+export function nodeList(names: readonly string[]): string {
+  if (names.length <= NODES_SHOWN) return `nodes: ${names.join(', ')}`;
+  return `${names.length} nodes: ${names.slice(0, NODES_SHOWN).join(', ')} and ${names.length - NODES_SHOWN} more`;
+}
+
 /** Throws one OnnxError listing every unsupported op (with its nodes); returns if the executor can run the whole model. */
 export function checkSupported(model: OnnxModel): void {
   const problems = new Map<string, string[]>();
@@ -87,14 +96,17 @@ export function checkSupported(model: OnnxModel): void {
     if (problem !== undefined) problems.set(problem, [...(problems.get(problem) ?? []), node.name || node.outputs[0]]);
   }
   if (problems.size === 0) return;
-  const list = [...problems].map(([problem, nodes]) => `${problem} (nodes: ${nodes.join(', ')})`).join(', ');
-  const foldable = [...problems.keys()].some((p) => RULES.get(p)?.evaluate);
+  const list = [...problems].map(([problem, nodes]) => `${problem} (${nodeList(nodes)})`).join(', ');
+  // Constant folding has run (loadModel, inspect): shape arithmetic left over reads values only the network computes.
+  const leftoverShapes = [...problems.keys()].some((p) => RULES.get(p)?.evaluate);
   const outputs = new Set(model.outputs.map((v) => v.name));
   const head = model.nodes.find((n) => (n.opType === 'Softmax' || n.opType === 'LogSoftmax') && n.outputs.some((o) => outputs.has(o)));
+  const attention = model.nodes.some((n) => (n.opType === 'Softmax' && n !== head) || n.opType === 'Einsum');
   throw new OnnxError(
     `Unsupported ONNX ops: ${list}. pdquant supports: ${[...SUPPORTED_OPS].join(', ')} ` +
       '(Pad in constant mode; default ONNX domain only; weights, pads, shapes, axes, slice bounds and gather indices as constants).' +
-      (foldable ? ' Shape arithmetic (Constant, Shape, Gather, ...) that does not depend on the batch size is removed by foldConstants: run it first.' : '') +
+      (attention ? ' Attention (a Softmax or Einsum inside the network, as in vision transformers) is not supported: pdquant quantizes convolutional networks.' : '') +
+      (leftoverShapes ? ' pdquant folds shape arithmetic (Shape, Gather, ...) into constants where it can; what is listed reads values that only the network computes, often behind one of the other ops listed, or the batch size.' : '') +
       (head ? ` The model ends in ${head.opType} (node ${head.name}): export it returning the logits instead; top-1 and PD-Quant's loss work on logits, and your deployment can apply the ${head.opType} after the quantized model.` : ''),
   );
 }
