@@ -1,11 +1,12 @@
 // Reconstruction on a small synthetic ResNet: every method end to end, resume, DC, the PD gradient path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../src/engine/index.js';
 import { quantize, type QuantizeOptions } from '../src/methods/pipeline.js';
 import { methodNames } from '../src/methods/registry.js';
+import { unverifiedPath } from '../src/methods/export.js';
 import { loadModel } from '../src/graph/load.js';
 import { distributionCorrection, unitBatchNorms } from '../src/recon/dc.js';
 import { BackgroundDc } from '../src/recon/dc-background.js';
@@ -16,6 +17,7 @@ import { tinyDenseNet } from './helpers/tiny-densenet.js';
 import { tailFrom } from '../src/graph/index.js';
 import { QuantizedModel } from '../src/quant/qmodel.js';
 import { UniformQuantizer } from '../src/quant/uniform.js';
+import { MIN_STEP } from '../src/quant/search.js';
 import { initUnitActs, reconstructUnit, unitActs, unitInputQuantizer } from '../src/recon/unit.js';
 
 const ws = await tinyWorkspace();
@@ -39,8 +41,11 @@ test('the units of the tiny model, and a user-given grouping (a pattern matching
 
 for (const name of methodNames()) {
   test(`${name} runs end to end${['minmax', 'mse', 'cosine'].includes(name) ? '' : ' and lowers its own loss'}, and its QDQ export computes the same in onnxruntime`, async () => {
-    const { record, qmodel } = await quantize(base(name, { eval: ws.images, output: join(ws.dir, `${name}.onnx`) }), 'test');
+    const output = join(ws.dir, `${name}.onnx`);
+    const { record, qmodel } = await quantize(base(name, { eval: ws.images, output }), 'test');
     assert.ok(record.top1! >= 0 && record.top1! <= 100);
+    // Checked beside the output path, then moved there.
+    assert.ok(existsSync(output) && !existsSync(unverifiedPath(output)));
     // The pipeline throws when onnxruntime's top-1 differs by more than 0.05 points; the logits agree to float precision.
     assert.equal(record.export?.ort_top1, record.top1);
     assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!), `max |Δlogit| ${record.export!.max_logit_diff}`);
@@ -108,6 +113,23 @@ test('a unit calibrates the quantizer on its own input: taken off its cached inp
     images.dispose();
     qmodel.dispose();
   }
+});
+
+test('an export waits for its check beside the output path', () => {
+  assert.equal(unverifiedPath('out/model.q.onnx'), 'out/model.q.unverified.onnx');
+  assert.equal(unverifiedPath('model.bin'), 'model.bin.unverified');
+});
+
+test('a learned activation step that Adam would drive below zero stays at the floor, and the run exports', async () => {
+  // Adam moves each step by about |lr| per iteration. Here the loss pulls every step up (to 12-21 with lr 10), so a
+  // learning rate of -10 pushes them all below zero in the first iteration.
+  const o = base('brecq', { output: join(ws.dir, 'steep.onnx') });
+  const { record, qmodel } = await quantize({ ...o, recon: { ...o.recon, iters: 5, actLr: -10 } }, 'test');
+  const steps = [...qmodel.acts.values()].flatMap((a) => a.q.delta.toArray());
+  assert.ok(steps.some((d) => d === Math.fround(MIN_STEP)), `some step at the floor: ${steps.join(', ')}`);
+  assert.ok(steps.every((d) => d >= Math.fround(MIN_STEP)), `every step ≥ the floor: ${steps.join(', ')}`);
+  assert.ok(record.export!.agreement! >= 0.95);
+  qmodel.dispose();
 });
 
 test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone changes the result', async () => {

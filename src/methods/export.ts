@@ -48,6 +48,11 @@ export function qdqModel(folded: OnnxModel, spec: QdqSpec): OnnxModel {
   return toQdq(onnx.model, onnx.spec);
 }
 
+/** Where an export waits for its check against the simulation: model.q.onnx → model.q.unverified.onnx. */
+export function unverifiedPath(output: string): string {
+  return output.endsWith('.onnx') ? `${output.slice(0, -'.onnx'.length)}.unverified.onnx` : `${output}.unverified`;
+}
+
 /** Writes the QDQ model atomically; returns its bytes for verification. */
 export function writeQdq(model: OnnxModel, path: string): Uint8Array {
   writeOnnx(model, path);

@@ -1,5 +1,5 @@
 /** `pdquant quantize` end to end: load, calibrate, quantize with a method, evaluate, record. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
@@ -12,7 +12,7 @@ import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
 import { compareLogits, firstDivergence } from '../eval/verify.js';
 import { ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
-import { qdqSpec, qdqModel, writeQdq } from './export.js';
+import { qdqSpec, qdqModel, unverifiedPath, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
 import { freeImageDims, imageChannels, type ImageShape } from '../onnx/image-input.js';
 import { readOnnx } from '../onnx/read.js';
@@ -225,16 +225,19 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     // against the simulation is the same model up to the logits.
     const body = await timed('export', () => withDeclaredBatch(qdqModel(loaded.folded.model, qdqSpec(qmodel, metadata, o.int4Storage)), loaded.declaredBatch));
     const deployed = withHead(body, loaded.head);
-    const file = writeQdq(withDeclaredBatch(loaded.channelsLast ? withChannelsLast(deployed) : deployed, loaded.declaredBatch), output);
+    // A file that fails the check never sits at the output path: it is written beside it and moved there once it passes.
+    const verify = o.verify !== false;
+    const written = verify ? unverifiedPath(output) : output;
+    const file = writeQdq(withDeclaredBatch(loaded.channelsLast ? withChannelsLast(deployed) : deployed, loaded.declaredBatch), written);
     const bytes = loaded.head || loaded.channelsLast ? encodeOnnx(body) : file;
     record.export = { path: output, int4_storage: !!o.int4Storage };
-    if (o.verify !== false) {
+    if (verify) {
       await timed('verify', async () => {
         const cmp = await compareLogits(qmodel, bytes, probe);
         Object.assign(record.export!, { max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement });
         let problem = cmp.agreement < 0.95 ? `the top-1 class differs on ${((1 - cmp.agreement) * 100).toFixed(1)} % of ${probe.shape[0]} calibration images` : '';
         if (evalData && record.top1 !== undefined) {
-          const acc = await evaluateOrt(output, evalData, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
+          const acc = await evaluateOrt(written, evalData, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
           record.export!.ort_top1 = acc.top1;
           const gap = Math.abs(acc.top1 - record.top1);
           if (gap > EXPORT_TOP1_TOLERANCE) problem = `onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`;
@@ -246,9 +249,13 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
         }
         if (problem) {
           const d = await firstDivergence(qmodel, body, probe);
-          throw new Error(`The exported model ${output} does not compute what the simulation computes: ${problem}. ` +
-            (d ? `They first diverge after the activation quantizer at ${d.value} (max difference ${d.maxDiff.toPrecision(3)}, values up to ${d.maxAbs.toPrecision(3)}).` : 'Every activation quantizer agrees; the difference is in the last layer.'));
+          const resume = preset.recon && o.runDir ? ` (add --resume ${o.runDir} to skip the finished units)` : '';
+          throw new Error(`The exported model does not compute what the simulation computes: ${problem}. ` +
+            (d ? `They first diverge after the activation quantizer at ${d.value} (max difference ${d.maxDiff.toPrecision(3)}, values up to ${d.maxAbs.toPrecision(3)}).` : 'Every activation quantizer agrees; the difference is in the last layer.') +
+            ` The file is left as ${written}, not written to ${output}. Where near ties explain the difference (random weights, or logits within rounding of each other), ` +
+            `the same command with --no-verify writes it unchecked${resume}.`);
         }
+        renameSync(written, output);
       });
     }
   }

@@ -18,6 +18,8 @@ export const INIT_METHODS: readonly InitMethod[] = ['minmax', 'mse', 'cosine'];
 export const SEARCH_STEPS = 100;
 /** Exponent of the MSE search's score mean(|x − x̂|^p). */
 export const SCORE_P = 2.4;
+/** The smallest step a quantizer takes: initialisation's floor (the reference's calculate_qparams), kept while steps are learned. */
+export const MIN_STEP = 1e-8;
 /** Elements per score batch: k candidates × C × M stay below this (about 32 MB per float32 temporary). */
 const BATCH_ELEMENTS = 1 << 23;
 
@@ -29,7 +31,7 @@ export function calcQParams(lo: Tensor, hi: Tensor, levels: number): { delta: Te
   return tidy(() => {
     const loNeg = lo.minimum(0);
     const hiPos = hi.maximum(0);
-    const delta = hiPos.sub(loNeg).div(levels - 1).maximum(1e-8);
+    const delta = hiPos.sub(loNeg).div(levels - 1).maximum(MIN_STEP);
     // 0 − round(·) as the reference writes it (neg() alone would give −0 for a zero point of 0).
     const zeroPoint = loNeg.div(delta).round().neg().add(0).clamp(0, levels - 1);
     return { delta, zeroPoint };

@@ -4,6 +4,7 @@ import { execute, tailFrom, type Graph, type Unit } from '../graph/index.js';
 import type { ActQuantizer, QuantizedModel } from '../quant/qmodel.js';
 import { AdaRoundQuantizer } from '../quant/adaround.js';
 import { QDropQuantizer, dropMix } from '../quant/qdrop.js';
+import { MIN_STEP } from '../quant/search.js';
 import type { ReconPreset } from '../methods/registry.js';
 import { LOSS_CURVE_EVERY, type ReconConfig } from './config.js';
 import { lpLoss, pdLoss } from './losses.js';
@@ -151,6 +152,10 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
     if (optA) {
       optA.step();
       optA.zeroGrad();
+      // Adam moves a step by about its learning rate whatever the step's size, so the step of a near-zero activation
+      // (a random-weight squeeze-and-excitation's ReLU, ~1e-7) would go negative, which no QuantizeLinear can hold.
+      // At the floor the quantizer outputs about 0, as the reference's negative step does.
+      E.noGrad(() => steps.forEach((s) => E.tidy(() => s.assign(s.maximum(MIN_STEP)))));
       optA.groups[0]!.lr = actLr(it);
     }
     if (it % LOSS_CURVE_EVERY === 0 || it === 1) curve.push(point);
