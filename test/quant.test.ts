@@ -2,7 +2,8 @@
 // QDrop masks, and the sanity of the minmax / mse / cosine initialisations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tensor, randn, rand, manualSeed, tidy, keep, noGrad, liveTensors, Adam, type Tensor } from '../src/engine/index.js';
+import { tensor, randn, rand, manualSeed, tidy, keep, noGrad, liveTensors, Adam, engineInfo, setThreads, type Tensor } from '../src/engine/index.js';
+import { parallelSearchCount } from '../src/quant/row-pool.js';
 import { UniformQuantizer, AdaRoundQuantizer, QDropQuantizer, dropMix, type UniformQuantizerState } from '../src/quant/index.js';
 
 const perTensor = (bits: number, delta: number, zeroPoint: number) =>
@@ -144,6 +145,28 @@ test('the fast search picks the same candidates as the exhaustive one', () => {
       b!.dispose();
     }
     x.dispose();
+  }
+});
+
+test('the fast search gives the same candidates when its rows are split over threads', () => {
+  manualSeed(16);
+  const threads = engineInfo().threads;
+  setThreads(2);
+  try {
+    // 24 channels × 2048 values × 1600 candidates: above the size that the search splits over threads.
+    const x = keep(tidy(() => { const y = randn([24, 2048]); return randn([24, 2048]).mul(y.mul(y).add(0.1)); }));
+    for (const method of ['mse', 'cosine'] as const) {
+      const before = parallelSearchCount();
+      const [a, b] = (['exhaustive', 'fast'] as const).map((s) => new UniformQuantizer({ bits: 4, channelWise: true }).init(x, method, s));
+      assert.equal(parallelSearchCount(), before + 1, `${method}: the fast search ran on two threads`);
+      assert.deepEqual(b!.delta.toArray(), a!.delta.toArray(), `${method} delta`);
+      assert.deepEqual(b!.zeroPoint.toArray(), a!.zeroPoint.toArray(), `${method} zero point`);
+      a!.dispose();
+      b!.dispose();
+    }
+    x.dispose();
+  } finally {
+    setThreads(threads);
   }
 });
 

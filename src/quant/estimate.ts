@@ -142,3 +142,52 @@ export function estimateCosine(row: BinnedValues, c: RowCandidates, levels: numb
   }
   return est;
 }
+
+/** Cosine estimates are near-exact (double sums of x and x̂²): candidates within this of the best are re-scored. */
+export const COSINE_SLACK = 3e-7;
+
+/** Candidates of one row with their layout in the [K, C] candidate tables: candidate i of row j is at i·C + j. */
+export interface RowSearch {
+  /** Steps and zero points [K·C], candidate-major. */
+  deltaAll: Float32Array;
+  zpAll: Float32Array;
+  k: number;
+  c: number;
+  levels: number;
+  method: 'mse' | 'cosine';
+  /** Exponent of the mse score. */
+  p: number;
+  /** Candidates per width group (zero points of one width). */
+  groupSize: number;
+}
+
+/**
+ * The candidates of row j (data: its m values) whose estimated score is within a hair of the best estimate
+ * (tieSlack(m) relative for mse, COSINE_SLACK for cosine), in candidate order; [] when no score is finite.
+ */
+export function nearBest(data: Float32Array, j: number, s: RowSearch): number[] {
+  const { k, c } = s;
+  const delta = new Float64Array(k), zeroPoint = new Float64Array(k);
+  for (let i = 0; i < k; i++) {
+    delta[i] = s.deltaAll[i * c + j]!;
+    zeroPoint[i] = s.zpAll[i * c + j]!;
+  }
+  const group = Int32Array.from({ length: k }, (_, i) => Math.floor(i / s.groupSize));
+  const row = new BinnedValues(data);
+  const cand = { delta, zeroPoint, group };
+  const est = s.method === 'mse' ? estimateMse(row, cand, s.levels, s.p) : estimateCosine(row, cand, s.levels);
+  let min = Infinity;
+  for (let i = 0; i < k; i++) if (est[i]! < min) min = est[i]!;
+  if (!(min < 1e10)) return [];
+  const bound = min + Math.abs(min) * (s.method === 'mse' ? tieSlack(data.length) : COSINE_SLACK) + Number.MIN_VALUE;
+  const near: number[] = [];
+  for (let i = 0; i < k; i++) if (est[i]! <= bound) near.push(i);
+  return near;
+}
+
+/** nearBest of rows [from, to) of data (rows of m values). */
+export function nearRows(data: Float32Array, m: number, search: RowSearch, from: number, to: number): number[][] {
+  const out: number[][] = [];
+  for (let j = from; j < to; j++) out.push(nearBest(data.subarray(j * m, (j + 1) * m), j, search));
+  return out;
+}

@@ -7,8 +7,7 @@
  * data and re-score only the near-best on the engine.
  */
 import { Tensor, tensor, int64, arange, tidy, noGrad } from '../engine/index.js';
-import { BinnedValues } from './power-sums.js';
-import { estimateMse, estimateCosine, tieSlack } from './estimate.js';
+import { nearBestRows } from './row-pool.js';
 import { collectGarbage } from '../util/gc.js';
 
 export type InitMethod = 'minmax' | 'mse' | 'cosine';
@@ -99,8 +98,6 @@ function scoreBatch(x2: Tensor, lo: Tensor, hi: Tensor, levels: number, method: 
 
 /** How searchRange scores candidates: every candidate on the engine, estimates with the near-best verified, or auto. */
 export type SearchStrategy = 'auto' | 'exhaustive' | 'fast';
-/** Cosine estimates are near-exact (double sums of x and x̂²): candidates within this of the best are re-scored. */
-const COSINE_SLACK = 3e-7;
 /** Elements of a search above which its garbage is collected at once (64 MB of float32). */
 const LARGE_SEARCH = 1 << 24;
 /** Above this many candidate × element evaluations, 'auto' uses the fast strategy. */
@@ -177,28 +174,14 @@ function fastBest(x2: Tensor, loT: Tensor, hiT: Tensor, levels: number, method: 
   const { delta: dT, zeroPoint: zT } = calcQParams(loT, hiT, levels);
   const deltaAll = dT.data() as Float32Array, zpAll = zT.data() as Float32Array;
   const data = x2.data() as Float32Array;
-  const group = Int32Array.from({ length: k }, (_, i) => Math.floor(i / groupSize));
   const best = new Int32Array(c).fill(-1);
   const ties: [number, number][] = []; // (candidate, row)
-  for (let j = 0; j < c; j++) {
-    const delta = new Float64Array(k), zeroPoint = new Float64Array(k);
-    for (let i = 0; i < k; i++) {
-      delta[i] = deltaAll[i * c + j]!;
-      zeroPoint[i] = zpAll[i * c + j]!;
-    }
-    const row = new BinnedValues(data.subarray(j * m, (j + 1) * m));
-    const cand = { delta, zeroPoint, group };
-    const est = method === 'mse' ? estimateMse(row, cand, levels, SCORE_P) : estimateCosine(row, cand, levels);
-    let min = Infinity;
-    for (let i = 0; i < k; i++) if (est[i]! < min) min = est[i]!;
-    if (!(min < 1e10)) continue;
-    const bound = min + Math.abs(min) * (method === 'mse' ? tieSlack(m) : COSINE_SLACK) + Number.MIN_VALUE;
-    const near: number[] = [];
-    for (let i = 0; i < k; i++) if (est[i]! <= bound) near.push(i);
+  const search = { deltaAll, zpAll, k, c, levels, method, p: SCORE_P, groupSize };
+  nearBestRows(data, m, search).forEach((near, j) => {
     // A lone near-best candidate is the answer; near-ties are decided by their float32 scores.
     if (near.length === 1) best[j] = near[0]!;
     else for (const i of near) ties.push([i, j]);
-  }
+  });
   if (ties.length > 0) {
     const scores = rescore(x2, loT, hiT, ties, levels, method);
     const bestScore = new Float64Array(c).fill(1e10);
