@@ -162,17 +162,16 @@ export interface RowSearch {
 }
 
 /**
- * The candidates of row j (data: its m values) whose estimated score is within a hair of the best estimate
+ * The candidates of row j (data: its m values; group: each candidate's width group) whose estimated score is within a hair of the best estimate
  * (tieSlack(m) relative for mse, COSINE_SLACK for cosine), in candidate order; [] when no score is finite.
  */
-export function nearBest(data: Float32Array, j: number, s: RowSearch): number[] {
+function nearBest(data: Float32Array, j: number, s: RowSearch, group: Int32Array): number[] {
   const { k, c } = s;
   const delta = new Float64Array(k), zeroPoint = new Float64Array(k);
   for (let i = 0; i < k; i++) {
     delta[i] = s.deltaAll[i * c + j]!;
     zeroPoint[i] = s.zpAll[i * c + j]!;
   }
-  const group = Int32Array.from({ length: k }, (_, i) => Math.floor(i / s.groupSize));
   const row = new BinnedValues(data);
   const cand = { delta, zeroPoint, group };
   const est = s.method === 'mse' ? estimateMse(row, cand, s.levels, s.p) : estimateCosine(row, cand, s.levels);
@@ -187,7 +186,8 @@ export function nearBest(data: Float32Array, j: number, s: RowSearch): number[] 
 
 /** nearBest of rows [from, to) of data (rows of m values). */
 export function nearRows(data: Float32Array, m: number, search: RowSearch, from: number, to: number): number[][] {
+  const group = Int32Array.from({ length: search.k }, (_, i) => Math.floor(i / search.groupSize));
   const out: number[][] = [];
-  for (let j = from; j < to; j++) out.push(nearBest(data.subarray(j * m, (j + 1) * m), j, search));
+  for (let j = from; j < to; j++) out.push(nearBest(data.subarray(j * m, (j + 1) * m), j, search, group));
   return out;
 }
