@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as E from '../src/engine/index.js';
 import { loadModel } from '../src/graph/load.js';
@@ -12,6 +13,7 @@ import { UniformQuantizer } from '../src/quant/uniform.js';
 import { toQdq } from '../src/onnx/qdq.js';
 import { readOnnx } from '../src/onnx/index.js';
 import type { OnnxModel } from '../src/onnx/ir.js';
+import type { RunEvents } from '../src/methods/pipeline.js';
 import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
 
 test('int8Kernels adds 8-bit quantizers on the image and on each residual branch that ends unquantized, nothing else', () => {
@@ -124,30 +126,31 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
   });
 }
 
-test('an export whose convolutions onnxruntime does not all fuse says how many run in float', async () => {
+/** A small model written to a fresh workspace, quantized with mse at W8A8 for int8 kernels (evaluated on its calibration images with `evaluate`). */
+async function int8KernelRun(file: string, bytes: Uint8Array, evaluate: boolean, events: RunEvents = {}) {
   const { quantizeModel } = await import('../src/index.js');
-  const { tinyEfficientNet } = await import('./helpers/tiny-efficientnet.js');
-  const { writeFileSync } = await import('node:fs');
   const ws = await tinyWorkspace(2);
-  const model = join(ws.dir, 'effnet.onnx');
-  writeFileSync(model, tinyEfficientNet());
+  const model = join(ws.dir, file);
+  writeFileSync(model, bytes);
+  const output = join(ws.dir, `q-${file}`);
+  const { record } = await quantizeModel({ model, calib: ws.images, wBits: 8, aBits: 8, method: 'mse', preset: 'cifar', ...(evaluate ? { eval: ws.images } : {}), output, int8Kernels: true }, events);
+  return { record, output };
+}
+
+test('an export whose convolutions onnxruntime does not all fuse says how many run in float', async () => {
+  const { tinyEfficientNet } = await import('./helpers/tiny-efficientnet.js');
   const warnings: string[] = [];
-  const { record } = await quantizeModel({ model, calib: ws.images, wBits: 8, aBits: 8, method: 'mse', preset: 'cifar', output: join(ws.dir, 'e.onnx'), int8Kernels: true }, { warning: (m) => warnings.push(m) });
+  const { record, output } = await int8KernelRun('effnet.onnx', tinyEfficientNet(), false, { warning: (m) => warnings.push(m) });
   const k = record.export!.integer_kernels!;
   assert.ok(k.integerConvs < k.convs, JSON.stringify(k));
   assert.deepEqual(warnings.filter((w) => /in float, not with integer kernels/.test(w)), [
-    `onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${join(ws.dir, 'e.onnx')} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`,
+    `onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${output} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`,
   ]);
 });
 
 test('a ConvNeXt with int8 kernels: its linear layers on [N, H, W, C] run with integer kernels too, as simulated', async () => {
-  const { quantizeModel } = await import('../src/index.js');
   const { tinyConvNeXt } = await import('./helpers/tiny-convnext.js');
-  const { writeFileSync } = await import('node:fs');
-  const ws = await tinyWorkspace(2);
-  const model = join(ws.dir, 'convnext.onnx');
-  writeFileSync(model, tinyConvNeXt());
-  const { record } = await quantizeModel({ model, calib: ws.images, wBits: 8, aBits: 8, method: 'mse', preset: 'cifar', eval: ws.images, output: join(ws.dir, 'c.onnx'), int8Kernels: true });
+  const { record } = await int8KernelRun('convnext.onnx', tinyConvNeXt(), true);
   assert.equal(record.export!.ort_top1, record.top1);
   assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!));
   assert.deepEqual(record.export!.integer_kernels, { integerConvs: 4, convs: 4, integerAdds: 2, adds: 2, integerLinears: 5, linears: 5 });
