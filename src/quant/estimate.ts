@@ -191,3 +191,15 @@ export function nearRows(data: Float32Array, m: number, search: RowSearch, from:
   for (let j = from; j < to; j++) out.push(nearBest(data.subarray(j * m, (j + 1) * m), j, search, group));
   return out;
 }
+
+/**
+ * Claims chunks of rows from a shared counter (counters[0]) and computes them until none is left; chunk q is rows
+ * [bounds[q], bounds[q + 1]). Run by every thread of a split search (row-pool.ts).
+ */
+export function claimChunks(job: { data: Float32Array; m: number; search: RowSearch; bounds: number[]; counters: Int32Array }): [number, number[][]][] {
+  const done: [number, number[][]][] = [];
+  for (let q; (q = Atomics.add(job.counters, 0, 1)) < job.bounds.length - 1; ) {
+    done.push([q, nearRows(job.data, job.m, job.search, job.bounds[q]!, job.bounds[q + 1]!)]);
+  }
+  return done;
+}
