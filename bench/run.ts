@@ -19,6 +19,7 @@ export const benchmarks: Record<string, () => Promise<BenchModule>> = {
   recon: () => import('./recon.js'),
   fit: () => import('./fit.js'),
   ort: () => import('./ort.js'),
+  init: () => import('./init.js'),
 };
 
 /** bench/results under the package root (this file runs from dist/bench/). */

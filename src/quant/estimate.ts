@@ -7,12 +7,18 @@
  */
 import { BinnedValues, powp } from './power-sums.js';
 
-/** Candidates of one row: step, zero point and width group (candidates of a group share their step up to ulps). */
+/**
+ * Candidates of one row, read in place from candidate-major tables: candidate i's step and zero point are
+ * delta[i·stride + offset] and zeroPoint[i·stride + offset]. Candidates of a width group share their step up to ulps.
+ */
 export interface RowCandidates {
-  delta: ArrayLike<number>;
-  zeroPoint: ArrayLike<number>;
-  /** Non-decreasing group ids, one per candidate. */
-  group: ArrayLike<number>;
+  delta: Float32Array;
+  zeroPoint: Float32Array;
+  stride: number;
+  offset: number;
+  count: number;
+  /** [start, end) of each width group's run of candidates, in order. A run of `levels` candidates holds zero points 0..levels − 1 in order (the two-sided search's layout). */
+  groups: [number, number][];
 }
 
 /**
@@ -23,7 +29,7 @@ export function tieSlack(m: number): number {
   return 1e-5 + 2e-4 / Math.sqrt(Math.max(1, m));
 }
 
-/** [start, end) of each group's run of candidates. */
+/** [start, end) of each group's run of candidates, for non-decreasing group ids. */
 function groupRuns(group: ArrayLike<number>): [number, number][] {
   const runs: [number, number][] = [];
   for (let k = 0; k < group.length; k++) {
@@ -57,36 +63,60 @@ function levelPrefix(row: BinnedValues, delta: number, p: number): { k0: number;
 
 /**
  * Estimates of mean |x − x̂|^p for every candidate. Candidates that cannot be within tieSlack() of the best get a lower
- * bound only, so only the near-best values are accurate: a candidate's clipping error is bounded cheaply first
- * (BinnedValues.clipBound) and summed exactly only if that bound plus its rounding error could still beat the best.
+ * bound only, so only the near-best values are accurate. Three tests rule a candidate out, cheapest first: its range
+ * leaves the row's min or max further outside than any score below the best so far allows (one element's clipping
+ * error alone is too large); a bound of its clipping error (BinnedValues.clipBound); that bound plus its rounding
+ * error. Only the rest have their clipping error summed exactly.
  */
 export function estimateMse(row: BinnedValues, c: RowCandidates, levels: number, p: number): Float64Array {
-  const k = c.delta.length, n = row.size;
-  const lo = new Float64Array(k), hi = new Float64Array(k), est = new Float64Array(k);
-  for (let i = 0; i < k; i++) {
-    const d = c.delta[i]!, z = c.zeroPoint[i]!;
-    lo[i] = -z * d;
-    hi[i] = (levels - 1 - z) * d;
-    est[i] = (row.clipBound(lo[i]!, -1, p) + row.clipBound(hi[i]!, 1, p)) / n;
-  }
-  // Widest groups first: they give a good upper bound early, so most narrow widths are skipped.
+  const n = row.size, { delta, zeroPoint, stride, offset } = c;
+  const est = new Float64Array(c.count);
+  // Widest groups first: they give a good upper bound early, so most narrow widths and zero points are skipped.
   const margin = 1 + 2 * tieSlack(n);
   let best = Infinity;
-  for (const [s, e] of groupRuns(c.group).reverse()) {
+  for (let g = c.groups.length - 1; g >= 0; g--) {
+    let [s, e] = c.groups[g]!;
+    const limit = best * margin;
+    // An element x outside [lo, hi] alone adds its distance^p / n to the mean: a gap beyond `far` exceeds limit.
+    const far = Number.isFinite(limit) ? powp(limit * n, 1 / p) * (1 + 1e-6) : Infinity;
+    const d0 = delta[s * stride + offset]!;
+    if (far < Infinity && e - s === levels && zeroPoint[s * stride + offset] === 0 && zeroPoint[(e - 1) * stride + offset] === levels - 1) {
+      // Zero points z = i − s: lo = −z·δ leaves min further out than far below zA, hi = (levels − 1 − z)·δ leaves
+      // max further out above zB. Two zero points of padding absorb the ulps by which the steps differ.
+      const zA = Math.max(0, Math.ceil((-row.min - far) / d0) - 2), zB = Math.min(levels - 1, Math.floor(levels - 1 - (row.max - far) / d0) + 2);
+      if (zA > zB) {
+        est.fill(limit, s, e);
+        continue;
+      }
+      est.fill(limit, s, s + zA);
+      est.fill(limit, s + zB + 1, e);
+      [s, e] = [s + zA, s + zB + 1];
+    }
     let lb = Infinity;
-    for (let i = s; i < e; i++) lb = Math.min(lb, est[i]!);
-    if (lb > best * margin) continue;
-    const { k0, prefix } = levelPrefix(row, c.delta[s]!, p);
+    for (let i = s; i < e; i++) {
+      const d = delta[i * stride + offset]!, z = zeroPoint[i * stride + offset]!;
+      const lo = -z * d, hi = (levels - 1 - z) * d;
+      if (lo - row.min > far || row.max - hi > far) {
+        est[i] = limit;
+        continue;
+      }
+      est[i] = (row.clipBound(lo, -1, p) + row.clipBound(hi, 1, p)) / n;
+      lb = Math.min(lb, est[i]!);
+    }
+    if (lb > limit) continue;
+    const { k0, prefix } = levelPrefix(row, d0, p);
     const k1 = k0 + prefix.length - 2;
     for (let i = s; i < e; i++) {
-      const z = c.zeroPoint[i]!;
+      if (est[i]! >= limit || est[i]! > best * margin) continue;
+      const d = delta[i * stride + offset]!, z = zeroPoint[i * stride + offset]!;
+      const lo = -z * d, hi = (levels - 1 - z) * d;
       const from = Math.max(k0, -z), to = Math.min(k1, levels - 2 - z);
       const inner = (to >= from ? prefix[to - k0 + 1]! - prefix[from - k0]! : 0) / n;
       if (est[i]! + inner > best * margin) {
         est[i] = est[i]! + inner;
         continue;
       }
-      est[i] = (row.powSum(-Infinity, lo[i]!, lo[i]!, p) + row.powSum(hi[i]!, Infinity, hi[i]!, p)) / n + inner;
+      est[i] = (row.powSum(-Infinity, lo, lo, p) + row.powSum(hi, Infinity, hi, p)) / n + inner;
       best = Math.min(best, est[i]!);
     }
   }
@@ -95,11 +125,11 @@ export function estimateMse(row: BinnedValues, c: RowCandidates, levels: number,
 
 /** −cos(x, x̂) for every candidate (lower is better), as the exhaustive search's cosine score. */
 export function estimateCosine(row: BinnedValues, c: RowCandidates, levels: number): Float64Array {
-  const k = c.delta.length;
-  const est = new Float64Array(k);
+  const { delta, zeroPoint, stride, offset } = c;
+  const est = new Float64Array(c.count);
   const norm = Math.sqrt(row.moments(-Infinity, Infinity)[2]);
-  for (const [s, e] of groupRuns(c.group)) {
-    const d = c.delta[s]!;
+  for (const [s, e] of c.groups) {
+    const d = delta[s * stride + offset]!;
     // Rounding cells [(k−½)δ, (k+½)δ), k = c0..c1: prefix sums of count, Σx, k·Σx, k²·count.
     const c0 = Math.floor(row.min / d + 0.5), c1 = Math.floor(row.max / d + 0.5);
     const cells = c1 - c0 + 1;
@@ -133,7 +163,7 @@ export function estimateCosine(row: BinnedValues, c: RowCandidates, levels: numb
       return to >= from ? arr[to - c0 + 1]! - arr[from - c0]! : 0;
     };
     for (let i = s; i < e; i++) {
-      const z = c.zeroPoint[i]!, dz = c.delta[i]!;
+      const z = zeroPoint[i * stride + offset]!, dz = delta[i * stride + offset]!;
       const top = levels - 1 - z;
       const dot = dz * (range(pk, -z + 1, top - 1) - z * range(psx, -Infinity, -z) + top * range(psx, top, Infinity));
       const sq = dz * dz * (range(pk2, -z + 1, top - 1) + z * z * range(pc, -Infinity, -z) + top * top * range(pc, top, Infinity));
@@ -162,33 +192,30 @@ export interface RowSearch {
 }
 
 /**
- * The candidates of row j (data: its m values; group: each candidate's width group) whose estimated score is within a hair of the best estimate
+ * The candidates of one row (data: its m values) whose estimated score is within a hair of the best estimate
  * (tieSlack(m) relative for mse, COSINE_SLACK for cosine), in candidate order; [] when no score is finite.
  */
-function nearBest(data: Float32Array, j: number, s: RowSearch, group: Int32Array): number[] {
-  const { k, c } = s;
-  const delta = new Float64Array(k), zeroPoint = new Float64Array(k);
-  for (let i = 0; i < k; i++) {
-    delta[i] = s.deltaAll[i * c + j]!;
-    zeroPoint[i] = s.zpAll[i * c + j]!;
-  }
+function nearBest(data: Float32Array, cand: RowCandidates, s: RowSearch): number[] {
   const row = new BinnedValues(data);
-  const cand = { delta, zeroPoint, group };
   const est = s.method === 'mse' ? estimateMse(row, cand, s.levels, s.p) : estimateCosine(row, cand, s.levels);
   let min = Infinity;
-  for (let i = 0; i < k; i++) if (est[i]! < min) min = est[i]!;
+  for (let i = 0; i < s.k; i++) if (est[i]! < min) min = est[i]!;
   if (!(min < 1e10)) return [];
   const bound = min + Math.abs(min) * (s.method === 'mse' ? tieSlack(data.length) : COSINE_SLACK) + Number.MIN_VALUE;
   const near: number[] = [];
-  for (let i = 0; i < k; i++) if (est[i]! <= bound) near.push(i);
+  for (let i = 0; i < s.k; i++) if (est[i]! <= bound) near.push(i);
   return near;
 }
 
 /** nearBest of rows [from, to) of data (rows of m values). */
 export function nearRows(data: Float32Array, m: number, search: RowSearch, from: number, to: number): number[][] {
-  const group = Int32Array.from({ length: search.k }, (_, i) => Math.floor(i / search.groupSize));
+  const { k, c } = search;
+  const groups = groupRuns(Int32Array.from({ length: k }, (_, i) => Math.floor(i / search.groupSize)));
   const out: number[][] = [];
-  for (let j = from; j < to; j++) out.push(nearBest(data.subarray(j * m, (j + 1) * m), j, search, group));
+  for (let j = from; j < to; j++) {
+    const cand = { delta: search.deltaAll, zeroPoint: search.zpAll, stride: c, offset: j, count: k, groups };
+    out.push(nearBest(data.subarray(j * m, (j + 1) * m), cand, search));
+  }
   return out;
 }
 
