@@ -29,16 +29,6 @@ export function tieSlack(m: number): number {
   return 1e-5 + 2e-4 / Math.sqrt(Math.max(1, m));
 }
 
-/** [start, end) of each group's run of candidates, for non-decreasing group ids. */
-function groupRuns(group: ArrayLike<number>): [number, number][] {
-  const runs: [number, number][] = [];
-  for (let k = 0; k < group.length; k++) {
-    if (k === 0 || group[k] !== group[k - 1]) runs.push([k, k + 1]);
-    else runs[runs.length - 1]![1] = k + 1;
-  }
-  return runs;
-}
-
 /** Σ dist(x, δℤ)^p over the elements of each level [kδ, (k+1)δ), k = k0..k1, as prefix sums (length k1 − k0 + 2). */
 function levelPrefix(row: BinnedValues, delta: number, p: number): { k0: number; prefix: Float64Array } {
   const k0 = Math.floor(row.min / delta), k1 = Math.floor(row.max / delta);
@@ -210,7 +200,8 @@ function nearBest(data: Float32Array, cand: RowCandidates, s: RowSearch): number
 /** nearBest of rows [from, to) of data (rows of m values). */
 export function nearRows(data: Float32Array, m: number, search: RowSearch, from: number, to: number): number[][] {
   const { k, c } = search;
-  const groups = groupRuns(Int32Array.from({ length: k }, (_, i) => Math.floor(i / search.groupSize)));
+  const size = search.groupSize;
+  const groups = Array.from({ length: Math.ceil(k / size) }, (_, g): [number, number] => [g * size, Math.min(k, (g + 1) * size)]);
   const out: number[][] = [];
   for (let j = from; j < to; j++) {
     const cand = { delta: search.deltaAll, zeroPoint: search.zpAll, stride: c, offset: j, count: k, groups };
