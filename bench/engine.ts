@@ -1,10 +1,10 @@
 /**
- * Engine benchmark: a 3×3 convolution layer (forward, forward+backward) in GFLOP/s and the per-call cost
- * of a tiny op (the fixed overhead of the JS → N-API → LibTorch path).
+ * Engine benchmark: a 3×3 convolution layer (forward, forward+backward) in GFLOP/s, a 1×1 convolution of few
+ * images on one thread (forward+backward), and the per-call cost of a tiny op (the fixed overhead of the JS → N-API → LibTorch path).
  */
 import { cpus, platform, arch, loadavg } from 'node:os';
 import {
-  tensor, randn, conv2d, tidy, keep, dispose, noGrad, manualSeed, engineInfo, liveTensors,
+  tensor, randn, conv2d, tidy, keep, dispose, noGrad, manualSeed, engineInfo, liveTensors, setThreads,
 } from '../src/engine/index.js';
 import { native } from '../src/engine/native.js';
 import type { BenchResult } from './run.js';
@@ -91,6 +91,56 @@ function convBench(): BenchResult {
   }
 }
 
+/**
+ * A 1×1 convolution of 8 images on one intra-op thread (EfficientNet's [8, 960, 14, 14] → 160), forward and backward:
+ * the case LibTorch 1.13 would send to its im2col + BLAS kernel, which the addon runs on oneDNN instead (ops.cc).
+ */
+function pointwiseBench(): BenchResult {
+  const P = { N: 8, Cin: 960, Cout: 160, H: 14, W: 14 };
+  const threads = engineInfo().threads;
+  manualSeed(0);
+  const x = keep(tidy(() => randn([P.N, P.Cin, P.H, P.W]).channelsLast()).requiresGrad_());
+  const w = keep(tidy(() => randn([P.Cout, P.Cin, 1, 1]).mul(Math.sqrt(2 / P.Cin))).requiresGrad_());
+  setThreads(1);
+  try {
+    const fwdBwdFlops = 3 * 2 * P.N * P.Cout * P.H * P.W * P.Cin;
+    const timed = (asPixels: boolean) => {
+      const before = native.setPointwiseAsPixels(asPixels);
+      try {
+        return timeRuns(() =>
+          tidy(() => {
+            x.zeroGrad();
+            w.zeroGrad();
+            conv2d(x, w).sum().backward();
+          }),
+          1,
+        ).times;
+      } finally {
+        native.setPointwiseAsPixels(before);
+      }
+    };
+    const ours = timed(true), libtorch = timed(false);
+    const [s, sLibtorch] = [median(ours), median(libtorch)];
+    return {
+      pointwise_1thread_fwd_bwd_gflops: round(fwdBwdFlops / s / 1e9),
+      pointwise: {
+        shape: { input: [P.N, P.Cin, P.H, P.W], weight: [P.Cout, P.Cin, 1, 1], layout: 'channels-last', dtype: 'float32' },
+        threads: 1,
+        forward_backward_flops: fwdBwdFlops,
+        forward_backward_median_s: round(s, 4),
+        forward_backward_times_s: ours.map((t) => round(t, 4)),
+        // The same convolution where LibTorch chooses the kernel (setPointwiseAsPixels(false)): im2col + BLAS.
+        libtorch_kernel_gflops: round(fwdBwdFlops / sLibtorch / 1e9),
+        libtorch_kernel_median_s: round(sLibtorch, 4),
+        libtorch_kernel_times_s: libtorch.map((t) => round(t, 4)),
+      },
+    };
+  } finally {
+    setThreads(threads);
+    dispose([x, w]);
+  }
+}
+
 type Stats = { median: number; min: number; max: number };
 
 /**
@@ -155,10 +205,12 @@ export async function run(): Promise<BenchResult> {
   const info = engineInfo();
   const loadBefore = loadavg()[0]!;
   const conv = convBench();
+  const pointwise = pointwiseBench();
   const tiny = tinyOpBench();
   return {
     date: new Date().toISOString(),
     ...conv,
+    ...pointwise,
     ...tiny,
     targets: { conv3x3_fwd_bwd_gflops: 130, tiny_op_us_max: 10 },
     env: {

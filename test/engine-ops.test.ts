@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import {
   Tensor, tensor, int64, scalar, zeros, ones, full, arange, randn, rand, randint, bernoulli, manualSeed, tidy,
   where, maxPool2d, avgPool2d, adaptiveAvgPool2d, pad, cat, softmax, logSoftmax, klDivBatchmean, mseLoss, crossEntropy,
-  relu, relu6, hardtanh, sigmoid, conv2d, linear, batchNorm, engineInfo,
+  relu, relu6, hardtanh, sigmoid, conv2d, linear, batchNorm, engineInfo, setThreads, noGrad,
 } from '../src/engine/index.js';
-import { assertClose, vals, f64, naiveConv2d, type ConvOpts } from './helpers/engine-check.js';
+import { assertClose, vals, f64, naiveConv2d, analyticGrads, type ConvOpts } from './helpers/engine-check.js';
 import { failOnLeaks } from './helpers/engine-check.js';
 
 failOnLeaks();
@@ -558,6 +558,48 @@ describe('conv2d against a naive convolution', () => {
     const w = f64([1, 1, 3, 3], 5);
     assert.deepEqual(vals(conv2d(x, w, null, { stride: 2, padding: 1 })), vals(conv2d(x, w, null, { stride: [2, 2], padding: [1, 1] })));
   }));
+});
+
+// LibTorch would run these on its im2col + BLAS kernel; the addon runs them on their pixels instead (ops.cc).
+describe('1×1 convolutions of few images on one thread', () => {
+  const cases = [
+    { name: '2 images', x: [2, 4, 3, 3], w: [5, 4, 1, 1], groups: 1, threads: 1 },
+    { name: '3 images, groups 2', x: [3, 4, 4, 2], w: [6, 2, 1, 1], groups: 2, threads: 1 },
+    { name: 'one image on two threads', x: [1, 3, 5, 4], w: [2, 3, 1, 1], groups: 1, threads: 2 },
+  ];
+  for (const c of cases)
+    for (const layout of ['contiguous', 'channels-last'] as const)
+      it(`${c.name}, ${layout}: the float64 convolution's values and gradients, in the input's layout`, () => {
+        const threads = engineInfo().threads;
+        setThreads(c.threads);
+        try {
+          tidy(() => {
+            const o = { groups: c.groups };
+            const [x64, w64, b64] = [f64(c.x, 1), f64(c.w, 2), f64([c.w[0]!], 3)];
+            const outShape = [c.x[0]!, c.w[0]!, c.x[2]!, c.x[3]!];
+            const weighting = f64(outShape, 4);
+            const [x, w, b] = noGrad(() => [x64, w64, b64].map((v, k) => {
+              const v32 = v.to({ dtype: 'float32' });
+              return (k === 0 && layout === 'channels-last' ? v32.channelsLast() : v32).requiresGrad_();
+            }));
+            const y = conv2d(x!, w!, b!, o);
+            assert.equal(x!.layout, layout);
+            assert.equal(y.layout, layout);
+            assertClose(vals(y), vals(conv2d(x64, w64, b64, o)), 1e-5, 1e-4);
+            const [ref, shape] = naiveConv2d(x64.data() as Float64Array, c.x, w64.data() as Float64Array, c.w, b64.data() as Float64Array, o);
+            assert.deepEqual(y.shape, shape);
+            assertClose(vals(y), ref, 1e-5, 1e-4);
+            const [gx, gw, gb] = analyticGrads(() => conv2d(x!, w!, b!, o).mul(weighting.to({ dtype: 'float32' })).sum(), [x!, w!, b!]);
+            for (const v of [x64, w64, b64]) v.requiresGrad_();
+            const [rx, rw, rb] = analyticGrads(() => conv2d(x64, w64, b64, o).mul(weighting).sum(), [x64, w64, b64]);
+            assertClose(gx!, rx!, 1e-5, 1e-4, 'input gradient');
+            assertClose(gw!, rw!, 1e-5, 1e-4, 'weight gradient');
+            assertClose(gb!, rb!, 1e-5, 1e-4, 'bias gradient');
+          });
+        } finally {
+          setThreads(threads);
+        }
+      });
 });
 
 describe('linear and batchNorm', () => {

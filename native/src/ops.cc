@@ -1,4 +1,6 @@
 // The compute ops. Each is a few lines over ATen; argument checking and wording live in TypeScript.
+#include <atomic>
+
 #include "handle.h"
 
 namespace pdq {
@@ -114,9 +116,40 @@ static Napi::Value Where(const Napi::CallbackInfo& info) {  // (cond, a, b)
   return Wrap(info.Env(), at::where(c, a, b));
 }
 
+// LibTorch 1.13 sends a 1x1, stride-1 convolution of fewer than 16 images on one intra-op thread (and one of a single
+// small image on any number) to its im2col + BLAS kernel rather than oneDNN (ConvParams::use_mkldnn: "THNN is faster
+// when single-threaded"). On Debian's reference BLAS that kernel is 10-25x slower, forward and backward, and the
+// reconstruction runs on one thread while DC works in the background. Such a convolution is run instead on the
+// N*H*W pixels as one-pixel images, which oneDNN takes (the same products and sums, in oneDNN's order).
+// On unless the engine benchmark turns it off to time LibTorch's own choice.
+static std::atomic<bool> g_pointwiseAsPixels{true};
+static Napi::Value SetPointwiseAsPixels(const Napi::CallbackInfo& info) {  // (on) -> previous setting
+  return Napi::Boolean::New(info.Env(), g_pointwiseAsPixels.exchange(Bool(info, 0)));
+}
+static bool PointwiseOnSlowPath(const at::Tensor& x, const at::Tensor& w, const std::vector<int64_t>& stride,
+                                const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
+  if (!g_pointwiseAsPixels.load() || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.is_mkldnn() || x.dim() != 4) return false;
+  if (!at::globalContext().userEnabledMkldnn()) return false;
+  if (w.size(2) != 1 || w.size(3) != 1) return false;
+  for (size_t i = 0; i < 2; i++)
+    if (stride[i] != 1 || padding[i] != 0 || dilation[i] != 1) return false;
+  const int64_t n = x.size(0), pixels = n * x.size(2) * x.size(3);
+  const bool slow = (n < 16 && at::get_num_threads() == 1) || (groups == 1 && n == 1 && x.numel() <= 20480);
+  return slow && pixels >= 16;
+}
+
 static Napi::Value Conv2d(const Napi::CallbackInfo& info) {  // (x, w, b|null, stride, padding, dilation, groups)
-  return Wrap(info.Env(), at::conv2d(Arg(info, 0), Arg(info, 1), OptArg(info, 2), IntList(info, 3), IntList(info, 4),
-                                     IntList(info, 5), Int(info, 6)));
+  auto& x = Arg(info, 0);
+  auto& w = Arg(info, 1);
+  const auto stride = IntList(info, 3), padding = IntList(info, 4), dilation = IntList(info, 5);
+  const int64_t groups = Int(info, 6);
+  if (stride.size() == 2 && padding.size() == 2 && dilation.size() == 2 && PointwiseOnSlowPath(x, w, stride, padding, dilation, groups)) {
+    const int64_t n = x.size(0), h = x.size(2), width = x.size(3);
+    at::Tensor pixels = x.permute({0, 2, 3, 1}).reshape({n * h * width, x.size(1), 1, 1});
+    at::Tensor y = at::conv2d(pixels, w, OptArg(info, 2), stride, padding, dilation, groups).reshape({n, h, width, w.size(0)}).permute({0, 3, 1, 2});
+    return Wrap(info.Env(), x.is_contiguous(at::MemoryFormat::ChannelsLast) ? y : y.contiguous());
+  }
+  return Wrap(info.Env(), at::conv2d(x, w, OptArg(info, 2), stride, padding, dilation, groups));
 }
 static Napi::Value Linear(const Napi::CallbackInfo& info) {  // (x, w, b|null)
   return Wrap(info.Env(), at::linear(Arg(info, 0), Arg(info, 1), OptArg(info, 2)));
@@ -219,6 +252,7 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("clamp", Clamp);
   PDQ_EXPORT("where", Where);
   PDQ_EXPORT("conv2d", Conv2d);
+  PDQ_EXPORT("setPointwiseAsPixels", SetPointwiseAsPixels);
   PDQ_EXPORT("linear", Linear);
   PDQ_EXPORT("batchNorm", BatchNorm);
   PDQ_EXPORT("layerNorm", LayerNorm);

@@ -38,6 +38,8 @@ export interface NativeEngine {
   copyInto(dst: Handle, src: Handle): void;
   version(): { torch: string; cuda: boolean; cudaDevices: number; threads: number };
   setThreads(n: number): void;
+  /** Whether 1×1 convolutions LibTorch would send to its im2col + BLAS kernel run on their pixels instead (default on); returns the previous setting. */
+  setPointwiseAsPixels(on: boolean): boolean;
   manualSeed(seed: number): void;
   shareTensor(x: Handle): number;
   takeShared(id: number): Handle;
