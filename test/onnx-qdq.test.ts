@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OnnxError, encodeOnnx, readOnnx, writeOnnx, type OnnxModel, type OnnxTensor } from '../src/onnx/index.js';
@@ -8,6 +7,7 @@ import { onnx } from '../src/onnx/proto.js';
 import { toQdq, type QdqActivation, type QdqSpec, type QdqWeight } from '../src/onnx/qdq.js';
 import { summarizeQdq } from '../src/onnx/qdq-summary.js';
 import { attr, buildModel, randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 // ---------- plain-JS reference of the simulation ----------
 
@@ -412,7 +412,7 @@ test('UINT4/INT4 tensors round-trip: packed two per byte, low nibble first, odd 
 });
 
 test('metadata survives writeOnnx/readOnnx; writeOnnx leaves no partial file when writing fails', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pdquant-qdq-'));
+  const dir = tempDir('pdquant-qdq-');
   const path = join(dir, 'model.qdq.onnx');
   const { spec, expected } = await cnnCase([4, 3, 2], [8, 4, 3, 2, 8], 300, xFeed);
   const q = toQdq(cnn, { ...spec, int4Storage: true });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { onnx } from '../src/onnx/proto.js';
 import { OnnxError, readOnnx } from '../src/onnx/index.js';
 import { attr, buildModel, tensor, withExternalData, type ModelSpec } from './helpers/onnx-builder.js';
 import { tinyResNet } from './helpers/tiny-resnet.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const convSpec = (): ModelSpec => ({
   inputs: [{ name: 'x', dims: ['N', 2, 4, 4] }, { name: 'w', dims: [3, 2, 1, 1] }],
@@ -67,7 +67,7 @@ test('readOnnx: missing file', () => {
 });
 
 test('readOnnx: bytes that are not a protobuf', () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'pdquant-onnx-')), 'garbage.onnx');
+  const path = join(tempDir('pdquant-onnx-'), 'garbage.onnx');
   writeFileSync(path, 'this is not an ONNX file, just text\n');
   expectOnnxError(() => readOnnx(path), new RegExp(`^${path} is not a valid ONNX model: `));
   expectOnnxError(() => readOnnx(new Uint8Array([0x0a, 0xff, 0xff, 0xff])), /is not a valid ONNX model/);
@@ -106,7 +106,7 @@ test('readOnnx: no inputs, cycle, missing input', () => {
 });
 
 test('readOnnx: weights in an external data file beside the model (torch.onnx.export with dynamo=True)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pdq-external-'));
+  const dir = tempDir('pdq-external-');
   const inline = tinyResNet();
   const { model, data } = withExternalData(inline, 'tiny.onnx.data');
   const path = join(dir, 'tiny.onnx');

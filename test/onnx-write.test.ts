@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OnnxError, encodeOnnx, readOnnx, writeOnnx, type OnnxModel } from '../src/onnx/index.js';
 import { attr, buildModel, randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const bytes = buildModel({
   inputs: [{ name: 'x', dims: ['batch', 2, 6, 6] }],
@@ -37,7 +37,7 @@ test('encodeOnnx round-trips: same IR after reading back, same outputs in onnxru
 });
 
 test('writeOnnx writes atomically and the file reads back', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pdquant-onnx-'));
+  const dir = tempDir('pdquant-onnx-');
   const path = join(dir, 'model.onnx');
   writeOnnx(readOnnx(bytes), path);
   assert.deepEqual(readdirSync(dir), ['model.onnx']);

@@ -1,10 +1,10 @@
 // A small ResNet-like ONNX model (as PyTorch's exporter names nodes) and a folder of images for it.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './onnx-builder.js';
 import type { proto } from '../../src/onnx/proto.js';
+import { tempDir } from './temp-dir.js';
 
 /** stem conv-bn-relu (3→8), two BasicBlocks (8→8, 8→16 stride 2 with a 1×1 downsample), GAP, Flatten, Gemm(16→4). Input [N,3,8,8]. */
 export function tinyResNet(seed = 1): Uint8Array {
@@ -47,7 +47,7 @@ export function tinyResNet(seed = 1): Uint8Array {
 
 /** Writes the model and an ImageFolder of `perClass` random 8×8 PNGs for each of 4 classes; returns their paths. */
 export async function tinyWorkspace(perClass = 16): Promise<{ dir: string; model: string; images: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'pdquant-tiny-'));
+  const dir = tempDir('pdquant-tiny-');
   const model = join(dir, 'tiny.onnx');
   writeFileSync(model, tinyResNet());
   const images = join(dir, 'images');
