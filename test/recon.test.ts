@@ -146,12 +146,26 @@ test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone c
   assert.notDeepEqual(await run('qdrop', { dropP: 0.5, inputDropP: 1 }), brecq, 'the quantizer drop alone');
 });
 
-for (const variant of ['', 'dense', 'int8']) test(`a resumed run ends exactly where an uninterrupted one does${variant === 'dense' ? ' (DenseNet: units that quantize their own input)' : variant === 'int8' ? ' (int8Kernels: the first unit quantizes the image)' : ''}`, async () => {
+const resumeVariants: Record<string, string> = {
+  '': '',
+  dense: ' (DenseNet: units that quantize their own input)',
+  int8: ' (int8Kernels: the first unit quantizes the image)',
+  handover: ' (units that go to every intra-op thread mid-way, once the next unit\'s DC is done)',
+};
+for (const [variant, what] of Object.entries(resumeVariants)) test(`a resumed run ends exactly where an uninterrupted one does${what}`, async (t) => {
   const dense = variant === 'dense';
   const model = join(ws.dir, 'resume-dense.onnx');
   if (dense) writeFileSync(model, tinyDenseNet());
-  const extra = dense ? { model } : variant === 'int8' ? { aBits: 8, int8Kernels: true } : {};
+  const extra = dense ? { model } : variant === 'int8' ? { aBits: 8, int8Kernels: true } : variant === 'handover' ? { recon: { ...base('pdquant').recon, dcSteps: 2 } } : {};
+  const threads = E.engineInfo().threads;
+  // Background DC, and with it the handover, needs more than one intra-op thread.
+  if (variant === 'handover') E.setThreads(2);
+  t.after(() => E.setThreads(threads));
   const full = await quantize(base('pdquant', { ...extra, runDir: join(ws.dir, `run-full${variant}`) }), 'test');
+  if (variant === 'handover') {
+    const switched = full.record.recon!.units.filter((u) => u.allThreadsFrom !== undefined);
+    assert.ok(switched.length >= 2 && switched.every((u) => u.allThreadsFrom! > 1 && u.allThreadsFrom! < 60), JSON.stringify(full.record.recon!.units.map((u) => u.allThreadsFrom)));
+  }
   const crashDir = join(ws.dir, `run-crash${variant}`);
   await assert.rejects(
     quantize(base('pdquant', { ...extra, runDir: crashDir }), 'test', {
@@ -214,7 +228,7 @@ test('DC moves the BN input statistics towards the running statistics', () => {
   x.dispose();
 });
 
-test('DC on a worker thread, a unit ahead, equals DC on this thread', () => {
+test('DC on a worker thread, a unit ahead, equals DC on this thread, also when finished ahead of its take', () => {
   const m = loadModel(ws.model);
   const units = m.units.filter((u) => unitBatchNorms(m.fp, u.input, u.output).length > 0).slice(0, 3);
   assert.equal(units.length, 3);
@@ -233,6 +247,8 @@ test('DC on a worker thread, a unit ahead, equals DC on this thread', () => {
       assert.ok(Math.abs(r.lossEnd - s.lossEnd) <= 1e-6 * Math.abs(s.lossEnd), `${u.name}: loss ${r.lossEnd} vs ${s.lossEnd}`);
       assert.equal(r.curve.length, s.curve.length);
       E.dispose([r.xdc, s.xdc, xfp]);
+      // The last unit's DC is finished ahead of its take (as at a handover to every intra-op thread).
+      if (i === 1) background.complete(2);
     });
   } finally {
     background.close();

@@ -33,6 +33,12 @@ const MACS: Record<string, (shape: (name: string) => number[], node: OnnxNode) =
   MatMul: (shape, node) => numel(shape(node.outputs[0])) * (shape(node.inputs[0]).at(-1) as number),
 };
 
+/** Multiply-accumulates per image of `nodes` (Conv, Gemm and MatMul; other ops count 0); NaN where a shape is unknown. */
+export function macsOf(nodes: readonly OnnxNode[], shapes: ReadonlyMap<string, number[]>): number {
+  const shape = (name: string): number[] => shapes.get(name) ?? [NaN];
+  return nodes.reduce((sum, node) => sum + (MACS[node.opType]?.(shape, node) ?? 0), 0);
+}
+
 /** Node count by op type, most frequent first. */
 export function opCounts(nodes: readonly OnnxNode[]): Record<string, number> {
   const counts = new Map<string, number>();

@@ -133,6 +133,22 @@ export class BackgroundDc {
     // The worker may go on to the unit after this one while this thread optimises this one.
     Atomics.store(s.control, 0, Math.max(Atomics.load(s.control, 0), u + 1));
     Atomics.notify(s.control, 0);
+    this.complete(u);
+    const width = STATS_HEAD + curveLength(this.#cfg);
+    const parts = Array.from({ length: this.#chunks }, (_, c) => E.takeShared(s.ids[u * this.#chunks + c]!));
+    const xdc = E.keep(E.cat(parts, 0));
+    E.dispose(parts);
+    const stat = (c: number, k: number) => s.stats[(u * this.#chunks + c) * width + k]!;
+    const sum = (k: number) => Array.from({ length: this.#chunks }, (_, c) => stat(c, k)).reduce((a, b) => a + b, 0);
+    return { xdc, lossStart: sum(0), lossEnd: sum(1), curve: Array.from({ length: curveLength(this.#cfg) }, (_, i) => sum(STATS_HEAD + i)) };
+  }
+
+  /**
+   * Finishes the DC of unit u, which the worker may already have started (u at most one past the last unit taken):
+   * this thread corrects the chunks nobody has started, then waits for the rest. take(u) then collects the result.
+   */
+  complete(u: number): void {
+    const s = this.#state;
     workOnUnit(this.#fp, this.#images, this.#imageInput, this.#units[u]!, u, this.#cfg, this.#batch, s);
     for (let f = Atomics.load(s.finished, u); f < this.#chunks && !Atomics.load(s.control, 1); f = Atomics.load(s.finished, u)) {
       Atomics.wait(s.finished, u, f);
@@ -141,13 +157,6 @@ export class BackgroundDc {
       const end = s.error.indexOf(0);
       throw new Error(`distribution correction failed in its worker thread: ${new TextDecoder().decode(s.error.subarray(0, end < 0 ? undefined : end))}`);
     }
-    const width = STATS_HEAD + curveLength(this.#cfg);
-    const parts = Array.from({ length: this.#chunks }, (_, c) => E.takeShared(s.ids[u * this.#chunks + c]!));
-    const xdc = E.keep(E.cat(parts, 0));
-    E.dispose(parts);
-    const stat = (c: number, k: number) => s.stats[(u * this.#chunks + c) * width + k]!;
-    const sum = (k: number) => Array.from({ length: this.#chunks }, (_, c) => stat(c, k)).reduce((a, b) => a + b, 0);
-    return { xdc, lossStart: sum(0), lossEnd: sum(1), curve: Array.from({ length: curveLength(this.#cfg) }, (_, i) => sum(STATS_HEAD + i)) };
   }
 
   /** Stops the worker (a chunk it is running is cut short). */

@@ -11,13 +11,16 @@ import type { ReconConfig } from './config.js';
 import { capture, captureValues, cacheBytes } from './caches.js';
 import { distributionCorrection, unitBatchNorms } from './dc.js';
 import { BackgroundDc } from './dc-background.js';
-import { initUnitActs, reconstructUnit, unitInputQuantizer, type LossPoint } from './unit.js';
+import { initUnitActs, reconstructUnit, unitInputQuantizer, type Handover, type LossPoint } from './unit.js';
+import { handoverCosts, handoverIteration } from './handover.js';
 
 export interface UnitRecord {
   name: string;
   kind: 'layer' | 'block';
   seconds: { caching: number; dc: number; optimization: number };
   cacheBytes: number;
+  /** With DC in the background: the iteration from which the optimisation ran on every intra-op thread (handover.ts). */
+  allThreadsFrom?: number;
   dc?: { lossStart: number; lossEnd: number; curve: number[] };
   curve: LossPoint[];
 }
@@ -115,6 +118,8 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   const threads = E.engineInfo().threads;
   const background = threads > 1 && dcUnits.length > 0 ? new BackgroundDc(fp, images, input, dcUnits, cfg, cfg.batch) : null;
   if (background) E.setThreads(1);
+  let backgroundOpen = background !== null;
+  const costs = handoverCosts(graph, fp);
   try {
     units.forEach((unit, k) => {
       if (done.has(unit.name)) return;
@@ -148,6 +153,7 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
       }
       if (background && dcIndex === dcUnits.length - 1) {
         background.close();
+        backgroundOpen = false;
         E.setThreads(threads);
       }
       const yfp = capture(fp, xin!, unit.input, unit.output, cfg.cacheBatch);
@@ -157,7 +163,20 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
       const t2 = performance.now();
       ev.phase?.(unit, 'optimization');
       if (preset.unit === 'block' && !initFirst) initUnitActs({ qmodel, graph, preset, cfg }, unit, xq);
-      const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin!, yfp, logitsFp, tailInputs }, (it, p) => ev.iteration?.(unit, k, it, p));
+      // The DC unit the worker works on meanwhile: the first one after this unit.
+      const nextDc = backgroundOpen ? dcUnits.findIndex((u) => units.indexOf(u) > k) : -1;
+      const at = nextDc < 0 ? null : handoverIteration(costs(unit, dcUnits[nextDc]!, preset.pd), {
+        iters: cfg.iters, batch: cfg.batch, images: images.shape[0]!, dcSteps: cfg.dcSteps, passes: preset.drop && preset.pd ? 2 : 1, pd: preset.pd,
+      });
+      const handover: Handover | undefined = at === null ? undefined : {
+        iteration: at,
+        run: () => {
+          background!.complete(nextDc);
+          E.setThreads(threads);
+        },
+      };
+      const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin!, yfp, logitsFp, tailInputs }, (it, p) => ev.iteration?.(unit, k, it, p), handover);
+      if (handover) E.setThreads(1);
       const t3 = performance.now();
       const caches = [...new Set([xq, xfp, yfp, xin, ...tailInputs.values()].filter((t): t is E.Tensor => t !== null))];
       const bytes = caches.reduce((s, t) => s + cacheBytes(t), logitsFp ? cacheBytes(logitsFp) : 0);
@@ -167,6 +186,7 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
         kind: unit.kind,
         seconds: { caching: (t2 - t0) / 1000 - dcSeconds - initSeconds, dc: dcSeconds, optimization: (t3 - t2) / 1000 + initSeconds },
         cacheBytes: bytes,
+        ...(at !== null ? { allThreadsFrom: at } : {}),
         ...(dc ? { dc } : {}),
         curve,
     });

@@ -79,8 +79,14 @@ export function initUnitActs(ctx: UnitContext, unit: Unit, xq: E.Tensor): void {
   );
 }
 
+/** Something to run before one iteration of the optimisation (handover.ts: the switch to every intra-op thread). */
+export interface Handover {
+  iteration: number;
+  run(): void;
+}
+
 /** Optimises the unit, then hardens it. Returns the loss curve (every LOSS_CURVE_EVERY iterations). */
-export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onProgress?: UnitProgress): LossPoint[] {
+export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onProgress?: UnitProgress, handover?: Handover): LossPoint[] {
   const { qmodel, preset, cfg } = ctx;
   const weightNodes = unit.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
   const actValues = unitActs(qmodel, unit);
@@ -112,6 +118,7 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
   const twoPasses = preset.drop && preset.pd;
 
   for (let it = 1; it <= cfg.iters; it++) {
+    if (it === handover?.iteration) handover.run();
     const point = E.tidy(() => {
       const idx = E.randint(0, n, [cfg.batch]);
       const xq = own ? own.q.forward(c.xq.indexSelect(0, idx)) : c.xq.indexSelect(0, idx);
