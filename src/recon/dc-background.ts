@@ -8,6 +8,8 @@
  * will need next; when this thread needs a unit's DC it takes the chunks nobody has started and then waits for the
  * rest. Chunks are claimed through shared counters, so no chunk runs twice. Every chunk runs on one intra-op
  * thread wherever it runs, and so does the optimisation while DC work remains: the results do not depend on timing.
+ * Where the next unit's DC is cheap next to the current unit's optimisation, that optimisation finishes it with the
+ * worker at an iteration handover.ts plans, and goes on with every thread.
  * (DC draws no random numbers, so the worker leaves the engine's process-wide generator to the optimisation.)
  *
  * The reconstruction loop is synchronous: waiting is Atomics.wait on shared memory, and tensors cross threads with
