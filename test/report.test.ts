@@ -44,7 +44,16 @@ test('a reconstruction run: stage, unit-time, loss-curve and DC charts, units in
   const at = ['stem', 'layer2.0', 'layer1.0'].map((n) => lossChart.indexOf(`>${n}</text>`));
   assert.ok(at[0]! >= 0 && at[0]! < at[1]! && at[1]! < at[2]!, `loss-curve panels in network order: ${at}`);
   assert.match(html, /12\.00 → 7\.000/, 'DC loss start → end');
+  assert.doesNotMatch(html, /all threads from/, 'no handover column when no unit handed over');
   assert.deepEqual(embedded(html), r);
+});
+
+test('units that went to every intra-op thread mid-way show the iteration, the others a dash', async () => {
+  const units = [{ ...unit('stem', true), allThreadsFrom: 3544 }, unit('layer1.0', true)];
+  const html = await renderReport(record({ recon: { config: DEFAULTS, units } }));
+  assert.match(html, /<th>all threads from iteration<\/th>/);
+  assert.match(html, /<tr><td>stem<\/td>(<td[^>]*>[^<]*<\/td>){5}<td class="n">3544<\/td>/);
+  assert.match(html, /<tr><td>layer1\.0<\/td>(<td[^>]*>[^<]*<\/td>){5}<td[^>]*>–<\/td>/);
 });
 
 test('a scale-only run without evaluation: one chart, no reconstruction section', async () => {
