@@ -6,5 +6,5 @@ export { MAX_OPSET, MIN_OPSET, readOnnx } from './read.js';
 export { concreteInputShapes, inferShapes } from './shapes.js';
 export { foldConstants, type FoldOptions } from './fold.js';
 export { SUPPORTED_OPS, checkSupported } from './supported.js';
-export { summarize, macsOf, type ModelSummary } from './summarize.js';
+export { summarize, type ModelSummary } from './summarize.js';
 export { encodeOnnx, writeOnnx } from './write.js';

@@ -33,9 +33,8 @@ const MACS: Record<string, (shape: (name: string) => number[], node: OnnxNode) =
   MatMul: (shape, node) => numel(shape(node.outputs[0])) * (shape(node.inputs[0]).at(-1) as number),
 };
 
-/** Multiply-accumulates per image of `nodes` (Conv, Gemm and MatMul; other ops count 0); NaN where a shape is unknown. */
-export function macsOf(nodes: readonly OnnxNode[], shapes: ReadonlyMap<string, number[]>): number {
-  const shape = (name: string): number[] => shapes.get(name) ?? [NaN];
+/** Multiply-accumulates per image of `nodes` (Conv, Gemm and MatMul; other ops count 0), from their values' shapes. */
+export function macsOf(nodes: readonly OnnxNode[], shape: (name: string) => number[]): number {
   return nodes.reduce((sum, node) => sum + (MACS[node.opType]?.(shape, node) ?? 0), 0);
 }
 
@@ -63,7 +62,7 @@ export function summarize(model: OnnxModel): ModelSummary {
     if (!s) throw new OnnxError(`cannot count multiply-adds: the shape of '${name}' is unknown (unsupported op upstream?)`);
     return s;
   };
-  const macs = model.nodes.reduce((sum, node) => sum + (MACS[node.opType]?.(shape, node) ?? 0), 0);
+  const macs = macsOf(model.nodes, shape);
 
   return {
     opCounts: opCounts(model.nodes),

@@ -55,14 +55,16 @@ export function handoverIteration(c: HandoverCosts, r: HandoverRun): number | nu
 /** The counts for optimising `unit` of `folded` while DC corrects `nextDc` of `fp`; shapes are inferred once per graph. */
 export function handoverCosts(folded: Graph, fp: Graph): (unit: Unit, nextDc: Unit, pd: boolean) => HandoverCosts {
   let foldedShapes: Map<string, number[]> | undefined, fpShapes: Map<string, number[]> | undefined;
+  // An unknown shape makes the count NaN, and handoverIteration then plans no handover.
+  const of = (shapes: Map<string, number[]>) => (name: string) => shapes.get(name) ?? [NaN];
   return (unit, nextDc, pd) => {
-    foldedShapes ??= inferShapes(folded.model);
-    fpShapes ??= inferShapes(fp.model);
+    const foldedShape = of((foldedShapes ??= inferShapes(folded.model)));
+    const fpShape = of((fpShapes ??= inferShapes(fp.model)));
     return {
-      unit: macsOf(unit.nodes, foldedShapes),
-      tail: pd ? macsOf(tailFrom(folded, unit.output, folded.output.name).nodes, foldedShapes) : 0,
-      nextDcUnit: macsOf(nodesBetween(fp, [nextDc.input], nextDc.output), fpShapes),
-      nextDcPrefix: macsOf(nodesBetween(fp, [fp.input.name], nextDc.input), fpShapes),
+      unit: macsOf(unit.nodes, foldedShape),
+      tail: pd ? macsOf(tailFrom(folded, unit.output, folded.output.name).nodes, foldedShape) : 0,
+      nextDcUnit: macsOf(nodesBetween(fp, [nextDc.input], nextDc.output), fpShape),
+      nextDcPrefix: macsOf(nodesBetween(fp, [fp.input.name], nextDc.input), fpShape),
     };
   };
 }
