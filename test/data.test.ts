@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { dump } from 'npyjs';
+import { tempDir } from './helpers/temp-dir.js';
 import {
   DataError,
   batches,
@@ -24,8 +24,7 @@ import {
   type Dataset,
 } from '../src/data/index.js';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pdquant-data-'));
-after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+const tmpRoot = tempDir('pdquant-data-');
 
 let dirCount = 0;
 /** A fresh empty folder under the test's temp dir. */

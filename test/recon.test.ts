@@ -1,7 +1,7 @@
 // Reconstruction on a small synthetic ResNet: every method end to end, resume, DC, the PD gradient path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../src/engine/index.js';
 import { quantize, type QuantizeOptions } from '../src/methods/pipeline.js';
@@ -21,7 +21,6 @@ import { MIN_STEP } from '../src/quant/search.js';
 import { initUnitActs, reconstructUnit, unitActs, unitInputQuantizer } from '../src/recon/unit.js';
 
 const ws = await tinyWorkspace();
-process.on('exit', () => rmSync(ws.dir, { recursive: true, force: true }));
 
 const base = (method: string, extra: Partial<QuantizeOptions> = {}): QuantizeOptions => ({
   model: ws.model, calib: ws.images, method, wBits: 4, aBits: 4, numSamples: 64, seed: 3,

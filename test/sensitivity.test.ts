@@ -1,7 +1,7 @@
 // pdquant sensitivity: each unit alone quantized against the float model, and the --bits pattern of each unit.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,6 @@ import { placeQuantizers } from '../src/quant/placement.js';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
 
 const ws = await tinyWorkspace(4);
-process.on('exit', () => rmSync(ws.dir, { recursive: true, force: true }));
 
 test('hooks limited to some units quantize those units only; none at all is the float model', () => {
   const m = loadModel(ws.model);
