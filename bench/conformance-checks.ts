@@ -7,7 +7,7 @@ import { quantize } from '../src/methods/pipeline.js';
 import { QuantizedModel } from '../src/quant/qmodel.js';
 import { execute } from '../src/graph/index.js';
 import * as E from '../src/engine/index.js';
-import { tmpdir } from 'node:os';
+import { tempDir } from '../test/helpers/temp-dir.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { encodeOnnx, readOnnx } from '../src/onnx/index.js';
@@ -19,6 +19,8 @@ export interface Check {
   run(): Promise<{ value: number; note?: string }>;
 }
 
+// The exported files go to a folder of this run, removed when it exits.
+const outDir = tempDir('pdquant-conformance-');
 const transform = makeTransform('cifar');
 const opts = { transform, batchSize: 200 };
 
@@ -112,7 +114,7 @@ const int8KernelsCheck: Check = {
         {
           model: shared.torchvision(name), calib: shared.calib1024, method: 'mse', wBits: 8, aBits: 8, numSamples: 16, seed: 1005,
           transform: makeTransform('imagenet'), eightBitHeadStem: true, evalBatch: 16, int8Kernels: true,
-          output: join(tmpdir(), `pdquant-conformance-${name}-int8-kernels.onnx`),
+          output: join(outDir, `${name}-int8-kernels.onnx`),
         },
         'conformance',
       );
@@ -170,7 +172,7 @@ export const checks: Check[] = [
     expected: ref,
     tolerance: 0.3,
     // W4A4 and W2A2 also export the QDQ file and check it in onnxruntime (issue: equal within 0.05 points).
-    run: () => quantizedTop1('mse', w, a, undefined, (w === 4 && a === 4) || (w === 2 && a === 2) ? join(tmpdir(), `pdquant-conformance-w${w}a${a}.onnx`) : undefined),
+    run: () => quantizedTop1('mse', w, a, undefined, (w === 4 && a === 4) || (w === 2 && a === 2) ? join(outDir, `w${w}a${a}.onnx`) : undefined),
   })),
   {
     // The placement and grids for onnxruntime's integer kernels: its extra 8-bit quantizers (image, residual branches)
@@ -178,7 +180,7 @@ export const checks: Check[] = [
     name: 'resnet20 mse W8A8 --int8-kernels top-1 (export run with integer kernels)',
     expected: 81.16,
     tolerance: 0.3,
-    run: () => quantizedTop1('mse', 8, 8, undefined, join(tmpdir(), 'pdquant-conformance-int8-kernels.onnx'), true),
+    run: () => quantizedTop1('mse', 8, 8, undefined, join(outDir, 'resnet20-int8-kernels.onnx'), true),
   },
   ...modelChecks(),
   int8KernelsCheck,
