@@ -6,6 +6,7 @@ import { reconProgress } from './recon-progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from '../recon/config.js';
 import type { BitRule } from '../quant/placement.js';
+import type { RunRecord } from '../methods/pipeline.js';
 
 interface Flags {
   device?: string;
@@ -130,7 +131,7 @@ export function quantizeCommand(program: Command): void {
       const ex = record.export;
       if (ex) {
         const check = ex.max_logit_diff === undefined ? 'not verified (--no-verify)'
-          : `verified in onnxruntime: ${ex.ort_top1 !== undefined ? `top-1 ${ex.ort_top1.toFixed(2)} % vs simulated ${record.top1!.toFixed(2)} %, ` : ''}max |Δlogit| ${ex.max_logit_diff.toPrecision(3)} (logits up to ${ex.max_logit!.toPrecision(3)}), same top-1 class on ${(ex.agreement! * 100).toFixed(1)} % of probe images`;
+          : `verified in onnxruntime: ${ex.ort_top1 !== undefined ? `top-1 ${ex.ort_top1.toFixed(2)} % vs simulated ${record.top1!.toFixed(2)} %, ` : ''}max |Δlogit| ${ex.max_logit_diff.toPrecision(3)} (logits up to ${ex.max_logit!.toPrecision(3)}), same top-1 class on ${(ex.agreement! * 100).toFixed(1)} % of probe images${layerwiseSummary(ex.layerwise)}`;
         const k = ex.integer_kernels;
         const linears = k && k.linears > 0 ? `, ${k.integerLinears} of ${k.linears} linear layers` : '';
         const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions${linears} and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
@@ -145,4 +146,9 @@ export function quantizeCommand(program: Command): void {
         console.log(`wrote ${f.report}`);
       }
     });
+}
+
+/** The layer-by-layer check in a few words, for the line that says where the export went. */
+function layerwiseSummary(l: NonNullable<RunRecord['export']>['layerwise']): string {
+  return l ? `, each of ${l.quantizers} activation quantizers equal layer by layer (${l.rounding_flips} of ${l.values} values one rounding step apart)` : '';
 }

@@ -10,7 +10,7 @@ import { QuantizedModel } from '../quant/qmodel.js';
 import type { BitRule } from '../quant/placement.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
-import { compareLogits, firstDivergence } from '../eval/verify.js';
+import { checkLayerwise, compareLogits, exportVerdict } from '../eval/verify.js';
 import { ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
 import { qdqSpec, qdqModel, unverifiedPath, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
@@ -96,7 +96,9 @@ export interface RunRecord {
   recon?: { config: ReconConfig; units: UnitRecord[] };
   /** The process's peak resident memory (getrusage high-water mark) up to the end of the run. */
   peak_rss_mb: number;
-  export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number; integer_kernels?: OrtKernelCounts };
+  export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number; integer_kernels?: OrtKernelCounts;
+    /** The layer-by-layer check: each activation quantizer from onnxruntime's inputs (see checkLayerwise). */
+    layerwise?: { quantizers: number; values: number; rounding_flips: number; max_logit_diff: number; failed_at: string | null } };
 }
 
 export interface QuantizeResult {
@@ -234,25 +236,28 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     if (verify) {
       await timed('verify', async () => {
         const cmp = await compareLogits(qmodel, bytes, probe);
-        Object.assign(record.export!, { max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement });
-        let problem = cmp.agreement < 0.95 ? `the top-1 class differs on ${((1 - cmp.agreement) * 100).toFixed(1)} % of ${probe.shape[0]} calibration images` : '';
+        const layers = await checkLayerwise(qmodel, body, probe);
+        Object.assign(record.export!, {
+          max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement,
+          layerwise: { quantizers: layers.quantizers.length, values: layers.values, rounding_flips: layers.flips, max_logit_diff: layers.maxLogitDiff, failed_at: layers.failed?.value ?? null },
+        });
+        const { problems, warning } = exportVerdict(cmp, layers, probe.shape[0]!, !!o.int8Kernels);
+        if (warning) ev.warning?.(warning);
         if (evalData && record.top1 !== undefined) {
           const acc = await evaluateOrt(written, evalData, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
           record.export!.ort_top1 = acc.top1;
           const gap = Math.abs(acc.top1 - record.top1);
-          if (gap > EXPORT_TOP1_TOLERANCE) problem = `onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`;
+          if (gap > EXPORT_TOP1_TOLERANCE) problems.push(`onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`);
         }
         if (o.int8Kernels) {
           const k = (record.export!.integer_kernels = await ortKernelCounts(file));
           if (k.integerConvs < k.convs || k.integerAdds < k.adds)
             ev.warning?.(`onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${output} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`);
         }
-        if (problem) {
-          const d = await firstDivergence(qmodel, body, probe);
+        if (problems.length) {
           const resume = preset.recon && o.runDir ? ` (add --resume ${o.runDir} to skip the finished units)` : '';
-          throw new Error(`The exported model does not compute what the simulation computes: ${problem}. ` +
-            (d ? `They first diverge after the activation quantizer at ${d.value} (max difference ${d.maxDiff.toPrecision(3)}, values up to ${d.maxAbs.toPrecision(3)}).` : 'Every activation quantizer agrees; the difference is in the last layer.') +
-            ` The file is left as ${written}, not written to ${output}. Where near ties explain the difference (random weights, or logits within rounding of each other), ` +
+          throw new Error(`The exported model does not compute what the simulation computes: ${problems.join('; ')}. ` +
+            `The file is left as ${written}, not written to ${output}. If you accept the difference, ` +
             `the same command with --no-verify writes it unchecked${resume}.`);
         }
         renameSync(written, output);

@@ -1,0 +1,103 @@
+// The export check: each activation quantizer in onnxruntime against the simulation, from onnxruntime's inputs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as E from '../src/engine/index.js';
+import { quantize } from '../src/methods/pipeline.js';
+import { qdqModel, qdqSpec } from '../src/methods/export.js';
+import type { OnnxModel } from '../src/onnx/ir.js';
+import { checkLayerwise, compareQuantized, exportVerdict, MAX_FLIP_SHARE, onlyRoundingFlips, type LayerwiseCheck, type QuantizerDiff } from '../src/eval/verify.js';
+import { tinyWorkspace } from './helpers/tiny-resnet.js';
+
+test('two dequantized tensors: equal values, values one step apart, and anything else', () => {
+  const step = 0.25;
+  const sim = Float32Array.from([0, 0.25, 0.5, 0.75, 1, 1.25]);
+  assert.deepEqual(compareQuantized(sim, sim, step), { flips: 0, mismatches: 0, maxDiff: 0, maxAbs: 1.25 });
+  // One step either way is a rounding flip; half a step (a value not quantized) and two steps are not.
+  const ort = Float32Array.from([0.25, 0, 0.5 + 0.125, 0.75, 1.5, 1.25]);
+  assert.deepEqual(compareQuantized(sim, ort, step), { flips: 2, mismatches: 2, maxDiff: 0.5, maxAbs: 1.25 });
+  // A step that is not known (NaN) lets no difference pass.
+  assert.deepEqual(compareQuantized(sim, Float32Array.from([0.25, 0.25, 0.5, 0.75, 1, 1.25]), NaN).mismatches, 1);
+});
+
+test('a quantizer passes with few flips and no other difference', () => {
+  const d = (flips: number, mismatches: number): QuantizerDiff => ({ value: 'v', elements: 10_000, flips, mismatches, maxDiff: 0, step: 1, maxAbs: 1 });
+  assert.ok(onlyRoundingFlips(d(0, 0)));
+  assert.ok(onlyRoundingFlips(d(10_000 * MAX_FLIP_SHARE, 0)));
+  assert.ok(!onlyRoundingFlips(d(10_000 * MAX_FLIP_SHARE + 1, 0)));
+  assert.ok(!onlyRoundingFlips(d(0, 1)));
+});
+
+test('the verdict: a layer-by-layer match excuses top-1 classes that differ, except with fused integer kernels', () => {
+  const ok: LayerwiseCheck = { quantizers: [], values: 1000, flips: 2, maxLogitDiff: 1e-6, maxLogit: 1e-3, logitsAgree: true };
+  const tie = { agreement: 0.5, maxLogitDiff: 1e-6, maxLogit: 1e-3 };
+  assert.deepEqual(exportVerdict({ ...tie, agreement: 1 }, ok, 8, false), { problems: [] });
+  const excused = exportVerdict(tie, ok, 8, false);
+  assert.deepEqual(excused.problems, []);
+  assert.match(excused.warning!, /^the top-1 class differs on 50\.0 % of 8 calibration images, but every activation quantizer .* \(2 of 1000 one rounding step apart\).*nearly tie/);
+  assert.deepEqual(exportVerdict(tie, ok, 8, true), { problems: ['the top-1 class differs on 50.0 % of 8 calibration images'] });
+  const bad: LayerwiseCheck = { ...ok, failed: { value: 'relu1', elements: 1000, flips: 0, mismatches: 7, maxDiff: 0.5, step: 0.25, maxAbs: 2 } };
+  assert.deepEqual(exportVerdict(tie, bad, 8, false).problems, [
+    "from the same inputs, the activation quantizer at relu1 does not give the simulation's values: 7 of its 1000 values differ by other than one step (max difference 0.500, step 0.250, values up to 2.00)",
+    'the top-1 class differs on 50.0 % of 8 calibration images',
+  ]);
+  const tail = exportVerdict({ ...tie, agreement: 1 }, { ...ok, maxLogitDiff: 0.5, maxLogit: 3, logitsAgree: false }, 8, false);
+  assert.deepEqual(tail.problems, ['from the same quantized values, the logits differ by up to 0.500 (logits up to 3.00): the difference is after the last activation quantizer']);
+});
+
+test('checkLayerwise: a right export matches quantizer by quantizer; a wrong scale or bias is found where it is', async () => {
+  const ws = await tinyWorkspace(8);
+  const { record, qmodel, loaded } = await quantize(
+    {
+      model: ws.model, calib: ws.images, method: 'mse', wBits: 4, aBits: 4, numSamples: 32, seed: 3,
+      transform: { mean: [0.5], std: [0.25] }, eightBitHeadStem: true, evalBatch: 32, output: join(ws.dir, 'tiny.q.onnx'),
+    },
+    'test',
+  );
+  const x = E.keep(E.tidy(() => E.randn([12, 3, 8, 8]).mul(2)));
+  try {
+    // The pipeline ran the check on its probe images and wrote the file.
+    const lw = record.export!.layerwise!;
+    assert.equal(lw.failed_at, null);
+    assert.equal(lw.quantizers, qmodel.placement.acts.length);
+    assert.ok(lw.values > 0);
+
+    const body = qdqModel(loaded.folded.model, qdqSpec(qmodel, {}));
+    const right = await checkLayerwise(qmodel, body, x, 5); // 5 images at a time: chunks of 5, 5 and 2
+    assert.equal(right.failed, undefined);
+    assert.ok(right.logitsAgree, `logits ${right.maxLogitDiff} of ${right.maxLogit}`);
+    assert.equal(right.quantizers.length, qmodel.placement.acts.length);
+    for (const d of right.quantizers) assert.ok(d.elements > 0 && d.elements % 12 === 0 && d.mismatches === 0, `${d.value}: ${JSON.stringify(d)}`);
+
+    // A DequantizeLinear scale 1.5× too large at the third quantizer: that quantizer fails, not the ones before it.
+    const target = qmodel.placement.acts[2]!.value;
+    const dq = body.nodes.find((n) => n.opType === 'DequantizeLinear' && n.outputs[0] === `${target}_dq`)!;
+    const scaled = scaleInitializer(body, dq.inputs[1]!, 1.5);
+    const wrongScale = await checkLayerwise(qmodel, scaled, x);
+    assert.equal(wrongScale.failed?.value, target);
+    assert.ok(wrongScale.failed!.mismatches > 0);
+    // The quantizers after it start from onnxruntime's (wrong) values, so they and the logits agree again.
+    const after = wrongScale.quantizers.slice(wrongScale.quantizers.findIndex((d) => d.value === target) + 1);
+    assert.ok(after.length > 0 && after.every((d) => d.mismatches === 0), JSON.stringify(after));
+    assert.ok(wrongScale.logitsAgree);
+
+    // A bias changed after the last quantizer: every quantizer agrees, the logits do not.
+    const last = body.nodes.find((n) => n.outputs[0] === body.outputs[0]!.name)!;
+    const biasName = last.inputs.find((i) => body.initializers.get(i)?.dims.length === 1)!;
+    const wrongBias = await checkLayerwise(qmodel, scaleInitializer(body, biasName, 1, 0.5), x);
+    assert.equal(wrongBias.failed, undefined);
+    assert.ok(!wrongBias.logitsAgree && wrongBias.maxLogitDiff > 0.4, `logits ${wrongBias.maxLogitDiff}`);
+  } finally {
+    x.dispose();
+    qmodel.dispose();
+  }
+});
+
+/** The model with initializer `name` (float32) as name × factor + shift. */
+function scaleInitializer(m: OnnxModel, name: string, factor: number, shift = 0): OnnxModel {
+  const t = m.initializers.get(name)!;
+  assert.equal(t.dataType, 'float32', `${name} is float32`);
+  const initializers = new Map(m.initializers);
+  initializers.set(name, { ...t, data: (t.data as Float32Array).map((v) => v * factor + shift) });
+  return { ...m, initializers };
+}
