@@ -99,17 +99,17 @@ const STRUCTURAL_UNITS: Record<string, number> = { resnet18: 10, mobilenet_v2_w0
 
 /**
  * --int8-kernels on the torchvision models (random weights; structure only): the convolutions and residual additions
- * onnxruntime still runs in float after fusing the export (MNASNet is left out: its nearly tied random logits fail
- * the export check, see the README).
+ * onnxruntime still runs in float after fusing the export. MNASNet's nearly tied random logits change class between
+ * the simulation and onnxruntime on many probe images; the export passes because each quantizer matches (see the README).
  */
 const int8KernelsCheck: Check = {
-  name: '--int8-kernels W8A8 on resnet18, mobilenet_v2_w050, regnet_x_400mf: convolutions and residual additions onnxruntime runs in float',
+  name: '--int8-kernels W8A8 on resnet18, mobilenet_v2_w050, regnet_x_400mf, mnasnet0_5: convolutions and residual additions onnxruntime runs in float',
   expected: 0,
   tolerance: 0,
   async run() {
     const notes: string[] = [];
     let float = 0;
-    for (const name of ['resnet18', 'mobilenet_v2_w050', 'regnet_x_400mf']) {
+    for (const name of ['resnet18', 'mobilenet_v2_w050', 'regnet_x_400mf', 'mnasnet0_5']) {
       const { record } = await quantize(
         {
           model: shared.torchvision(name), calib: shared.calib1024, method: 'mse', wBits: 8, aBits: 8, numSamples: 16, seed: 1005,

@@ -106,6 +106,8 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     assert.equal(record.export!.ort_top1, record.top1);
     assert.equal(record.export!.agreement, 1);
     assert.equal(record.int8_kernels, true);
+    // The layer-by-layer check ran onnxruntime's integer kernels: every quantizer gives the simulation's values.
+    assert.deepEqual([record.export!.layerwise!.failed_at, record.export!.layerwise!.same_kernels], [null, true]);
     // The classifier's Gemm stays float: it reads a pooled value, off any quantizer's grid.
     assert.deepEqual(record.export!.integer_kernels, { integerConvs: 6, convs: 6, integerAdds: 2, adds: 2, integerLinears: 0, linears: 1 });
     assert.equal(qparams.int8Kernels, true);

@@ -13,13 +13,6 @@ export interface LogitComparison {
   agreement: number;
 }
 
-export interface Divergence {
-  value: string;
-  maxDiff: number;
-  /** Largest |value| there, for scale. */
-  maxAbs: number;
-}
-
 async function runOnOrt(bytes: Uint8Array, x: E.Tensor, outputs?: string[]): Promise<Record<string, Float32Array>> {
   const session = await openOrt(bytes);
   try {
@@ -110,6 +103,12 @@ export function compareQuantized(sim: Float32Array, ort: Float32Array, step: num
 /** Whether a quantizer differs only by rounding flips, and few of them. */
 export const onlyRoundingFlips = (d: QuantizerDiff): boolean => d.mismatches === 0 && d.flips <= MAX_FLIP_SHARE * d.elements;
 
+/** The QDQ model with every activation quantizer's output (its DequantizeLinear) as a graph output after the logits. */
+export function layerwiseProbe(qmodel: QuantizedModel, qdq: OnnxModel): OnnxModel {
+  const exposed = qmodel.placement.acts.map((a) => ({ name: `${a.value}_dq`, elemType: 'float32' as const, dims: null }));
+  return { ...qdq, outputs: [qdq.outputs[0]!, ...exposed] };
+}
+
 /**
  * Checks an export quantizer by quantizer, so that near ties cannot hide a wrong export nor fail a right one. Every
  * activation quantizer's output (DequantizeLinear) is taken from onnxruntime; the simulation computes each quantizer
@@ -122,7 +121,7 @@ export async function checkLayerwise(qmodel: QuantizedModel, qdq: OnnxModel, x: 
   const values = qmodel.placement.acts.map((a) => a.value);
   const logitsName = qdq.outputs[0]!.name;
   const exposed = values.map((v) => `${v}_dq`);
-  const probe: OnnxModel = { ...qdq, outputs: [qdq.outputs[0]!, ...exposed.map((name) => ({ name, elemType: 'float32' as const, dims: null }))] };
+  const probe = layerwiseProbe(qmodel, qdq);
   const steps = new Map(values.map((v) => {
     const d = qmodel.acts.get(v)!.q.delta.toArray();
     return [v, d.length === 1 ? d[0]! : NaN]; // activation steps are per tensor; NaN would count every difference
@@ -191,17 +190,17 @@ export const MIN_AGREEMENT = 0.95;
 /**
  * Whether an export passes its check against the simulation: what is wrong with it, in words, and a warning for what is
  * not wrong but looks it. A layer-by-layer match shows that the file computes what the simulation computes, so a top-1
- * class that differs is then a near tie (random weights, logits within rounding of each other). With `fusedKernels`
- * (onnxruntime's integer kernels) the layer-by-layer check does not run what is deployed (exposing each quantizer's
- * output unfuses them), so there the top-1 classes must agree as well.
+ * class that differs is then a near tie (random weights, logits within rounding of each other). That holds only where
+ * the layer-by-layer check ran the kernels the file runs: onnxruntime keeps its integer kernels (QLinearConv,
+ * QLinearAdd) when the quantizers' outputs are exposed, and where it does not (`sameKernels` false), the classes must agree.
  */
-export function exportVerdict(cmp: LogitComparison, layers: LayerwiseCheck, probeImages: number, fusedKernels: boolean): { problems: string[]; warning?: string } {
+export function exportVerdict(cmp: LogitComparison, layers: LayerwiseCheck, probeImages: number, sameKernels = true): { problems: string[]; warning?: string } {
   const problems: string[] = [];
   const layerProblem = layerwiseProblem(layers);
   if (layerProblem) problems.push(layerProblem);
   if (cmp.agreement >= MIN_AGREEMENT) return { problems };
   const disagreement = `the top-1 class differs on ${((1 - cmp.agreement) * 100).toFixed(1)} % of ${probeImages} calibration images`;
-  if (layerProblem || fusedKernels) return { problems: [...problems, disagreement] };
+  if (layerProblem || !sameKernels) return { problems: [...problems, disagreement] };
   return {
     problems,
     warning: `${disagreement}, but every activation quantizer of the export gives the simulation's values from the same inputs ` +

@@ -10,7 +10,7 @@ import { QuantizedModel } from '../quant/qmodel.js';
 import type { BitRule } from '../quant/placement.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
-import { checkLayerwise, compareLogits, exportVerdict } from '../eval/verify.js';
+import { checkLayerwise, compareLogits, exportVerdict, layerwiseProbe } from '../eval/verify.js';
 import { ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
 import { qdqSpec, qdqModel, unverifiedPath, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
@@ -98,7 +98,11 @@ export interface RunRecord {
   peak_rss_mb: number;
   export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number; integer_kernels?: OrtKernelCounts;
     /** The layer-by-layer check: each activation quantizer from onnxruntime's inputs (see checkLayerwise). */
-    layerwise?: { quantizers: number; values: number; rounding_flips: number; max_logit_diff: number; failed_at: string | null } };
+    layerwise?: {
+      quantizers: number; values: number; rounding_flips: number; max_logit_diff: number; failed_at: string | null;
+      /** Whether it ran the integer kernels the file runs (always, without int8Kernels). */
+      same_kernels: boolean;
+    } };
 }
 
 export interface QuantizeResult {
@@ -239,20 +243,25 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
         const layers = await checkLayerwise(qmodel, body, probe);
         Object.assign(record.export!, {
           max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement,
-          layerwise: { quantizers: layers.quantizers.length, values: layers.values, rounding_flips: layers.flips, max_logit_diff: layers.maxLogitDiff, failed_at: layers.failed?.value ?? null },
+          layerwise: { quantizers: layers.quantizers.length, values: layers.values, rounding_flips: layers.flips, max_logit_diff: layers.maxLogitDiff, failed_at: layers.failed?.value ?? null, same_kernels: true },
         });
-        const { problems, warning } = exportVerdict(cmp, layers, probe.shape[0]!, !!o.int8Kernels);
+        // With integer kernels, whether the layer-by-layer check ran the ones the file runs (see exportVerdict).
+        let sameKernels = true;
+        if (o.int8Kernels) {
+          const k = (record.export!.integer_kernels = await ortKernelCounts(file));
+          const checked = await ortKernelCounts(encodeOnnx(layerwiseProbe(qmodel, body)));
+          sameKernels = checked.integerConvs === k.integerConvs && checked.integerAdds === k.integerAdds && checked.integerLinears === k.integerLinears;
+          record.export!.layerwise!.same_kernels = sameKernels;
+          if (k.integerConvs < k.convs || k.integerAdds < k.adds)
+            ev.warning?.(`onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${output} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`);
+        }
+        const { problems, warning } = exportVerdict(cmp, layers, probe.shape[0]!, sameKernels);
         if (warning) ev.warning?.(warning);
         if (evalData && record.top1 !== undefined) {
           const acc = await evaluateOrt(written, evalData, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
           record.export!.ort_top1 = acc.top1;
           const gap = Math.abs(acc.top1 - record.top1);
           if (gap > EXPORT_TOP1_TOLERANCE) problems.push(`onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`);
-        }
-        if (o.int8Kernels) {
-          const k = (record.export!.integer_kernels = await ortKernelCounts(file));
-          if (k.integerConvs < k.convs || k.integerAdds < k.adds)
-            ev.warning?.(`onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${output} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`);
         }
         if (problems.length) {
           const resume = preset.recon && o.runDir ? ` (add --resume ${o.runDir} to skip the finished units)` : '';
