@@ -20,7 +20,7 @@ import type { BitRule } from './quant/placement.js';
 import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 
 export type { Accuracy } from './eval/index.js';
-export type { PreprocessOptions, Transform } from './data/index.js';
+export type { ImageSize, PreprocessOptions, Transform } from './data/index.js';
 export type { RunEvents, RunRecord } from './methods/pipeline.js';
 export type { Divergence, SensitivityEvents, SensitivityReport, UnitSensitivity } from './methods/sensitivity.js';
 export type { ReconConfig } from './recon/config.js';

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from 'commander';
-import { bitRule, numberList } from '../src/cli/options.js';
+import { bitRule, imageSize, numberList } from '../src/cli/options.js';
 import { presets, transformFor, transformToMetadata } from '../src/data/index.js';
 
 const recorded = transformToMetadata({ resize: 36, crop: 32, mean: [0.5], std: [0.25] });
@@ -21,6 +21,15 @@ test('--resize, --crop, --mean and --std replace one field each of whatever was 
   assert.deepEqual(transformFor({ resize: 28 }, [28, 28], recorded), { resize: 28, crop: 32, mean: [0.5], std: [0.25] });
   assert.deepEqual(transformFor({ mean: [0.1], std: [0.2] }, [28, 28]), { mean: [0.1], std: [0.2] });
   assert.throws(() => transformFor({ std: [0] }, [28, 28]), /std must be finite non-zero numbers/);
+});
+
+test('--resize and --crop take one size or height x width', () => {
+  assert.equal(imageSize('--crop')('224'), 224);
+  assert.deepEqual(imageSize('--crop')('256x192'), [256, 192]);
+  assert.deepEqual(imageSize('--resize')(' 256 × 320 '), [256, 320]);
+  assert.deepEqual(transformFor({ preset: 'imagenet', crop: [256, 192] }, [256, 192]), { ...presets.imagenet, crop: [256, 192] });
+  for (const bad of ['', '0', '-3', '2.5', '256x', 'x192', '256x0', '1x2x3', 'a'])
+    assert.throws(() => imageSize('--crop')(bad), (e: unknown) => e instanceof InvalidArgumentError && e.message === `Expected a positive integer or HxW (height x width, e.g. 256x192) for --crop but received ${bad}`, bad);
 });
 
 test('--mean and --std take comma-separated numbers', () => {

@@ -195,6 +195,27 @@ test('--resize fits other image sizes; the exported model records its preprocess
   assertOneError(pdquant('eval', model, '--data', big), /expects input \[N, 1, 28, 28\] but the data gives \[N, 1, 32, 32\]/);
 });
 
+test('a model whose input is not square: --resize and --crop as HxW, recorded so in the export, and named in the shape error', async () => {
+  const { tinyResNet } = await import('./helpers/tiny-resnet.js');
+  const { encodeOnnx, readOnnx } = await import('../src/onnx/index.js');
+  const square = readOnnx(tinyResNet());
+  const oblong = join(dir, 'oblong.onnx');
+  writeFileSync(oblong, encodeOnnx({ ...square, inputs: [{ ...square.inputs[0]!, dims: ['N', 3, 8, 12] }] }));
+  const q = join(dir, 'oblong.q.onnx'), record = join(dir, 'oblong.json');
+  const r = pdquant('quantize', oblong, '--calib', images, '--w', '4', '--a', '4', '--method', 'mse', '--preset', 'none', '--resize', '10x14', '--crop', '8x12', '-o', q, '--json', record);
+  assert.equal(r.status, 0, r.stderr);
+  const run = JSON.parse(readFileSync(record, 'utf8'));
+  assert.deepEqual([run.preprocess.resize, run.preprocess.crop], [[10, 14], [8, 12]]);
+  assert.match(pdquant('inspect', q).stdout, /preprocessing: resize 10x14, crop 8x12, scale to \[0, 1\]/);
+  const data = classFolder('oblong-data', 4);
+  const ort = pdquant('eval', q, '--data', data, '--backend', 'ort');
+  assert.equal(ort.status, 0, ort.stderr);
+  assert.match(ort.stdout, /on 4 images \(ort/);
+  assertOneError(pdquant('eval', oblong, '--data', data, '--preset', 'none', '--crop', '8'),
+    /expects input \[N, 3, 8, 12\] but the data gives \[N, 3, 8, 8\]; choose the matching --preset, or set --resize and --crop \(--crop 8x12 gives 8×12 images\)$/);
+  assertOneError(pdquant('eval', oblong, '--data', data, '--crop', '8x'), /Expected a positive integer or HxW \(height x width, e\.g\. 256x192\) for --crop but received 8x/);
+});
+
 test('report: a missing, non-JSON or foreign record, or an output over the record', () => {
   assertOneError(pdquant('report', join(dir, 'none.json')), /Run record .*none\.json does not exist/);
   const notJson = join(dir, 'not.json');

@@ -10,6 +10,7 @@ import {
   DataError,
   batches,
   cropOffset,
+  describeTransform,
   loadAll,
   makeTransform,
   openDataset,
@@ -345,6 +346,27 @@ describe('transforms', () => {
     assert.deepEqual((await ds.get(0, presets.imagenet)).shape, [3, 224, 224]);
   });
 
+  test('resize and crop to [height, width]: exact size, and a centered window padded where the image is smaller', async () => {
+    const root = freshDir();
+    const fill: Fill = (x, y) => y * 10 + x;
+    await writeImage(path.join(root, 'a', 'img.png'), 7, 4, fill);
+    const ds = await openDataset(root);
+    const window = await ds.get(0, { crop: [2, 5] });
+    assert.deepEqual(window.shape, [3, 2, 5]);
+    const [top, left] = [cropOffset(4, 2), cropOffset(7, 5)];
+    assert.deepEqual([top, left], [1, 1]);
+    assert.deepEqual(Array.from(window.data.subarray(0, 10)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => normalized(fill(left + (k % 5), top + Math.floor(k / 5), 0))));
+    // Taller than the image: a row of padding above (6 - 4) // 2, the width cropped as before.
+    const tall = await ds.get(0, { crop: [6, 5] });
+    assert.deepEqual(tall.shape, [3, 6, 5]);
+    assert.deepEqual([tall.data[0], tall.data[5]], [0, normalized(fill(1, 0, 0))]);
+    // [height, width] resizes to exactly that, without keeping the aspect ratio; then crops as asked.
+    assert.deepEqual((await ds.get(0, { resize: [9, 3] })).shape, [3, 9, 3]);
+    assert.deepEqual((await ds.get(0, { resize: [9, 3], crop: [8, 2] })).shape, [3, 8, 2]);
+    const square = await ds.get(0, { resize: [4, 7] });
+    assert.deepEqual(Array.from(square.data), Array.from((await ds.get(0, {})).data), 'resizing to its own size changes nothing');
+  });
+
   test('bilinear resize is antialiased, center-aligned and keeps constants', () => {
     const row = { data: Uint8Array.from([0, 100, 200, 0]), width: 4, height: 1, channels: 1 };
     assert.deepEqual(Array.from(resizeBilinear(row, 8, 1).data), [0, 25, 75, 125, 175, 150, 50, 0]); // values from Pillow 9.4
@@ -371,6 +393,12 @@ describe('transforms', () => {
     assert.equal(transformFromMetadata({ producer: 'x' }), undefined);
     assert.throws(() => transformFromMetadata({ preprocess_mean: '0.5,a', preprocess_std: '1' }), /metadata preprocess_mean = "0.5,a" is not a comma-separated list of numbers/);
     assert.throws(() => transformFromMetadata({ preprocess_mean: '0', preprocess_std: '1', preprocess_crop: '2.5' }), /preprocess_crop = "2.5" is not a positive integer/);
+    const oblong = { resize: [288, 384] as const, crop: [256, 320] as const, mean: [0.5], std: [0.25] };
+    assert.deepEqual(transformToMetadata(oblong), { preprocess_resize: '288x384', preprocess_crop: '256x320', preprocess_mean: '0.5', preprocess_std: '0.25' });
+    assert.deepEqual(transformFromMetadata(transformToMetadata(oblong)), { ...oblong, resize: [288, 384], crop: [256, 320] });
+    assert.throws(() => transformFromMetadata({ preprocess_mean: '0', preprocess_std: '1', preprocess_crop: '256x0' }), /preprocess_crop = "256x0" is not a positive integer or HxW/);
+    assert.throws(() => makeTransform('none', { crop: [2, 3, 4] as unknown as [number, number] }), /Transform crop must be a positive integer or \[height, width\] of positive integers, got 2x3x4/);
+    assert.equal(describeTransform({ resize: [288, 384], crop: 256 }), 'resize 288x384, crop 256, scale to [0, 1]');
     assert.throws(() => transformFromMetadata({ preprocess_mean: '0', preprocess_std: '0' }), /std must be finite non-zero/);
   });
 

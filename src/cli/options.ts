@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { outputFileProblem, outputFolderProblem } from '../util/output-paths.js';
 import type { UnitOverride } from '../graph/index.js';
 import type { BitRule } from '../quant/placement.js';
+import type { ImageSize } from '../data/types.js';
+import { parseSize } from '../data/transform.js';
 import { InvalidArgumentError, type Command } from 'commander';
 
 export function intIn(flag: string, min: number, max = Infinity) {
@@ -11,6 +13,15 @@ export function intIn(flag: string, min: number, max = Infinity) {
     if (!/^-?\d+$/.test(value.trim()) || n < min || n > max)
       throw new InvalidArgumentError(`Expected integer ${max === Infinity ? `>= ${min}` : `${min}..${max}`} for ${flag} but received ${value}`);
     return n;
+  };
+}
+
+/** A size for --resize and --crop: a positive integer, or height × width as "256x192". */
+export function imageSize(flag: string) {
+  return (value: string): ImageSize => {
+    const size = parseSize(value);
+    if (size === undefined) throw new InvalidArgumentError(`Expected a positive integer or HxW (height x width, e.g. 256x192) for ${flag} but received ${value}`);
+    return size;
   };
 }
 
@@ -85,8 +96,8 @@ export function addCalibrationOptions(command: Command, numSamples: number): Com
 export function addPreprocessOptions(command: Command): Command {
   return command
     .option('--preset <name>', 'preprocessing: cifar, imagenet, mnist, none (default: the model\'s preprocess_* metadata, else from the input size)')
-    .option('--resize <n>', 'resize the shorter image side to n pixels (bilinear), replacing the preset\'s', intIn('--resize', 1))
-    .option('--crop <n>', 'center-crop to n×n pixels, replacing the preset\'s', intIn('--crop', 1))
+    .option('--resize <n|HxW>', 'resize the shorter image side to n pixels, or the image to height H × width W (bilinear), replacing the preset\'s', imageSize('--resize'))
+    .option('--crop <n|HxW>', 'center-crop to n×n pixels, or to height H × width W, replacing the preset\'s', imageSize('--crop'))
     .option('--mean <list>', 'per-channel mean after scaling to [0, 1], e.g. 0.5,0.5,0.5, replacing the preset\'s', numberList('--mean'))
     .option('--std <list>', 'per-channel standard deviation, e.g. 0.25,0.25,0.25, replacing the preset\'s', numberList('--std'));
 }

@@ -7,6 +7,7 @@ import { writeJsonAtomic } from '../util/atomic.js';
 import type { ReconConfig } from '../recon/config.js';
 import type { BitRule } from '../quant/placement.js';
 import type { RunRecord } from '../methods/pipeline.js';
+import type { ImageSize } from '../data/types.js';
 
 interface Flags {
   device?: string;
@@ -17,8 +18,8 @@ interface Flags {
   numSamples: number;
   seed: number;
   preset?: string;
-  resize?: number;
-  crop?: number;
+  resize?: ImageSize;
+  crop?: ImageSize;
   mean?: number[];
   std?: number[];
   eval?: string;

@@ -1,6 +1,6 @@
 import { DataError } from './errors.js';
 import { resizeBilinear } from './resample.js';
-import type { Pixels, Transform } from './types.js';
+import type { ImageSize, Pixels, Transform } from './types.js';
 
 /** torchvision's size for resizing the shorter side to `size`: the long side becomes int(size * long / short). */
 export function resizedSize(width: number, height: number, size: number): [number, number] {
@@ -14,6 +14,11 @@ export function cropOffset(size: number, crop: number): number {
   return size >= crop ? roundHalfEven((size - crop) / 2) : -Math.floor((crop - size) / 2);
 }
 
+/** [height, width] of a size (one number: a square). */
+export function heightWidth(size: ImageSize): [number, number] {
+  return typeof size === 'number' ? [size, size] : [size[0], size[1]];
+}
+
 /** Python's round(): halves go to the even neighbour. */
 function roundHalfEven(x: number): number {
   const f = Math.floor(x);
@@ -24,12 +29,11 @@ function roundHalfEven(x: number): number {
 /** Applies Resize, CenterCrop, ToTensor and Normalize to pixels, giving a CHW float32 image. */
 export function applyTransform(p: Pixels, t: Transform): { data: Float32Array; shape: [number, number, number] } {
   if (t.resize !== undefined) {
-    const [w, h] = resizedSize(p.width, p.height, t.resize);
+    const [w, h] = typeof t.resize === 'number' ? resizedSize(p.width, p.height, t.resize) : [t.resize[1], t.resize[0]];
     p = resizeBilinear(p, w, h);
   }
   const c = p.channels;
-  const outH = t.crop ?? p.height;
-  const outW = t.crop ?? p.width;
+  const [outH, outW] = t.crop === undefined ? [p.height, p.width] : heightWidth(t.crop);
   const top = cropOffset(p.height, outH);
   const left = cropOffset(p.width, outW);
   const lut = normalizeTable(c, t);

@@ -1,5 +1,5 @@
 import { DataError } from './errors.js';
-import type { Transform } from './types.js';
+import type { ImageSize, Transform } from './types.js';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
@@ -29,8 +29,9 @@ export function withOverrides(base: Transform, overrides: Transform): Transform 
 export function checkTransform(t: Transform): Transform {
   for (const key of ['resize', 'crop'] as const) {
     const v = t[key];
-    if (v !== undefined && !(Number.isInteger(v) && v > 0)) {
-      throw new DataError(`Transform ${key} must be a positive integer, got ${v}`);
+    const sides = v === undefined ? [] : typeof v === 'number' ? [v] : v;
+    if ((typeof v === 'object' && v.length !== 2) || !sides.every((s) => Number.isInteger(s) && s > 0)) {
+      throw new DataError(`Transform ${key} must be a positive integer or [height, width] of positive integers, got ${formatSize(v!)}`);
     }
   }
   if (t.mean && !(t.mean.length > 0 && t.mean.every(Number.isFinite))) {
@@ -42,6 +43,21 @@ export function checkTransform(t: Transform): Transform {
   return t;
 }
 
+/** A size as written on the command line and in metadata: "224", or height × width as "256x192". */
+export function formatSize(size: ImageSize): string {
+  return typeof size === 'number' ? String(size) : size.join('x');
+}
+
+/** "224" → 224, "256x192" → [256, 192]; undefined for anything else. */
+export function parseSize(text: string): ImageSize | undefined {
+  const m = /^\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*$/.exec(text);
+  if (!m) return undefined;
+  const h = Number(m[1]);
+  if (m[2] === undefined) return h > 0 ? h : undefined;
+  const w = Number(m[2]);
+  return h > 0 && w > 0 ? [h, w] : undefined;
+}
+
 const METADATA_KEYS = { resize: 'preprocess_resize', crop: 'preprocess_crop', mean: 'preprocess_mean', std: 'preprocess_std' } as const;
 
 /**
@@ -51,8 +67,8 @@ const METADATA_KEYS = { resize: 'preprocess_resize', crop: 'preprocess_crop', me
  */
 export function transformToMetadata(t: Transform): Record<string, string> {
   const md: Record<string, string> = {};
-  if (t.resize !== undefined) md[METADATA_KEYS.resize] = String(t.resize);
-  if (t.crop !== undefined) md[METADATA_KEYS.crop] = String(t.crop);
+  if (t.resize !== undefined) md[METADATA_KEYS.resize] = formatSize(t.resize);
+  if (t.crop !== undefined) md[METADATA_KEYS.crop] = formatSize(t.crop);
   md[METADATA_KEYS.mean] = (t.mean ?? [0]).join(',');
   md[METADATA_KEYS.std] = (t.std ?? [1]).join(',');
   return md;
@@ -66,20 +82,20 @@ export function transformFromMetadata(md: Readonly<Record<string, string>>): Tra
     if (!v.every(Number.isFinite)) throw new DataError(`The model's metadata ${key} = "${md[key]}" is not a comma-separated list of numbers`);
     return v;
   };
-  const int = (key: string): number | undefined => {
+  const size = (key: string): ImageSize | undefined => {
     if (md[key] === undefined) return undefined;
-    const v = Number(md[key]);
-    if (!Number.isInteger(v) || v <= 0) throw new DataError(`The model's metadata ${key} = "${md[key]}" is not a positive integer`);
+    const v = parseSize(md[key]!);
+    if (v === undefined) throw new DataError(`The model's metadata ${key} = "${md[key]}" is not a positive integer or HxW`);
     return v;
   };
-  return withOverrides({ mean: list(METADATA_KEYS.mean), std: list(METADATA_KEYS.std) }, { resize: int(METADATA_KEYS.resize), crop: int(METADATA_KEYS.crop) });
+  return withOverrides({ mean: list(METADATA_KEYS.mean), std: list(METADATA_KEYS.std) }, { resize: size(METADATA_KEYS.resize), crop: size(METADATA_KEYS.crop) });
 }
 
 /** "resize 256, crop 224, scale to [0, 1], mean 0.485,0.456,0.406, std 0.229,0.224,0.225", in the order applied. */
 export function describeTransform(t: Transform): string {
   return [
-    t.resize !== undefined ? `resize ${t.resize}` : '',
-    t.crop !== undefined ? `crop ${t.crop}` : '',
+    t.resize !== undefined ? `resize ${formatSize(t.resize)}` : '',
+    t.crop !== undefined ? `crop ${formatSize(t.crop)}` : '',
     'scale to [0, 1]',
     t.mean ? `mean ${t.mean.join(',')}` : '',
     t.std ? `std ${t.std.join(',')}` : '',
@@ -89,8 +105,8 @@ export function describeTransform(t: Transform): string {
 /** Preprocessing asked for by name and by field (the --preset, --resize, --crop, --mean and --std of quantize and eval). */
 export interface PreprocessOptions {
   preset?: string;
-  resize?: number;
-  crop?: number;
+  resize?: ImageSize;
+  crop?: ImageSize;
   mean?: number[];
   std?: number[];
 }

@@ -12,12 +12,15 @@ export interface Pixels {
   channels: number;
 }
 
+/** An image size: one number, or [height, width]. */
+export type ImageSize = number | readonly [number, number];
+
 /** Preprocessing with torchvision semantics: Resize(resize), CenterCrop(crop), ToTensor(), Normalize(mean, std). */
 export interface Transform {
-  /** Resize the shorter side to this many pixels, keeping the aspect ratio (bilinear). */
-  resize?: number;
-  /** Center-crop to a square of this size (zero-padding when the image is smaller). */
-  crop?: number;
+  /** Resize the shorter side to this many pixels, keeping the aspect ratio; [height, width]: to exactly that size (bilinear). */
+  resize?: ImageSize;
+  /** Center-crop to a square of this size, or to [height, width] (zero-padding where the image is smaller). */
+  crop?: ImageSize;
   /** Per-channel mean subtracted after scaling to [0,1] (one value broadcasts). */
   mean?: readonly number[];
   /** Per-channel standard deviation divided by after subtracting the mean (one value broadcasts). */

@@ -46,7 +46,9 @@ export class TopK {
 
 /** Checks that the data's image shape [C, H, W] matches the model input, naming both. */
 export function checkInputShape(expected: (number | null)[], got: readonly number[], what = 'the data gives', preprocessed = false): void {
-  const fix = preprocessed ? 'model-ready tensors (.npy) must have the shape of the model input' : 'choose the matching --preset, or set --resize and --crop';
+  const [, h, w] = expected;
+  const crop = typeof h === 'number' && typeof w === 'number' ? ` (--crop ${h === w ? h : `${h}x${w}`} gives ${h}×${w} images)` : '';
+  const fix = preprocessed ? 'model-ready tensors (.npy) must have the shape of the model input' : `choose the matching --preset, or set --resize and --crop${crop}`;
   const fits = (order: readonly number[]) => expected.length === 3 && expected.every((d, i) => d === null || d === order[i]);
   if (fits(got)) return;
   // An [N, H, W, C] input that no Transpose right after it turns into NCHW (those pdquant reads: onnx/channels-last.ts).
