@@ -6,7 +6,7 @@ import * as E from '../src/engine/index.js';
 import { quantize } from '../src/methods/pipeline.js';
 import { qdqModel, qdqSpec } from '../src/methods/export.js';
 import type { OnnxModel } from '../src/onnx/ir.js';
-import { checkLayerwise, compareQuantized, exportVerdict, MAX_FLIP_SHARE, onlyRoundingFlips, type LayerwiseCheck, type QuantizerDiff } from '../src/eval/verify.js';
+import { checkLayerwise, checkWeights, compareQuantized, exportVerdict, MAX_FLIP_SHARE, onlyRoundingFlips, type LayerwiseCheck, type QuantizerDiff } from '../src/eval/verify.js';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
 
 test('two dequantized tensors: equal values, values one step apart, and anything else', () => {
@@ -37,6 +37,10 @@ test('the verdict: a layer-by-layer match excuses top-1 classes that differ, unl
   assert.match(excused.warning!, /^the top-1 class differs on 50\.0 % of 8 calibration images, but every activation quantizer .* \(2 of 1000 one rounding step apart\).*nearly tie/);
   // Where the layer-by-layer check did not run the file's integer kernels, it cannot excuse them.
   assert.deepEqual(exportVerdict(tie, ok, 8, false), { problems: ['the top-1 class differs on 50.0 % of 8 calibration images'] });
+  // With the weights checked too, the warning says so; weights that differ are a problem of their own.
+  assert.match(exportVerdict(tie, ok, 8, true, { layers: 4, values: 100 }).warning!, /, but the weights are the simulation's and every activation quantizer/);
+  assert.deepEqual(exportVerdict({ ...tie, agreement: 1 }, ok, 8, true, { layers: 4, values: 100, failed: { node: '/fc/Gemm', differing: 1, values: 64, maxDiff: 0.05 } }).problems,
+    ["the weights of /fc/Gemm in the file differ from the simulation's in 1 of 64 values (max difference 0.0500)"]);
   const bad: LayerwiseCheck = { ...ok, failed: { value: 'relu1', elements: 1000, flips: 0, mismatches: 7, maxDiff: 0.5, step: 0.25, maxAbs: 2 } };
   assert.deepEqual(exportVerdict(tie, bad, 8).problems, [
     "from the same inputs, the activation quantizer at relu1 does not give the simulation's values: 7 of its 1000 values differ by other than one step (max difference 0.500, step 0.250, values up to 2.00)",
@@ -69,6 +73,22 @@ test('checkLayerwise: a right export matches quantizer by quantizer; a wrong sca
     assert.ok(right.logitsAgree, `logits ${right.maxLogitDiff} of ${right.maxLogit}`);
     assert.equal(right.quantizers.length, qmodel.placement.acts.length);
     for (const d of right.quantizers) assert.ok(d.elements > 0 && d.elements % 12 === 0 && d.mismatches === 0, `${d.value}: ${JSON.stringify(d)}`);
+
+    // Every weight exactly: one code off by one in a convolution or in the classifier is found.
+    const weights = checkWeights(qmodel, body);
+    assert.deepEqual(weights, { layers: qmodel.weights.size, values: weights.values });
+    assert.ok(weights.values > 0);
+    for (const layer of ['/layer1/layer1.0/conv2/conv/Conv', '/fc/Gemm']) {
+      const node = body.nodes.find((n) => n.name === layer)!;
+      const dqNode = body.nodes.find((n) => n.outputs[0] === node.inputs[1])!;
+      const codes = body.initializers.get(dqNode.inputs[0]!)!;
+      const data = (codes.data as Uint8Array).slice();
+      data[5] = data[5]! === 0 ? 1 : data[5]! - 1;
+      const initializers = new Map(body.initializers).set(codes.name, { ...codes, data });
+      const found = checkWeights(qmodel, { ...body, initializers });
+      assert.equal(found.failed?.node, layer);
+      assert.equal(found.failed?.differing, 1);
+    }
 
     // A DequantizeLinear scale 1.5× too large at the third quantizer: that quantizer fails, not the ones before it.
     const target = qmodel.placement.acts[2]!.value;

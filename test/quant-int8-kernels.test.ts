@@ -156,6 +156,8 @@ test('a ConvNeXt with int8 kernels: its linear layers on [N, H, W, C] run with i
   assert.equal(record.export!.ort_top1, record.top1);
   assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!));
   assert.deepEqual(record.export!.integer_kernels, { integerConvs: 4, convs: 4, integerAdds: 2, adds: 2, integerLinears: 5, linears: 5 });
+  // Its linear layers on [N, H, W, C] are exported as MatMul with the weight as [in, out]: compared exactly all the same.
+  assert.deepEqual([record.export!.layerwise!.weight_layers, record.export!.layerwise!.weights_failed_at], [9, null]);
 });
 
 test('int8Kernels is refused with narrower activations or with int4 storage, before anything is read', async () => {

@@ -1,7 +1,7 @@
 /** Checks that an exported QDQ file computes in onnxruntime what the simulation computes on our engine. */
 import * as E from '../engine/index.js';
 import { execute } from '../graph/index.js';
-import type { OnnxModel } from '../onnx/ir.js';
+import type { OnnxModel, OnnxNode } from '../onnx/ir.js';
 import { encodeOnnx } from '../onnx/write.js';
 import type { QuantizedModel } from '../quant/qmodel.js';
 import { openOrt, runOrt } from './ort.js';
@@ -170,8 +170,83 @@ export async function checkLayerwise(qmodel: QuantizedModel, qdq: OnnxModel, x: 
   };
 }
 
+/** The export's dequantized weights against the simulation's quantized weights (see checkWeights). */
+export interface WeightCheck {
+  layers: number;
+  values: number;
+  /** The first weight layer (network order) whose weights differ, and in how many values. */
+  failed?: { node: string; differing: number; values: number; maxDiff: number };
+}
+
+/** A 2-D [rows, cols] array as [cols, rows]. */
+function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c]!;
+  return t;
+}
+
+/** The float32 values a DequantizeLinear of initializers computes: (q − z)·s, per tensor or along `axis`. */
+function dequantized(m: OnnxModel, dq: OnnxNode): { data: Float32Array; dims: number[] } | undefined {
+  const codes = m.initializers.get(dq.inputs[0]!);
+  const scale = m.initializers.get(dq.inputs[1]!);
+  const zero = dq.inputs[2] ? m.initializers.get(dq.inputs[2]) : undefined;
+  if (!codes || !scale || (dq.inputs[2] && !zero)) return undefined;
+  const axisAttr = dq.attrs.axis;
+  const axis = (axisAttr?.type === 'int' ? axisAttr.value : 1) + (axisAttr?.type === 'int' && axisAttr.value < 0 ? codes.dims.length : 0);
+  const inner = codes.dims.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const channels = scale.data.length;
+  const q = codes.data as ArrayLike<number>, s = scale.data as Float32Array, z = zero?.data as ArrayLike<number> | undefined;
+  const data = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) {
+    const c = channels === 1 ? 0 : Math.floor(i / inner) % channels;
+    // An integer times a float32 is exact in float64, so one rounding gives float32's product.
+    data[i] = Math.fround((q[i]! - (z?.[c] ?? 0)) * s[c]!);
+  }
+  return { data, dims: codes.dims };
+}
+
+/**
+ * Checks every quantized weight of an export exactly: the DequantizeLinear that feeds each weight layer in the file
+ * must give the simulation's quantized weight value for value ((q − z)·s in float32 on both sides). The
+ * quantizer-by-quantizer check lets a few values in a million lie one step apart, which a single wrong weight code could
+ * hide in; this does not. A linear layer exported as MatMul (on [N, H, W, C] or tokens) holds its weight as [in, out].
+ */
+export function checkWeights(qmodel: QuantizedModel, qdq: OnnxModel): WeightCheck {
+  const byName = new Map(qdq.nodes.map((n) => [n.name, n]));
+  const producer = new Map(qdq.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const g = qmodel.graph;
+  const hook = qmodel.hooks({ weights: true, acts: false }).weight!;
+  const layers = qmodel.weights.size;
+  let values = 0;
+  for (const w of qmodel.weights.values()) {
+    const exportedNode = byName.get(w.site.node);
+    const dq = producer.get(exportedNode?.inputs[1] ?? '');
+    const file = dq?.opType === 'DequantizeLinear' ? dequantized(qdq, dq) : undefined;
+    const node = g.node(w.site.node);
+    const simulated = E.noGrad(() => E.tidy(() => hook(node, g.params.get(node.inputs[1]!)!).contiguous().data() as Float32Array));
+    values += simulated.length;
+    if (!file) return { layers, values, failed: { node: w.site.node, differing: simulated.length, values: simulated.length, maxDiff: NaN } };
+    const exported = exportedNode!.opType === 'MatMul' && file.dims.length === 2 ? transpose2d(file.data, file.dims[0]!, file.dims[1]!) : file.data;
+    let differing = 0, maxDiff = 0;
+    if (exported.length !== simulated.length) differing = simulated.length;
+    else
+      for (let i = 0; i < exported.length; i++) {
+        const d = Math.abs(exported[i]! - simulated[i]!);
+        if (d > 0) differing++;
+        maxDiff = Math.max(maxDiff, d);
+      }
+    if (differing) return { layers, values, failed: { node: w.site.node, differing, values: simulated.length, maxDiff } };
+  }
+  return { layers, values };
+}
+
 /** What the layer-by-layer check of an export found wrong, in words; '' when nothing. */
-export function layerwiseProblem(c: LayerwiseCheck): string {
+export function layerwiseProblem(c: LayerwiseCheck, weights?: WeightCheck): string {
+  const w = weights?.failed;
+  if (w)
+    return Number.isNaN(w.maxDiff)
+      ? `the exported model does not feed ${w.node} its weights through a DequantizeLinear of initializers`
+      : `the weights of ${w.node} in the file differ from the simulation's in ${w.differing} of ${w.values} values (max difference ${w.maxDiff.toPrecision(3)})`;
   const d = c.failed;
   if (d) {
     const what = d.mismatches
@@ -194,16 +269,16 @@ export const MIN_AGREEMENT = 0.95;
  * the layer-by-layer check ran the kernels the file runs: onnxruntime keeps its integer kernels (QLinearConv,
  * QLinearAdd) when the quantizers' outputs are exposed, and where it does not (`sameKernels` false), the classes must agree.
  */
-export function exportVerdict(cmp: LogitComparison, layers: LayerwiseCheck, probeImages: number, sameKernels = true): { problems: string[]; warning?: string } {
+export function exportVerdict(cmp: LogitComparison, layers: LayerwiseCheck, probeImages: number, sameKernels = true, weights?: WeightCheck): { problems: string[]; warning?: string } {
   const problems: string[] = [];
-  const layerProblem = layerwiseProblem(layers);
+  const layerProblem = layerwiseProblem(layers, weights);
   if (layerProblem) problems.push(layerProblem);
   if (cmp.agreement >= MIN_AGREEMENT) return { problems };
   const disagreement = `the top-1 class differs on ${((1 - cmp.agreement) * 100).toFixed(1)} % of ${probeImages} calibration images`;
   if (layerProblem || !sameKernels) return { problems: [...problems, disagreement] };
   return {
     problems,
-    warning: `${disagreement}, but every activation quantizer of the export gives the simulation's values from the same inputs ` +
+    warning: `${disagreement}, but ${weights ? 'the weights are the simulation\'s and ' : ''}every activation quantizer of the export gives the simulation's values from the same inputs ` +
       `(${layers.flips} of ${layers.values} one rounding step apart) and so do the logits (max difference ${layers.maxLogitDiff.toPrecision(3)}, logits up to ` +
       `${layers.maxLogit.toPrecision(3)}): the classes differ where logits nearly tie, as with random weights or an untrained model`,
   };

@@ -10,7 +10,7 @@ import { QuantizedModel } from '../quant/qmodel.js';
 import type { BitRule } from '../quant/placement.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
-import { checkLayerwise, compareLogits, exportVerdict, layerwiseProbe } from '../eval/verify.js';
+import { checkLayerwise, checkWeights, compareLogits, exportVerdict, layerwiseProbe } from '../eval/verify.js';
 import { ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
 import { qdqSpec, qdqModel, unverifiedPath, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
@@ -100,6 +100,8 @@ export interface RunRecord {
     /** The layer-by-layer check: each activation quantizer from onnxruntime's inputs (see checkLayerwise). */
     layerwise?: {
       quantizers: number; values: number; rounding_flips: number; max_logit_diff: number; failed_at: string | null;
+      /** Weight layers whose dequantized weights in onnxruntime were compared with the simulation's, exactly; the first that differs. */
+      weight_layers: number; weights_failed_at: string | null;
       /** Whether it ran the integer kernels the file runs (always, without int8Kernels). */
       same_kernels: boolean;
     } };
@@ -241,9 +243,13 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       await timed('verify', async () => {
         const cmp = await compareLogits(qmodel, bytes, probe);
         const layers = await checkLayerwise(qmodel, body, probe);
+        const weights = checkWeights(qmodel, body);
         Object.assign(record.export!, {
           max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement,
-          layerwise: { quantizers: layers.quantizers.length, values: layers.values, rounding_flips: layers.flips, max_logit_diff: layers.maxLogitDiff, failed_at: layers.failed?.value ?? null, same_kernels: true },
+          layerwise: {
+            quantizers: layers.quantizers.length, values: layers.values, rounding_flips: layers.flips, max_logit_diff: layers.maxLogitDiff,
+            failed_at: layers.failed?.value ?? null, weight_layers: weights.layers, weights_failed_at: weights.failed?.node ?? null, same_kernels: true,
+          },
         });
         // With integer kernels, whether the layer-by-layer check ran the ones the file runs (see exportVerdict).
         let sameKernels = true;
@@ -255,7 +261,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
           if (k.integerConvs < k.convs || k.integerAdds < k.adds)
             ev.warning?.(`onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${output} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`);
         }
-        const { problems, warning } = exportVerdict(cmp, layers, probe.shape[0]!, sameKernels);
+        const { problems, warning } = exportVerdict(cmp, layers, probe.shape[0]!, sameKernels, weights);
         if (warning) ev.warning?.(warning);
         if (evalData && record.top1 !== undefined) {
           const acc = await evaluateOrt(written, evalData, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
