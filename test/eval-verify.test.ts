@@ -122,3 +122,29 @@ function scaleInitializer(m: OnnxModel, name: string, factor: number, shift = 0)
   initializers.set(name, { ...t, data: (t.data as Float32Array).map((v) => v * factor + shift) });
   return { ...m, initializers };
 }
+
+test('checkWeights with int8 kernels: the integer biases are compared exactly too', async () => {
+  const ws = await tinyWorkspace(8);
+  const { qmodel, loaded } = await quantize(
+    {
+      model: ws.model, calib: ws.images, method: 'mse', wBits: 8, aBits: 8, numSamples: 32, seed: 3, int8Kernels: true,
+      transform: { mean: [0.5], std: [0.25] }, eightBitHeadStem: true, evalBatch: 32,
+    },
+    'test',
+  );
+  try {
+    const body = qdqModel(loaded.folded.model, qdqSpec(qmodel, {}));
+    assert.deepEqual(checkWeights(qmodel, body).failed, undefined);
+    const conv = body.nodes.find((n) => n.name === '/layer2/layer2.0/conv1/conv/Conv')!;
+    const dq = body.nodes.find((n) => n.outputs[0] === conv.inputs[2])!;
+    assert.equal(dq.opType, 'DequantizeLinear', 'the bias is on its integer grid');
+    const codes = body.initializers.get(dq.inputs[0]!)!;
+    assert.equal(codes.dataType, 'int32');
+    const data = (codes.data as Int32Array).slice();
+    data[3]! += 1;
+    const found = checkWeights(qmodel, { ...body, initializers: new Map(body.initializers).set(codes.name, { ...codes, data }) });
+    assert.deepEqual([found.failed?.node, found.failed?.bias, found.failed?.differing], [conv.name, true, 1]);
+  } finally {
+    qmodel.dispose();
+  }
+});

@@ -175,7 +175,7 @@ export interface WeightCheck {
   layers: number;
   values: number;
   /** The first weight layer (network order) whose weights differ, and in how many values. */
-  failed?: { node: string; differing: number; values: number; maxDiff: number };
+  failed?: { node: string; differing: number; values: number; maxDiff: number; bias?: boolean };
 }
 
 /** A 2-D [rows, cols] array as [cols, rows]. */
@@ -210,32 +210,44 @@ function dequantized(m: OnnxModel, dq: OnnxNode): { data: Float32Array; dims: nu
  * must give the simulation's quantized weight value for value ((q − z)·s in float32 on both sides). The
  * quantizer-by-quantizer check lets a few values in a million lie one step apart, which a single wrong weight code could
  * hide in; this does not. A linear layer exported as MatMul (on [N, H, W, C] or tokens) holds its weight as [in, out].
+ * With int8 kernels, the biases on their integer grid are compared the same way.
  */
 export function checkWeights(qmodel: QuantizedModel, qdq: OnnxModel): WeightCheck {
   const byName = new Map(qdq.nodes.map((n) => [n.name, n]));
   const producer = new Map(qdq.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
   const g = qmodel.graph;
-  const hook = qmodel.hooks({ weights: true, acts: false }).weight!;
+  const hooks = qmodel.hooks({ weights: true, acts: false });
   const layers = qmodel.weights.size;
   let values = 0;
+  const differences = (exported: Float32Array, simulated: Float32Array) => {
+    if (exported.length !== simulated.length) return { differing: simulated.length, maxDiff: NaN };
+    let differing = 0, maxDiff = 0;
+    for (let i = 0; i < exported.length; i++) {
+      const d = Math.abs(exported[i]! - simulated[i]!);
+      if (d > 0) differing++;
+      maxDiff = Math.max(maxDiff, d);
+    }
+    return { differing, maxDiff };
+  };
   for (const w of qmodel.weights.values()) {
     const exportedNode = byName.get(w.site.node);
     const dq = producer.get(exportedNode?.inputs[1] ?? '');
     const file = dq?.opType === 'DequantizeLinear' ? dequantized(qdq, dq) : undefined;
     const node = g.node(w.site.node);
-    const simulated = E.noGrad(() => E.tidy(() => hook(node, g.params.get(node.inputs[1]!)!).contiguous().data() as Float32Array));
+    const simulated = E.noGrad(() => E.tidy(() => hooks.weight!(node, g.params.get(node.inputs[1]!)!).contiguous().data() as Float32Array));
     values += simulated.length;
     if (!file) return { layers, values, failed: { node: w.site.node, differing: simulated.length, values: simulated.length, maxDiff: NaN } };
     const exported = exportedNode!.opType === 'MatMul' && file.dims.length === 2 ? transpose2d(file.data, file.dims[0]!, file.dims[1]!) : file.data;
-    let differing = 0, maxDiff = 0;
-    if (exported.length !== simulated.length) differing = simulated.length;
-    else
-      for (let i = 0; i < exported.length; i++) {
-        const d = Math.abs(exported[i]! - simulated[i]!);
-        if (d > 0) differing++;
-        maxDiff = Math.max(maxDiff, d);
-      }
-    if (differing) return { layers, values, failed: { node: w.site.node, differing, values: simulated.length, maxDiff } };
+    const weight = differences(exported, simulated);
+    if (weight.differing) return { layers, values, failed: { node: w.site.node, ...weight, values: simulated.length } };
+    // A bias on the integer grid (int8 kernels) is dequantized in the file too; a float bias is the model's own.
+    const biasDq = producer.get(exportedNode!.inputs[2] ?? '');
+    const bias = node.inputs[2] ? g.params.get(node.inputs[2]) : undefined;
+    if (biasDq?.opType !== 'DequantizeLinear' || !bias || !hooks.bias) continue;
+    const simulatedBias = E.noGrad(() => E.tidy(() => hooks.bias!(node, bias).contiguous().data() as Float32Array));
+    const fileBias = dequantized(qdq, biasDq);
+    const b = fileBias ? differences(fileBias.data, simulatedBias) : { differing: simulatedBias.length, maxDiff: NaN };
+    if (b.differing) return { layers, values, failed: { node: w.site.node, ...b, values: simulatedBias.length, bias: true } };
   }
   return { layers, values };
 }
@@ -245,8 +257,8 @@ export function layerwiseProblem(c: LayerwiseCheck, weights?: WeightCheck): stri
   const w = weights?.failed;
   if (w)
     return Number.isNaN(w.maxDiff)
-      ? `the exported model does not feed ${w.node} its weights through a DequantizeLinear of initializers`
-      : `the weights of ${w.node} in the file differ from the simulation's in ${w.differing} of ${w.values} values (max difference ${w.maxDiff.toPrecision(3)})`;
+      ? `the exported model does not feed ${w.node} its ${w.bias ? 'integer bias' : 'weights'} through a DequantizeLinear of initializers of the simulated shape`
+      : `the ${w.bias ? 'integer bias' : 'weights'} of ${w.node} in the file differ${w.bias ? 's' : ''} from the simulation's in ${w.differing} of ${w.values} values (max difference ${w.maxDiff.toPrecision(3)})`;
   const d = c.failed;
   if (d) {
     const what = d.mismatches
