@@ -90,6 +90,16 @@ test('checkLayerwise: a right export matches quantizer by quantizer; a wrong sca
       assert.equal(found.failed?.differing, 1);
     }
 
+    // The bias the export moved into an Add after the convolution: one value changed by 1e-3 is found.
+    const conv = body.nodes.find((n) => n.name === '/layer1/layer1.0/conv1/conv/Conv')!;
+    const biasAdd = body.nodes.find((n) => n.opType === 'Add' && n.inputs[0] === conv.outputs[0])!;
+    const moved = biasAdd.inputs.find((i) => body.initializers.has(i))!;
+    const nudged = scaleInitializer(body, moved, 1);
+    (nudged.initializers.get(moved)!.data as Float32Array)[1]! += 1e-3;
+    const found = checkWeights(qmodel, nudged).failed!;
+    assert.deepEqual([found.node, found.bias, found.differing, found.values], [conv.name, true, 1, 8]);
+    assert.ok(Math.abs(found.maxDiff - 1e-3) < 1e-6, `${found.maxDiff}`);
+
     // A DequantizeLinear scale 1.5× too large at the third quantizer: that quantizer fails, not the ones before it.
     const target = qmodel.placement.acts[2]!.value;
     const dq = body.nodes.find((n) => n.opType === 'DequantizeLinear' && n.outputs[0] === `${target}_dq`)!;
@@ -123,7 +133,7 @@ function scaleInitializer(m: OnnxModel, name: string, factor: number, shift = 0)
   return { ...m, initializers };
 }
 
-test('checkWeights with int8 kernels: the integer biases are compared exactly too', async () => {
+test('checkWeights with int8 kernels: the biases as int32 codes are compared exactly too', async () => {
   const ws = await tinyWorkspace(8);
   const { qmodel, loaded } = await quantize(
     {

@@ -210,7 +210,7 @@ function dequantized(m: OnnxModel, dq: OnnxNode): { data: Float32Array; dims: nu
  * must give the simulation's quantized weight value for value ((q − z)·s in float32 on both sides). The
  * quantizer-by-quantizer check lets a few values in a million lie one step apart, which a single wrong weight code could
  * hide in; this does not. A linear layer exported as MatMul (on [N, H, W, C] or tokens) holds its weight as [in, out].
- * With int8 kernels, the biases on their integer grid are compared the same way.
+ * The biases too: as the file holds them (moved into an Add after the layer, or with int8 kernels as int32 codes).
  */
 export function checkWeights(qmodel: QuantizedModel, qdq: OnnxModel): WeightCheck {
   const byName = new Map(qdq.nodes.map((n) => [n.name, n]));
@@ -240,16 +240,32 @@ export function checkWeights(qmodel: QuantizedModel, qdq: OnnxModel): WeightChec
     const exported = exportedNode!.opType === 'MatMul' && file.dims.length === 2 ? transpose2d(file.data, file.dims[0]!, file.dims[1]!) : file.data;
     const weight = differences(exported, simulated);
     if (weight.differing) return { layers, values, failed: { node: w.site.node, ...weight, values: simulated.length } };
-    // A bias on the integer grid (int8 kernels) is dequantized in the file too; a float bias is the model's own.
-    const biasDq = producer.get(exportedNode!.inputs[2] ?? '');
     const bias = node.inputs[2] ? g.params.get(node.inputs[2]) : undefined;
-    if (biasDq?.opType !== 'DequantizeLinear' || !bias || !hooks.bias) continue;
-    const simulatedBias = E.noGrad(() => E.tidy(() => hooks.bias!(node, bias).contiguous().data() as Float32Array));
-    const fileBias = dequantized(qdq, biasDq);
-    const b = fileBias ? differences(fileBias.data, simulatedBias) : { differing: simulatedBias.length, maxDiff: NaN };
+    if (!bias) continue;
+    const simulatedBias = E.noGrad(() => E.tidy(() => (hooks.bias ? hooks.bias(node, bias) : bias).contiguous().data() as Float32Array));
+    const fileBias = exportedBias(qdq, exportedNode!, producer);
+    const b = fileBias ? differences(fileBias, simulatedBias) : { differing: simulatedBias.length, maxDiff: NaN };
     if (b.differing) return { layers, values, failed: { node: w.site.node, ...b, values: simulatedBias.length, bias: true } };
   }
   return { layers, values };
+}
+
+/**
+ * The bias a weight layer of the export adds: its third input (an initializer, or with int8 kernels a DequantizeLinear
+ * of int32 codes), else the initializer of the Add that alone reads its output (where the export moved the bias).
+ */
+function exportedBias(m: OnnxModel, node: OnnxNode, producer: ReadonlyMap<string, OnnxNode>): Float32Array | undefined {
+  const input = node.inputs[2];
+  if (input) {
+    const dq = producer.get(input);
+    if (dq?.opType === 'DequantizeLinear') return dequantized(m, dq)?.data;
+    const t = m.initializers.get(input);
+    return t?.dataType === 'float32' ? (t.data as Float32Array) : undefined;
+  }
+  const readers = m.nodes.filter((n) => n.inputs.includes(node.outputs[0]!));
+  const add = readers.length === 1 && readers[0]!.opType === 'Add' ? readers[0]! : undefined;
+  const t = add?.inputs.map((i) => m.initializers.get(i)).find((i) => i !== undefined);
+  return t?.dataType === 'float32' ? (t.data as Float32Array) : undefined;
 }
 
 /** What the layer-by-layer check of an export found wrong, in words; '' when nothing. */
@@ -257,8 +273,8 @@ export function layerwiseProblem(c: LayerwiseCheck, weights?: WeightCheck): stri
   const w = weights?.failed;
   if (w)
     return Number.isNaN(w.maxDiff)
-      ? `the exported model does not feed ${w.node} its ${w.bias ? 'integer bias' : 'weights'} through a DequantizeLinear of initializers of the simulated shape`
-      : `the ${w.bias ? 'integer bias' : 'weights'} of ${w.node} in the file differ${w.bias ? 's' : ''} from the simulation's in ${w.differing} of ${w.values} values (max difference ${w.maxDiff.toPrecision(3)})`;
+      ? w.bias ? `the exported model does not add the bias of ${w.node} as the simulation does` : `the exported model does not feed ${w.node} its weights through a DequantizeLinear of initializers of the simulated shape`
+      : `the ${w.bias ? 'bias' : 'weights'} of ${w.node} in the file differ${w.bias ? 's' : ''} from the simulation's in ${w.differing} of ${w.values} values (max difference ${w.maxDiff.toPrecision(3)})`;
   const d = c.failed;
   if (d) {
     const what = d.mismatches

@@ -100,7 +100,7 @@ export interface RunRecord {
     /** The layer-by-layer check: each activation quantizer from onnxruntime's inputs (see checkLayerwise). */
     layerwise?: {
       quantizers: number; values: number; rounding_flips: number; max_logit_diff: number; failed_at: string | null;
-      /** Weight layers whose dequantized weights in onnxruntime were compared with the simulation's, exactly; the first that differs. */
+      /** Weight layers whose weights and biases in the file were compared with the simulation's, exactly; the first that differs. */
       weight_layers: number; weights_failed_at: string | null;
       /** Whether it ran the integer kernels the file runs (always, without int8Kernels). */
       same_kernels: boolean;
