@@ -10,6 +10,6 @@ export { openDataset } from './open.js';
 export { registerSource, sourceFor, sources } from './registry.js';
 export { IMAGE_EXTENSIONS, isImageFile } from './sources/imagefolder.js';
 export { applyTransform, cropOffset, resizedSize } from './tensor.js';
-export { checkTransform, describeTransform, makeTransform, presets, transformFor, transformFromMetadata, transformToMetadata, withOverrides } from './transform.js';
+export { checkTransform, describeTransform, formatSize, makeTransform, presets, transformFor, transformFromMetadata, transformToMetadata, withOverrides } from './transform.js';
 export type { PreprocessOptions } from './transform.js';
 export type { Batch, Dataset, ImageSize, Item, OpenOptions, Pixels, Sample, Source, Split, Transform } from './types.js';

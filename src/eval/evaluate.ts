@@ -1,6 +1,6 @@
 /** Top-1/top-5 accuracy of a graph on the engine, or of an ONNX file in onnxruntime-node. */
 import * as E from '../engine/index.js';
-import { batches, type Dataset, type Transform } from '../data/index.js';
+import { batches, formatSize, type Dataset, type Transform } from '../data/index.js';
 import { execute, type Graph, type RunHooks } from '../graph/index.js';
 import { inputChw, type ModelIo } from '../graph/load.js';
 import { openOrt, runOrt } from './ort.js';
@@ -47,7 +47,7 @@ export class TopK {
 /** Checks that the data's image shape [C, H, W] matches the model input, naming both. */
 export function checkInputShape(expected: (number | null)[], got: readonly number[], what = 'the data gives', preprocessed = false): void {
   const [, h, w] = expected;
-  const crop = typeof h === 'number' && typeof w === 'number' ? ` (--crop ${h === w ? h : `${h}x${w}`} gives ${h}×${w} images)` : '';
+  const crop = typeof h === 'number' && typeof w === 'number' ? ` (--crop ${formatSize(h === w ? h : [h, w])} gives ${h}×${w} images)` : '';
   const fix = preprocessed ? 'model-ready tensors (.npy) must have the shape of the model input' : `choose the matching --preset, or set --resize and --crop${crop}`;
   const fits = (order: readonly number[]) => expected.length === 3 && expected.every((d, i) => d === null || d === order[i]);
   if (fits(got)) return;

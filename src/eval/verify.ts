@@ -1,7 +1,8 @@
 /** Checks that an exported QDQ file computes in onnxruntime what the simulation computes on our engine. */
 import * as E from '../engine/index.js';
 import { execute } from '../graph/index.js';
-import type { OnnxModel, OnnxNode } from '../onnx/ir.js';
+import type { OnnxModel, OnnxNode, OnnxTensor } from '../onnx/ir.js';
+import { transposed } from '../onnx/linear.js';
 import { encodeOnnx } from '../onnx/write.js';
 import type { QuantizedModel } from '../quant/qmodel.js';
 import { openOrt, runOrt } from './ort.js';
@@ -124,16 +125,17 @@ export async function checkLayerwise(qmodel: QuantizedModel, qdq: OnnxModel, x: 
   const probe = layerwiseProbe(qmodel, qdq);
   const steps = new Map(values.map((v) => {
     const d = qmodel.acts.get(v)!.q.delta.toArray();
-    return [v, d.length === 1 ? d[0]! : NaN]; // activation steps are per tensor; NaN would count every difference
+    return [v, d.length === 1 ? d[0]! : NaN]; // activation steps are per tensor; with NaN only equal values pass
   }));
   const diffs = new Map<string, QuantizerDiff>(values.map((v) => [v, { value: v, elements: 0, flips: 0, mismatches: 0, maxDiff: 0, step: steps.get(v)!, maxAbs: 0 }]));
   let maxLogitDiff = 0, maxLogit = 0;
+  const g = qmodel.graph;
+  const base = qmodel.hooks({ weights: true, acts: true });
   const session = await openOrt(encodeOnnx(probe));
   try {
     for (let start = 0; start < x.shape[0]!; start += chunk) {
       const xs = E.tidy(() => x.slice(0, start, Math.min(start + chunk, x.shape[0]!)).contiguous());
       const ort = await runOrt(session, xs.data() as Float32Array, xs.shape, [logitsName, ...exposed]);
-      const base = qmodel.hooks({ weights: true, acts: true });
       const hooks = {
         ...base,
         value: (name: string, t: E.Tensor): E.Tensor => {
@@ -147,7 +149,6 @@ export async function checkLayerwise(qmodel: QuantizedModel, qdq: OnnxModel, x: 
           return E.tensor(o.data, o.dims);
         },
       };
-      const g = qmodel.graph;
       const logits = E.noGrad(() => E.tidy(() => execute(g, { feeds: new Map([[g.input.name, xs]]), outputs: [g.output.name], hooks }).get(g.output.name)!.contiguous()));
       const a = logits.data() as Float32Array;
       logits.dispose();
@@ -178,15 +179,8 @@ export interface WeightCheck {
   failed?: { node: string; differing: number; values: number; maxDiff: number; bias?: boolean };
 }
 
-/** A 2-D [rows, cols] array as [cols, rows]. */
-function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c]!;
-  return t;
-}
-
 /** The float32 values a DequantizeLinear of initializers computes: (q − z)·s, per tensor or along `axis`. */
-function dequantized(m: OnnxModel, dq: OnnxNode): { data: Float32Array; dims: number[] } | undefined {
+function dequantized(m: OnnxModel, dq: OnnxNode): OnnxTensor | undefined {
   const codes = m.initializers.get(dq.inputs[0]!);
   const scale = m.initializers.get(dq.inputs[1]!);
   const zero = dq.inputs[2] ? m.initializers.get(dq.inputs[2]) : undefined;
@@ -202,7 +196,7 @@ function dequantized(m: OnnxModel, dq: OnnxNode): { data: Float32Array; dims: nu
     // An integer times a float32 is exact in float64, so one rounding gives float32's product.
     data[i] = Math.fround((q[i]! - (z?.[c] ?? 0)) * s[c]!);
   }
-  return { data, dims: codes.dims };
+  return { name: dq.outputs[0]!, dataType: 'float32', dims: codes.dims, data };
 }
 
 /**
@@ -237,7 +231,7 @@ export function checkWeights(qmodel: QuantizedModel, qdq: OnnxModel): WeightChec
     const simulated = E.noGrad(() => E.tidy(() => hooks.weight!(node, g.params.get(node.inputs[1]!)!).contiguous().data() as Float32Array));
     values += simulated.length;
     if (!file) return { layers, values, failed: { node: w.site.node, differing: simulated.length, values: simulated.length, maxDiff: NaN } };
-    const exported = exportedNode!.opType === 'MatMul' && file.dims.length === 2 ? transpose2d(file.data, file.dims[0]!, file.dims[1]!) : file.data;
+    const exported = (exportedNode!.opType === 'MatMul' && file.dims.length === 2 ? transposed(file, file.name) : file).data as Float32Array;
     const weight = differences(exported, simulated);
     if (weight.differing) return { layers, values, failed: { node: w.site.node, ...weight, values: simulated.length } };
     const bias = node.inputs[2] ? g.params.get(node.inputs[2]) : undefined;
@@ -258,7 +252,7 @@ function exportedBias(m: OnnxModel, node: OnnxNode, producer: ReadonlyMap<string
   const input = node.inputs[2];
   if (input) {
     const dq = producer.get(input);
-    if (dq?.opType === 'DequantizeLinear') return dequantized(m, dq)?.data;
+    if (dq?.opType === 'DequantizeLinear') return dequantized(m, dq)?.data as Float32Array | undefined;
     const t = m.initializers.get(input);
     return t?.dataType === 'float32' ? (t.data as Float32Array) : undefined;
   }

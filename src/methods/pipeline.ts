@@ -244,23 +244,22 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
         const cmp = await compareLogits(qmodel, bytes, probe);
         const layers = await checkLayerwise(qmodel, body, probe);
         const weights = checkWeights(qmodel, body);
-        Object.assign(record.export!, {
-          max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement,
-          layerwise: {
-            quantizers: layers.quantizers.length, values: layers.values, rounding_flips: layers.flips, max_logit_diff: layers.maxLogitDiff,
-            failed_at: layers.failed?.value ?? null, weight_layers: weights.layers, weights_failed_at: weights.failed?.node ?? null, same_kernels: true,
-          },
-        });
         // With integer kernels, whether the layer-by-layer check ran the ones the file runs (see exportVerdict).
         let sameKernels = true;
         if (o.int8Kernels) {
           const k = (record.export!.integer_kernels = await ortKernelCounts(file));
           const checked = await ortKernelCounts(encodeOnnx(layerwiseProbe(qmodel, body)));
           sameKernels = checked.integerConvs === k.integerConvs && checked.integerAdds === k.integerAdds && checked.integerLinears === k.integerLinears;
-          record.export!.layerwise!.same_kernels = sameKernels;
           if (k.integerConvs < k.convs || k.integerAdds < k.adds)
             ev.warning?.(`onnxruntime runs ${k.convs - k.integerConvs} of ${k.convs} convolutions and ${k.adds - k.integerAdds} of ${k.adds} residual additions of ${output} in float, not with integer kernels (a pattern it does not fuse, e.g. an activation it folds into a float op)`);
         }
+        Object.assign(record.export!, {
+          max_logit_diff: cmp.maxLogitDiff, max_logit: cmp.maxLogit, agreement: cmp.agreement,
+          layerwise: {
+            quantizers: layers.quantizers.length, values: layers.values, rounding_flips: layers.flips, max_logit_diff: layers.maxLogitDiff,
+            failed_at: layers.failed?.value ?? null, weight_layers: weights.layers, weights_failed_at: weights.failed?.node ?? null, same_kernels: sameKernels,
+          },
+        });
         const { problems, warning } = exportVerdict(cmp, layers, probe.shape[0]!, sameKernels, weights);
         if (warning) ev.warning?.(warning);
         if (evalData && record.top1 !== undefined) {

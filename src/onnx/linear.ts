@@ -6,8 +6,8 @@ import type { QdqSpec, QdqWeight } from './qdq.js';
 import { inferShapes } from './shapes.js';
 import { freshName, namesInUse } from './names.js';
 
-/** A 2-D float weight [in, out] as [out, in]. */
-function transposed(t: OnnxTensor, name: string): OnnxTensor {
+/** A 2-D float weight [in, out] as [out, in] (and back). */
+export function transposed(t: OnnxTensor, name: string): OnnxTensor {
   const [rows, cols] = t.dims as [number, number];
   const src = t.data as Float32Array;
   const data = new Float32Array(rows * cols);
