@@ -81,6 +81,8 @@ export interface QuantizeModelOptions extends PreprocessOptions {
   /** Per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>); with `resume`, finished units are skipped. */
   runDir?: string;
   resume?: boolean;
+  /** While a unit runs, its progress is saved in runDir this often (seconds; default 600), so that a resume continues inside it. */
+  unitCheckpointSeconds?: number;
   units?: UnitOverride;
   /** Write the deployable QDQ model here, checked in onnxruntime unless `verify` is false. */
   output?: string;
@@ -154,6 +156,8 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   // What the run writes at its end must be writable now, not after hours of reconstruction.
   const outputProblem = o.output !== undefined ? outputFileProblem(o.output) : undefined;
   if (outputProblem) throw new Error(`output ${o.output} ${outputProblem}`);
+  if (o.unitCheckpointSeconds !== undefined && !(o.unitCheckpointSeconds >= 0 && Number.isFinite(o.unitCheckpointSeconds)))
+    throw new RangeError(`Expected seconds ≥ 0 for unitCheckpointSeconds but received ${o.unitCheckpointSeconds}`);
   const runDirProblem = runDir !== undefined ? outputFolderProblem(runDir) : undefined;
   if (runDirProblem) throw new Error(`runDir ${runDir} ${runDirProblem}`);
   const { read, transform } = readWithTransform(o.model, o);
@@ -162,7 +166,7 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
       model: o.model, read, calib: o.calib, method: name, wBits, aBits, numSamples: o.numSamples ?? 1024, seed, transform,
       eightBitHeadStem: o.eightBitHeadStem ?? true, bitRules: o.bitRules, int8Kernels: o.int8Kernels, eval: o.eval, evalLimit: o.evalLimit, evalBatch: o.evalBatch ?? 100,
       recon: { ...arch, ...o.recon },
-      runDir, resume: o.resume,
+      runDir, resume: o.resume, unitCheckpointSeconds: o.unitCheckpointSeconds,
       output: o.output, int4Storage: o.int4Storage, verify: o.verify, units: o.units,
     },
     VERSION,

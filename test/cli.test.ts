@@ -1,8 +1,8 @@
 // The command line on bad input: one clear message, a non-zero exit, no stack trace, no output file left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -329,7 +329,7 @@ test('--resume refuses a run dir made with other preprocessing (the calibration 
   const run = (...more: string[]) => quantize('--method', 'brecq', '--iters', '2', '--run-dir', runDir, ...more);
   const first = run();
   assert.equal(first.status, 0);
-  assert.match(first.stderr, new RegExp(`each finished unit is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it`));
+  assert.match(first.stderr, new RegExp(`each finished unit, and a running one every 10 minutes, is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it`));
   assert.deepEqual(warnings(first.stderr), []);
   const resumed = run('--resume', runDir);
   assert.equal(resumed.status, 0);
@@ -346,6 +346,36 @@ test('--resume refuses a run dir made with other preprocessing (the calibration 
   assert.deepEqual(warnings(run('--mean', '0.5').stderr), []);
 });
 
+test('a run killed inside a unit continues there with --resume, and ends as an uninterrupted run does', async () => {
+  const runDir = join(dir, 'resume-killed');
+  const args = (...more: string[]) => [bin, 'quantize', model, '--calib', images, '--w', '4', '--a', '4', '--method', 'qdrop', '--iters', '200', ...more];
+  const progress = join(runDir, 'unit-progress.bin');
+  // Progress saved every 30 ms; the process is killed (no chance to clean up) once the second unit has saved some.
+  const child = spawn(process.execPath, args('--run-dir', runDir, '--checkpoint-minutes', '0.0005'), { stdio: 'ignore' });
+  let done = false;
+  const exited = new Promise((resolve) => child.on('exit', () => resolve((done = true))));
+  // Progress newer than the checkpoint: that of a running unit, not of one just finished (removed right after).
+  const running = () => {
+    try {
+      return statSync(progress).mtimeMs > statSync(join(runDir, 'checkpoint.json')).mtimeMs;
+    } catch {
+      return false;
+    }
+  };
+  while (!done && !running()) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(!done, 'killed before it finished');
+  child.kill('SIGKILL');
+  await exited;
+  const resumed = pdquant(...args('--resume', runDir, '--save-qparams', join(dir, 'killed.qparams.json')).slice(1));
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /continuing \S+ after iteration \d+, where the interrupted run saved it/);
+  assert.ok(!existsSync(progress));
+  const full = pdquant(...args('--run-dir', join(dir, 'resume-killed-full'), '--save-qparams', join(dir, 'full.qparams.json')).slice(1));
+  assert.equal(full.status, 0, full.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'killed.qparams.json'), 'utf8')), JSON.parse(readFileSync(join(dir, 'full.qparams.json'), 'utf8')));
+  assertOneError(pdquant(...args('--checkpoint-minutes', '0').slice(1)), /--checkpoint-minutes/);
+});
+
 test('--resume without a checkpoint to continue from is refused before anything is loaded', () => {
   const missing = join(dir, 'resume-missing');
   const r = quantize('--method', 'brecq', '--iters', '2', '--resume', missing);
@@ -353,7 +383,7 @@ test('--resume without a checkpoint to continue from is refused before anything 
   assert.doesNotMatch(r.stderr, /calibration data|checkpointed in/);
   const empty = join(dir, 'resume-empty');
   mkdirSync(empty, { recursive: true });
-  assertOneError(quantize('--method', 'brecq', '--iters', '2', '--resume', empty), /Cannot resume: the run folder .*resume-empty holds no checkpoint \(a run writes one when its first unit is finished\)/);
+  assertOneError(quantize('--method', 'brecq', '--iters', '2', '--resume', empty), /Cannot resume: the run folder .*resume-empty holds no checkpoint \(a run writes one when a unit is finished, and every --checkpoint-minutes while one runs\)/);
   assertOneError(quantize('--method', 'mse', '--resume', empty), /Cannot resume: mse is scale-only, it reconstructs no units and keeps no checkpoint; run it without --resume/);
 });
 

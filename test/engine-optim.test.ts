@@ -1,7 +1,7 @@
 /** Adam and SGD steps against the torch.optim update formulas. */
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor, tidy, keep, dispose, liveTensors, Adam, SGD } from '../src/engine/index.js';
+import { Tensor, tensor, tidy, keep, dispose, liveTensors, Adam, SGD, manualSeed, rngState, setRngState, rand, randint } from '../src/engine/index.js';
 import { assertClose, assertThrows, seq, vals } from './helpers/engine-check.js';
 
 let live0 = 0;
@@ -206,5 +206,48 @@ describe('SGD', () => {
     } finally {
       dispose([p, lr]);
     }
+  });
+});
+
+describe('continuing an optimisation exactly (a run resumed inside a unit)', () => {
+  it('Adam restored from a snapshot takes the steps the original would have taken', () => {
+    const grads = [G1, seq(6, -3), seq(6, 5), seq(6, 0.5)];
+    const [p, q] = [param('float32'), param('float32')];
+    const a = new Adam([{ params: [p], lr: 0.05 }]);
+    const b = new Adam([{ params: [q], lr: 0.05 }]);
+    try {
+      assert.deepEqual(a.snapshot(), [null], 'no state before the first step');
+      for (const g of grads.slice(0, 2)) {
+        setGrad(p, g);
+        a.step();
+      }
+      const saved = a.snapshot();
+      assert.equal(saved[0]!.step, 2);
+      tidy(() => q.assign(p));
+      b.restore(saved);
+      for (const g of grads.slice(2)) {
+        setGrad(p, g);
+        a.step();
+        setGrad(q, g);
+        b.step();
+      }
+      assert.deepEqual(vals(q), vals(p));
+      assert.throws(() => b.restore([]), /Adam\.restore: 0 saved states for 1 parameters/);
+    } finally {
+      a.dispose();
+      b.dispose();
+      dispose([p, q]);
+    }
+  });
+
+  it('a random generator set back to a saved state draws the same numbers again', () => {
+    manualSeed(7);
+    const state = rngState('cpu');
+    const draw = () => tidy(() => [...vals(rand([5])), ...vals(randint(0, 1000, [4]))]);
+    const first = draw();
+    assert.notDeepEqual(draw(), first);
+    setRngState('cpu', state);
+    assert.deepEqual(draw(), first);
+    assert.throws(() => setRngState('cpu', new Uint8Array(3)), /Error in setRngState: .*RNG state size to be 3/);
   });
 });

@@ -177,6 +177,71 @@ for (const [variant, what] of Object.entries(resumeVariants)) test(`a resumed ru
   const resumed = await quantize(base('pdquant', { ...extra, runDir: crashDir, resume: true }), 'test');
   assert.deepEqual(resumed.qmodel.state(), full.qmodel.state());
   assert.deepEqual(resumed.record.recon!.units.map((u) => u.name), full.record.recon!.units.map((u) => u.name));
+  if (variant !== '' && variant !== 'handover') return;
+  // Inside a unit, its progress saved after every iteration: the resumed run continues after the last one saved. With
+  // the handover, before it (the resumed run makes it in the loop) and after it (at once, on resuming).
+  const at = variant === 'handover' ? full.record.recon!.units.findIndex((u) => u.allThreadsFrom !== undefined) : 2;
+  const switchAt = full.record.recon!.units[at]!.allThreadsFrom;
+  const stops = variant === 'handover' ? [switchAt! - 2, switchAt! + 3] : [25];
+  for (const stop of stops) {
+    const dir = join(ws.dir, `run-crash-mid${variant}-${stop}`);
+    await assert.rejects(
+      quantize(base('pdquant', { ...extra, runDir: dir, unitCheckpointSeconds: 0 }), 'test', {
+        iteration: (_u, k, it) => {
+          if (k === at && it === stop) throw new Error('simulated crash');
+        },
+      }),
+      /simulated crash/,
+    );
+    assert.ok(existsSync(join(dir, 'unit-progress.bin')));
+    const iterations: number[] = [];
+    const threadsUsed = new Set<number>();
+    const mid = await quantize(base('pdquant', { ...extra, runDir: dir, resume: true, unitCheckpointSeconds: 0 }), 'test', {
+      iteration: (_u, k, it) => {
+        if (k !== at) return;
+        iterations.push(it);
+        threadsUsed.add(E.engineInfo().threads);
+      },
+    });
+    assert.equal(iterations[0], stop + 1, 'continues after the last iteration saved (saved before it was reported)');
+    // The thread count (which can change float sums, though not on this tiny model) follows the uninterrupted run.
+    if (variant === 'handover') assert.deepEqual([...threadsUsed], stop < switchAt! ? [1, 2] : [2]);
+    assert.deepEqual(mid.qmodel.state(), full.qmodel.state(), `resumed inside the unit after iteration ${stop}`);
+    const unit = mid.record.recon!.units[at]!;
+    assert.equal(unit.resumedAfter, stop);
+    assert.deepEqual(unit.curve, full.record.recon!.units[at]!.curve);
+    assert.ok(!existsSync(join(dir, 'unit-progress.bin')), 'removed once its unit is finished');
+    mid.qmodel.dispose();
+  }
+});
+
+test('a run interrupted in its first unit resumes from that unit\'s progress; progress of another run is refused', async () => {
+  const dir = join(ws.dir, 'run-first-unit');
+  await assert.rejects(
+    quantize(base('qdrop', { runDir: dir, unitCheckpointSeconds: 0 }), 'test', {
+      iteration: (_u, k, it) => {
+        if (k === 0 && it === 10) throw new Error('simulated crash');
+      },
+    }),
+    /simulated crash/,
+  );
+  assert.ok(!existsSync(join(dir, 'checkpoint.json')) && existsSync(join(dir, 'unit-progress.bin')));
+  const first: number[] = [];
+  const resumed = await quantize(base('qdrop', { runDir: dir, resume: true }), 'test', { iteration: (_u, k, it) => k === 0 && first.push(it) });
+  assert.equal(first[0], 11);
+  const full = await quantize(base('qdrop', { runDir: join(ws.dir, 'run-first-unit-full') }), 'test');
+  assert.deepEqual(resumed.qmodel.state(), full.qmodel.state());
+  resumed.qmodel.dispose();
+  full.qmodel.dispose();
+  // The same folder, another run: its progress is not this run's.
+  const other = join(ws.dir, 'run-first-unit-other');
+  await assert.rejects(
+    quantize(base('qdrop', { runDir: other, unitCheckpointSeconds: 0 }), 'test', { iteration: (_u, k, it) => { if (k === 0 && it === 5) throw new Error('simulated crash'); } }),
+    /simulated crash/,
+  );
+  await assert.rejects(quantize(base('qdrop', { runDir: other, resume: true, wBits: 2 }), 'test'), /^Error: The unit progress in .* belongs to another run \(it differs in: w\); start a new --run-dir$/);
+  writeFileSync(join(other, 'unit-progress.bin'), 'not what a run writes');
+  await assert.rejects(quantize(base('qdrop', { runDir: other, resume: true }), 'test'), /^Error: The unit progress file .*unit-progress\.bin cannot be read \(.*\); delete it to redo that unit from its start$/);
 });
 
 test('the cache estimate inspect prints is what a run holds per unit', async () => {

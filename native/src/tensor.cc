@@ -370,6 +370,28 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The state of the default generator of a device ("cpu", "cuda:0"), as bytes: what the random draws from now on
+// depend on. Setting it back makes the same draws again (a run resumed inside a unit).
+static Napi::Value RngState(const Napi::CallbackInfo& info) {
+  auto dev = DeviceArg(info, 0);
+  at::Generator gen = at::globalContext().defaultGenerator(dev);
+  at::Tensor state;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state = gen.get_state();
+  }
+  return Wrap(info.Env(), std::move(state));
+}
+static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+  auto dev = DeviceArg(info, 0);
+  auto state = Arg(info, 1).to(at::kCPU).contiguous();
+  if (state.scalar_type() != at::kByte) throw Napi::TypeError::New(info.Env(), "a generator state is a uint8 tensor");
+  at::Generator gen = at::globalContext().defaultGenerator(dev);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+  return info.Env().Undefined();
+}
+
 // Tensors passed between worker threads: each thread has its own handles, so a tensor leaves one thread as a
 // number and is taken (once) by another. Both then hold the same storage; no copy is made.
 namespace {
@@ -424,6 +446,8 @@ void RegisterTensorFns(Napi::Env env, Napi::Object exports) {
   PDQ_EXPORT("version", Version);
   PDQ_EXPORT("setThreads", SetThreads);
   PDQ_EXPORT("manualSeed", ManualSeed);
+  PDQ_EXPORT("rngState", RngState);
+  PDQ_EXPORT("setRngState", SetRngState);
   PDQ_EXPORT("setMkldnn", SetMkldnn);
   PDQ_EXPORT("shareTensor", ShareTensor);
   PDQ_EXPORT("takeShared", TakeShared);

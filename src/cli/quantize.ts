@@ -32,6 +32,7 @@ interface Flags {
   bits?: BitRule[];
   runDir?: string;
   resume?: string;
+  checkpointMinutes?: number;
   units?: string;
   output?: string;
   int4Storage?: boolean;
@@ -80,6 +81,7 @@ export function quantizeCommand(program: Command): void {
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units (see `pdquant inspect`)', existingPath('Units file'))
     .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)', outputFolder('--run-dir'))
     .option('--resume <dir>', 'continue a crashed run from its run folder, skipping finished units')
+    .option('--checkpoint-minutes <m>', 'while a unit runs, save its progress in the run folder this often, so that --resume continues inside it (default 10)', positiveNumber('--checkpoint-minutes'))
     .option('--arch-preset <name>', 'w_round, T and λc of PDQUANT.md §6: resnet | regnet | mobilenetv2 | mnasnet', 'resnet')
     .option('--iters <n>', 'iterations per unit (default 20000)', intIn('--iters', 1))
     .option('--batch <n>', 'reconstruction batch size (default 32)', intIn('--batch', 1))
@@ -106,7 +108,7 @@ export function quantizeCommand(program: Command): void {
       const runDir = f.resume ?? f.runDir ?? defaultRunDir(model, f.method, f.w, f.a, f.seed);
       // Said when the reconstruction starts, after the model and the images were found usable.
       const runDirNote = method(f.method).recon && f.resume === undefined
-        ? `pdquant: each finished unit is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it` : undefined;
+        ? `pdquant: each finished unit, and a running one every ${f.checkpointMinutes ?? 10} minutes, is checkpointed in ${runDir}; if the run stops, the same command with --resume ${runDir} continues it` : undefined;
       const stage = (p: string) => {
         console.error(`pdquant: ${p}`);
         if (p === 'reconstruction' && runDirNote) console.error(runDirNote);
@@ -119,6 +121,7 @@ export function quantizeCommand(program: Command): void {
           preset: f.preset, resize: f.resize, crop: f.crop, mean: f.mean, std: f.std, archPreset: f.archPreset,
           eightBitHeadStem: f['8bitHeadStem'], bitRules: f.bits, int8Kernels: f.int8Kernels, eval: f.eval, evalLimit: f.evalLimit, evalBatch: f.evalBatch, recon,
           runDir, resume: f.resume !== undefined, device: f.device,
+          ...(f.checkpointMinutes !== undefined ? { unitCheckpointSeconds: f.checkpointMinutes * 60 } : {}),
           output: f.output, int4Storage: f.int4Storage, verify: f.verify, units: unitsFile(f.units),
         },
         { ...rp, stage, warning: (m: string) => console.error(`pdquant: warning: ${m}`), evalProgress: (what: string, d: number, t: number) => bar.update(d, t, what) },

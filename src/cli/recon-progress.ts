@@ -18,6 +18,8 @@ export function reconProgress(iters: number): RunEvents & { stop(): void } {
   let active = false;
   let runStart = 0;
   let itersDone = 0;
+  // A resumed unit continues after this iteration: its rate counts from there.
+  let resumedAfter = 0;
   const fmt = (v: number) => (v === 0 ? '0' : v.toPrecision(3));
   const etaText = (s: number) => (s > 3600 ? `${(s / 3600).toFixed(1)} h` : s > 60 ? `${Math.round(s / 60)} min` : `${Math.round(s)} s`);
   return {
@@ -32,14 +34,22 @@ export function reconProgress(iters: number): RunEvents & { stop(): void } {
     phase(unit, phase) {
       if (phase === 'optimization') {
         started = performance.now();
+        resumedAfter = 0;
         bar.start(iters, 0, { unit: unit.name, rec: '-', pd: '-', round: '-', beta: '-', rate: '-', runEta: '-' });
         active = true;
       } else console.error(`pdquant:   ${phase}`);
     },
+    unitResumed(unit, iteration) {
+      resumedAfter = iteration;
+      bar.update(iteration);
+      bar.stop();
+      console.error(`pdquant:   continuing ${unit.name} after iteration ${iteration}, where the interrupted run saved it`);
+      bar.start(iters, iteration, { unit: unit.name, rec: '-', pd: '-', round: '-', beta: '-', rate: '-', runEta: '-' });
+    },
     iteration(unit, _k, it, p) {
       itersDone++;
       if (it % 10 !== 0 && it !== iters) return;
-      const rate = it / ((performance.now() - started) / 1000);
+      const rate = (it - resumedAfter) / ((performance.now() - started) / 1000);
       const perIter = (performance.now() - runStart) / 1000 / itersDone;
       const left = (unitsTotal - unitIndex - 1) * iters + (iters - it);
       bar.update(it, { unit: unit.name, rec: fmt(p.rec), pd: fmt(p.pd), round: fmt(p.round), beta: p.beta.toFixed(1), rate: rate.toFixed(1), runEta: etaText(left * perIter) });

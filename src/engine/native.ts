@@ -41,6 +41,8 @@ export interface NativeEngine {
   /** Whether 1×1 convolutions LibTorch would send to its im2col + BLAS kernel run on their pixels instead (default on); returns the previous setting. */
   setPointwiseAsPixels(on: boolean): boolean;
   manualSeed(seed: number): void;
+  rngState(device: string): Handle;
+  setRngState(device: string, state: Handle): void;
   shareTensor(x: Handle): number;
   takeShared(id: number): Handle;
   unary(id: number, x: Handle): Handle;

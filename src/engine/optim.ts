@@ -1,6 +1,6 @@
 /** Optimisers acting in place on parameter tensors (same update rules as torch.optim). */
 import { native } from './native.js';
-import { Tensor, zeros } from './tensor.js';
+import { Tensor, tensor, zeros } from './tensor.js';
 import { keep } from './scope.js';
 import { call } from './errors.js';
 
@@ -8,6 +8,12 @@ export interface ParamGroup {
   params: Tensor[];
   /** A number, or a tensor broadcast against each parameter (e.g. one rate per batch row). */
   lr: number | Tensor;
+}
+
+export interface AdamSnapshot {
+  m: Float32Array;
+  v: Float32Array;
+  step: number;
 }
 
 interface AdamState {
@@ -63,6 +69,28 @@ export class Adam {
 
   zeroGrad(): void {
     for (const g of this.groups) for (const p of g.params) p.zeroGrad();
+  }
+
+  /** Each parameter's moment estimates and step count, in group order (null before its first step): restore() takes them back. */
+  snapshot(): (AdamSnapshot | null)[] {
+    return this.groups.flatMap((g) => g.params).map((p) => {
+      const s = this.#state.get(p);
+      return s ? { m: s.m.data() as Float32Array, v: s.v.data() as Float32Array, step: s.step } : null;
+    });
+  }
+
+  /** Puts back what snapshot() returned for the same parameters, so that the next step() is the one that would have followed. */
+  restore(snapshot: readonly (AdamSnapshot | null)[]): void {
+    const params = this.groups.flatMap((g) => g.params);
+    if (snapshot.length !== params.length) throw new RangeError(`Adam.restore: ${snapshot.length} saved states for ${params.length} parameters`);
+    this.dispose();
+    params.forEach((p, i) => {
+      const s = snapshot[i];
+      if (!s) return;
+      if (s.m.length !== p.size || s.v.length !== p.size) throw new RangeError(`Adam.restore: a saved state of ${s.m.length} values for a parameter of ${p.size}`);
+      const o = { device: p.device, dtype: p.dtype };
+      this.#state.set(p, { m: keep(tensor(s.m, p.shape, o)), v: keep(tensor(s.v, p.shape, o)), step: s.step });
+    });
   }
 
   /** Frees the moment estimates. */

@@ -1,11 +1,34 @@
 /** Engine-wide settings: threads, random seed, version and CUDA availability. */
 import { availableParallelism } from 'node:os';
 import { native } from './native.js';
+import { call } from './errors.js';
 import { setDefaultDevice } from './tensor.js';
 
 /** Seeds every random generator of the engine (CPU and CUDA). */
 export function manualSeed(seed: number): void {
   native.manualSeed(seed);
+}
+
+/**
+ * The state of a device's default random generator (`cpu`, `cuda:0`), as bytes: setRngState with it makes the same
+ * draws again, as after manualSeed with the same seed.
+ */
+export function rngState(device = 'cpu'): Uint8Array {
+  const h = call('rngState', () => native.rngState(device));
+  try {
+    return native.toArray(h) as Uint8Array;
+  } finally {
+    native.free(h);
+  }
+}
+
+export function setRngState(device: string, state: Uint8Array): void {
+  const h = call('setRngState', () => native.fromArray(state, [state.length], 'cpu', false));
+  try {
+    call('setRngState', () => native.setRngState(device, h));
+  } finally {
+    native.free(h);
+  }
 }
 
 /** Intra-op threads used by the kernels. */

@@ -50,6 +50,8 @@ export interface QuantizeOptions {
   recon?: Partial<ReconConfig>;
   runDir?: string;
   resume?: boolean;
+  /** While a unit runs, save its progress in runDir this often (seconds; default 600). */
+  unitCheckpointSeconds?: number;
   /** Write the deployable QDQ ONNX model here. */
   output?: string;
   /** Weight codes of ≤ 4 bits as packed UINT4 (opset 21). */
@@ -186,7 +188,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       ev.warning?.(`${o.runDir} holds ${prior.checkpoint.done.length} finished unit(s) of this same run, which this run does again and overwrites; ` +
         `to continue from them instead, run the same command with --resume ${o.runDir}`);
     units = await timed('reconstruction', () =>
-      reconstruct({ loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume, fingerprint }, ev),
+      reconstruct({ loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume, fingerprint, unitCheckpointSeconds: o.unitCheckpointSeconds }, ev),
     );
   }
   // Kept for verifying the export after the calibration cache is gone.

@@ -11,7 +11,8 @@ import type { ReconConfig } from './config.js';
 import { capture, captureValues, cacheBytes } from './caches.js';
 import { distributionCorrection, unitBatchNorms } from './dc.js';
 import { BackgroundDc } from './dc-background.js';
-import { initUnitActs, reconstructUnit, unitInputQuantizer, type Handover, type LossPoint } from './unit.js';
+import { initUnitActs, reconstructUnit, unitInputQuantizer, type Handover, type LossPoint, type UnitCheckpointing, type UnitProgressState } from './unit.js';
+import { readUnitProgress, removeUnitProgress, unitProgressPath, writeUnitProgress } from './unit-progress.js';
 import { handoverCosts, handoverIteration } from './handover.js';
 
 export interface UnitRecord {
@@ -21,6 +22,8 @@ export interface UnitRecord {
   cacheBytes: number;
   /** With DC in the background: the iteration from which the optimisation ran on every intra-op thread (handover.ts). */
   allThreadsFrom?: number;
+  /** For a unit continued by a resumed run: the last iteration the interrupted run had saved (its seconds count from there). */
+  resumedAfter?: number;
   dc?: { lossStart: number; lossEnd: number; curve: number[] };
   curve: LossPoint[];
 }
@@ -29,6 +32,8 @@ export interface ReconEvents {
   unitStart?(index: number, total: number, unit: Unit): void;
   phase?(unit: Unit, phase: 'caching' | 'dc' | 'optimization'): void;
   iteration?(unit: Unit, index: number, iter: number, p: LossPoint): void;
+  /** A resumed run continues this unit after the iteration its progress was saved at. */
+  unitResumed?(unit: Unit, iteration: number): void;
 }
 
 export interface ReconOptions {
@@ -43,7 +48,12 @@ export interface ReconOptions {
   resume?: boolean;
   /** Identifies the run; a checkpoint of another run is refused. */
   fingerprint: Record<string, unknown>;
+  /** While a unit's optimisation runs, its progress is saved in the run folder this often (seconds; default 600). */
+  unitCheckpointSeconds?: number;
 }
+
+/** How often a running unit's progress is saved by default: a unit shorter than this never writes it. */
+export const UNIT_CHECKPOINT_SECONDS = 600;
 
 interface Checkpoint {
   fingerprint: Record<string, unknown>;
@@ -63,8 +73,8 @@ export function checkpointPath(runDir: string): string {
  */
 export function checkResumable(methodName: string, runDir: string | undefined): void {
   if (runDir === undefined) throw new Error(`Cannot resume: ${methodName} is scale-only, it reconstructs no units and keeps no checkpoint; run it without --resume`);
-  if (existsSync(checkpointPath(runDir))) return;
-  const why = !existsSync(runDir) ? 'does not exist' : 'holds no checkpoint (a run writes one when its first unit is finished)';
+  if (existsSync(checkpointPath(runDir)) || existsSync(unitProgressPath(runDir))) return;
+  const why = !existsSync(runDir) ? 'does not exist' : 'holds no checkpoint (a run writes one when a unit is finished, and every --checkpoint-minutes while one runs)';
   throw new Error(`Cannot resume: the run folder ${runDir} ${why}; run without --resume to start the run there`);
 }
 
@@ -87,6 +97,24 @@ export function reconUnits(loaded: LoadedModel, preset: ReconPreset): Unit[] {
   return preset.unit === 'layer' ? partitionLayers(loaded.folded) : loaded.units;
 }
 
+/**
+ * Saves a unit's progress every unitCheckpointSeconds of its optimisation; with resume, the progress an interrupted run
+ * saved for this unit is where it continues.
+ */
+function unitCheckpointing(o: ReconOptions, unit: string, from: UnitProgressState | undefined): UnitCheckpointing {
+  const runDir = o.runDir!;
+  const every = (o.unitCheckpointSeconds ?? UNIT_CHECKPOINT_SECONDS) * 1000;
+  let last = performance.now();
+  return {
+    due: () => performance.now() - last >= every,
+    save: (state) => {
+      writeUnitProgress(runDir, unit, o.fingerprint, state);
+      last = performance.now();
+    },
+    from,
+  };
+}
+
 /** Reconstructs every unit in network order; returns the per-unit records. */
 export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[] {
   const { loaded, qmodel, images, preset, cfg } = o;
@@ -97,15 +125,21 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   const records: UnitRecord[] = [];
   const done = new Set<string>();
   if (o.resume) {
-    const prior = o.runDir ? readCheckpoint(o.runDir, o.fingerprint) : null;
-    if (!prior) throw new Error(`Cannot resume: no checkpoint at ${ckptPath ?? '(no --run-dir)'}`);
-    const { checkpoint: ck, differing } = prior;
-    if (differing.length > 0)
-      throw new Error(`The checkpoint in ${o.runDir} belongs to another run (it differs in: ${differing.join(', ')}); start a new --run-dir`);
-    qmodel.load(ck.qparams);
-    ck.done.forEach((u) => done.add(u));
-    records.push(...ck.units);
+    if (!o.runDir) throw new Error('Cannot resume: no --run-dir');
+    const prior = readCheckpoint(o.runDir, o.fingerprint);
+    // A run interrupted in its first unit has only that unit's progress.
+    if (!prior && !existsSync(unitProgressPath(o.runDir))) throw new Error(`Cannot resume: no checkpoint at ${ckptPath}`);
+    if (prior) {
+      const { checkpoint: ck, differing } = prior;
+      if (differing.length > 0)
+        throw new Error(`The checkpoint in ${o.runDir} belongs to another run (it differs in: ${differing.join(', ')}); start a new --run-dir`);
+      qmodel.load(ck.qparams);
+      ck.done.forEach((u) => done.add(u));
+      records.push(...ck.units);
+    }
   }
+  // The progress of the unit the interrupted run was in (if it saved any and the unit is not finished since).
+  const saved = o.resume && o.runDir ? readUnitProgress(o.runDir, o.fingerprint) : undefined;
   const input = graph.input.name;
   const output = graph.output.name;
   // AdaRound keeps activation steps at their initial values: set them all in one pass first.
@@ -175,7 +209,9 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
           E.setThreads(threads);
         },
       };
-      const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin!, yfp, logitsFp, tailInputs }, (it, p) => ev.iteration?.(unit, k, it, p), handover);
+      const checkpointing = o.runDir ? unitCheckpointing(o, unit.name, saved?.unit === unit.name ? saved.state : undefined) : undefined;
+      if (checkpointing?.from) ev.unitResumed?.(unit, checkpointing.from.iteration);
+      const curve = reconstructUnit({ qmodel, graph, preset, cfg }, unit, { xq, xfp: xin!, yfp, logitsFp, tailInputs }, (it, p) => ev.iteration?.(unit, k, it, p), handover, checkpointing);
       if (handover) E.setThreads(1);
       const t3 = performance.now();
       const caches = [...new Set([xq, xfp, yfp, xin, ...tailInputs.values()].filter((t): t is E.Tensor => t !== null))];
@@ -187,11 +223,15 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
         seconds: { caching: (t2 - t0) / 1000 - dcSeconds - initSeconds, dc: dcSeconds, optimization: (t3 - t2) / 1000 + initSeconds },
         cacheBytes: bytes,
         ...(at !== null ? { allThreadsFrom: at } : {}),
+        ...(checkpointing?.from ? { resumedAfter: checkpointing.from.iteration } : {}),
         ...(dc ? { dc } : {}),
         curve,
     });
     done.add(unit.name);
-    if (ckptPath) writeJsonAtomic(ckptPath, { fingerprint: o.fingerprint, done: [...done], units: records, qparams: qmodel.state() } satisfies Checkpoint);
+    if (ckptPath) {
+      writeJsonAtomic(ckptPath, { fingerprint: o.fingerprint, done: [...done], units: records, qparams: qmodel.state() } satisfies Checkpoint);
+      removeUnitProgress(o.runDir!);
+    }
     });
   } finally {
     background?.close();

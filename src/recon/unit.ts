@@ -79,6 +79,39 @@ export function initUnitActs(ctx: UnitContext, unit: Unit, xq: E.Tensor): void {
   );
 }
 
+/** Where a unit's optimisation stood after an iteration: enough to continue it exactly where it was. */
+export interface UnitProgressState {
+  iteration: number;
+  curve: LossPoint[];
+  /** The rounding variables, per weight layer in unit order. */
+  alphas: Float32Array[];
+  /** The learned activation steps, in unitActs order. */
+  steps: Float32Array[];
+  adamW: (E.AdamSnapshot | null)[];
+  adamA: (E.AdamSnapshot | null)[] | null;
+  /** The random generators the iterations draw from (batch rows, drop masks). */
+  rng: { device: string; state: Uint8Array }[];
+}
+
+/** Saving a unit's progress during its optimisation, and the progress an interrupted run saved. */
+export interface UnitCheckpointing {
+  /** Whether to save after this iteration. */
+  due(iteration: number): boolean;
+  save(state: UnitProgressState): void;
+  from?: UnitProgressState;
+}
+
+/** Puts saved rounding variables and activation steps back into the unit's parameters, checking that they fit. */
+function restoreProgress(from: UnitProgressState, alphas: E.Tensor[], steps: E.Tensor[]): void {
+  const put = (what: string, saved: Float32Array[], into: E.Tensor[]) => {
+    if (saved.length !== into.length || saved.some((a, i) => a.length !== into[i]!.size))
+      throw new Error(`The saved progress does not fit this unit's ${what} (${saved.map((a) => a.length).join(', ')} values saved, ${into.map((t) => t.size).join(', ')} here)`);
+    E.noGrad(() => E.tidy(() => into.forEach((t, i) => t.assign(E.tensor(saved[i]!, t.shape, { device: t.device })))));
+  };
+  put('rounding variables', from.alphas, alphas);
+  put('activation steps', from.steps, steps);
+}
+
 /** Something to run before one iteration of the optimisation (handover.ts: the switch to every intra-op thread). */
 export interface Handover {
   iteration: number;
@@ -86,7 +119,7 @@ export interface Handover {
 }
 
 /** Optimises the unit, then hardens it. Returns the loss curve (every LOSS_CURVE_EVERY iterations). */
-export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onProgress?: UnitProgress, handover?: Handover): LossPoint[] {
+export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onProgress?: UnitProgress, handover?: Handover, checkpointing?: UnitCheckpointing): LossPoint[] {
   const { qmodel, preset, cfg } = ctx;
   const weightNodes = unit.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
   const actValues = unitActs(qmodel, unit);
@@ -116,8 +149,31 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
   const curve: LossPoint[] = [];
   const hooks = qmodel.hooks({ weights: true, acts: true }, { feeds: false });
   const twoPasses = preset.drop && preset.pd;
+  const rngDevices = [...new Set(['cpu', c.xq.device])];
+  const progress = (iteration: number): UnitProgressState => ({
+    iteration, curve: [...curve],
+    alphas: [...rounders.values()].map((r) => r.alpha.data() as Float32Array),
+    steps: steps.map((s) => s.data() as Float32Array),
+    adamW: optW.snapshot(), adamA: optA ? optA.snapshot() : null,
+    rng: rngDevices.map((device) => ({ device, state: E.rngState(device) })),
+  });
+  let first = 1;
+  const from = checkpointing?.from;
+  if (from) {
+    restoreProgress(from, [...rounders.values()].map((r) => r.alpha), steps);
+    optW.restore(from.adamW);
+    if (optA) {
+      optA.restore(from.adamA ?? []);
+      optA.groups[0]!.lr = actLr(from.iteration);
+    }
+    from.rng.forEach((r) => E.setRngState(r.device, r.state));
+    curve.push(...from.curve);
+    first = from.iteration + 1;
+    // The iterations after the handover ran on every intra-op thread.
+    if (handover && first > handover.iteration) handover.run();
+  }
 
-  for (let it = 1; it <= cfg.iters; it++) {
+  for (let it = first; it <= cfg.iters; it++) {
     if (it === handover?.iteration) handover.run();
     const point = E.tidy(() => {
       const idx = E.randint(0, n, [cfg.batch]);
@@ -166,6 +222,7 @@ export function reconstructUnit(ctx: UnitContext, unit: Unit, c: UnitCaches, onP
       optA.groups[0]!.lr = actLr(it);
     }
     if (it % LOSS_CURVE_EVERY === 0 || it === 1) curve.push(point);
+    if (it < cfg.iters && checkpointing?.due(it)) checkpointing.save(progress(it));
     onProgress?.(it, point);
   }
   optW.dispose();
