@@ -45,6 +45,7 @@ test('a reconstruction run: stage, unit-time, loss-curve and DC charts, units in
   assert.ok(at[0]! >= 0 && at[0]! < at[1]! && at[1]! < at[2]!, `loss-curve panels in network order: ${at}`);
   assert.match(html, /12\.00 → 7\.000/, 'DC loss start → end');
   assert.doesNotMatch(html, /all threads from/, 'no handover column when no unit handed over');
+  assert.doesNotMatch(html, /resumed after/, 'no resume column when no unit was continued');
   assert.deepEqual(embedded(html), r);
 });
 
@@ -54,6 +55,14 @@ test('units that went to every intra-op thread mid-way show the iteration, the o
   assert.match(html, /<th>all threads from iteration<\/th>/);
   assert.match(html, /<tr><td>stem<\/td>(<td[^>]*>[^<]*<\/td>){5}<td class="n">3544<\/td>/);
   assert.match(html, /<tr><td>layer1\.0<\/td>(<td[^>]*>[^<]*<\/td>){5}<td[^>]*>–<\/td>/);
+});
+
+test('a unit a resumed run continued inside shows the iteration it continued after (its times count from there)', async () => {
+  const units = [unit('stem', true), { ...unit('layer1.0', true), resumedAfter: 812 }];
+  const html = await renderReport(record({ recon: { config: DEFAULTS, units } }));
+  assert.match(html, /<th>resumed after iteration<\/th>/);
+  assert.match(html, /<tr><td>layer1\.0<\/td>(<td[^>]*>[^<]*<\/td>){5}<td class="n">812<\/td>/);
+  assert.match(html, /<tr><td>stem<\/td>(<td[^>]*>[^<]*<\/td>){5}<td[^>]*>–<\/td>/);
 });
 
 test('a scale-only run without evaluation: one chart, no reconstruction section', async () => {

@@ -54,11 +54,14 @@ async function reconSection(r: RunRecord): Promise<string> {
   if (!units || units.length === 0) return '';
   // With DC in the background, the iteration from which a unit's optimisation ran on every intra-op thread.
   const handover = units.some((u) => u.allThreadsFrom !== undefined);
+  // A unit a resumed run continued from its saved progress: its times count from there.
+  const resumed = units.some((u) => u.resumedAfter !== undefined);
   const rows = units.map((u) => {
     const end = u.curve.at(-1);
     return [
       u.name, u.kind, mb(u.cacheBytes), num(u.seconds.caching, 1), num(u.seconds.dc, 1), num(u.seconds.optimization, 1),
       ...(handover ? [u.allThreadsFrom === undefined ? '–' : String(u.allThreadsFrom)] : []),
+      ...(resumed ? [u.resumedAfter === undefined ? '–' : String(u.resumedAfter)] : []),
       sig(end?.rec), sig(end?.pd), sig(end?.round), u.dc ? `${sig(u.dc.lossStart)} → ${sig(u.dc.lossEnd)}` : '–',
     ];
   });
@@ -70,7 +73,7 @@ async function reconSection(r: RunRecord): Promise<string> {
     `<figure>${await toSvg(unitTimeSpec(units))}<figcaption>Seconds per unit and phase.</figcaption></figure>`,
     `<figure>${await toSvg(lossCurveSpec(units))}<figcaption>Losses every ${LOSS_CURVE_EVERY} iterations (log scale; the rounding loss is zero during warm-up and left out).</figcaption></figure>`,
     hasDc ? `<figure>${await toSvg(dcCurveSpec(units))}<figcaption>Distribution-correction loss (sum over batches) every ${DC_CURVE_EVERY} Adam steps.</figcaption></figure>` : '',
-    table(['unit', 'kind', 'cache MB', 'caching s', 'DC s', 'optimisation s', ...(handover ? ['all threads from iteration'] : []), 'final rec', 'final pd', 'final round', 'DC loss'], rows, 2),
+    table(['unit', 'kind', 'cache MB', 'caching s', 'DC s', 'optimisation s', ...(handover ? ['all threads from iteration'] : []), ...(resumed ? ['resumed after iteration'] : []), 'final rec', 'final pd', 'final round', 'DC loss'], rows, 2),
     '<h3>Hyper-parameters</h3>',
     table(['parameter', 'value'], Object.entries(cfg).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])),
   ].join('\n');
