@@ -34,6 +34,7 @@ test('bad arguments are one clear error each', async () => {
   await assert.rejects(pdq.quantizeModel({ ...base, method: 'foo' }), /Unknown method foo/);
   await assert.rejects(pdq.quantizeModel({ ...base, archPreset: 'vit' }), /Unknown arch preset vit; choose one of resnet, regnet, mobilenetv2, mnasnet/);
   await assert.rejects(pdq.quantizeModel({ ...base, device: 'gpu' }), /Expected cpu, cuda or cuda:N for device but received gpu/);
+  await assert.rejects(pdq.quantizeModel({ ...base, unitCheckpointSeconds: -1 }), /^RangeError: Expected seconds ≥ 0 for unitCheckpointSeconds but received -1$/);
   await assert.rejects(pdq.evaluateModel(join(ws.dir, 'none.onnx'), ws.images), (e: Error) => e instanceof pdq.OnnxError && /none\.onnx/.test(e.message));
   // What a run writes at its end is checked before it starts.
   await assert.rejects(pdq.quantizeModel({ ...base, method: 'mse', output: ws.dir }), /^Error: output .* is a folder; give a file name$/);

@@ -10,8 +10,8 @@ export function manualSeed(seed: number): void {
 }
 
 /**
- * The state of a device's default random generator (`cpu`, `cuda:0`), as bytes: setRngState with it makes the same
- * draws again, as after manualSeed with the same seed.
+ * The state of a device's default random generator (`cpu`, `cuda:0`), as bytes: after setRngState with it, the
+ * generator draws again what it drew after this call.
  */
 export function rngState(device = 'cpu'): Uint8Array {
   const h = call('rngState', () => native.rngState(device));
