@@ -80,7 +80,7 @@ export function quantizeCommand(program: Command): void {
     .option('--no-verify', 'skip checking the exported model in onnxruntime against the simulation')
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units (see `pdquant inspect`)', existingPath('Units file'))
     .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)', outputFolder('--run-dir'))
-    .option('--resume <dir>', 'continue a crashed run from its run folder, skipping finished units')
+    .option('--resume <dir>', 'continue a crashed run from its run folder: finished units are skipped, and the unit it was in continues from its last saved progress')
     .option('--checkpoint-minutes <m>', 'while a unit runs, save its progress in the run folder this often, so that --resume continues inside it (default 10)', positiveNumber('--checkpoint-minutes'))
     .option('--arch-preset <name>', 'w_round, T and λc of PDQUANT.md §6: resnet | regnet | mobilenetv2 | mnasnet', 'resnet')
     .option('--iters <n>', 'iterations per unit (default 20000)', intIn('--iters', 1))
