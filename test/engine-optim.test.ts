@@ -210,9 +210,9 @@ describe('SGD', () => {
 });
 
 describe('continuing an optimisation exactly (a run resumed inside a unit)', () => {
-  it('Adam restored from a snapshot takes the steps the original would have taken', () => {
+  for (const dtype of ['float32', 'float64'] as const) it(`Adam restored from a snapshot takes the steps the original would have taken (${dtype})`, () => {
     const grads = [G1, seq(6, -3), seq(6, 5), seq(6, 0.5)];
-    const [p, q] = [param('float32'), param('float32')];
+    const [p, q] = [param(dtype), param(dtype)];
     const a = new Adam([{ params: [p], lr: 0.05 }]);
     const b = new Adam([{ params: [q], lr: 0.05 }]);
     try {
@@ -223,6 +223,7 @@ describe('continuing an optimisation exactly (a run resumed inside a unit)', () 
       }
       const saved = a.snapshot();
       assert.equal(saved[0]!.step, 2);
+      assert.ok(saved[0]!.m instanceof (dtype === 'float32' ? Float32Array : Float64Array), 'moments in the parameter\'s dtype');
       tidy(() => q.assign(p));
       b.restore(saved);
       for (const g of grads.slice(2)) {

@@ -10,9 +10,10 @@ export interface ParamGroup {
   lr: number | Tensor;
 }
 
+/** A parameter's moment estimates (in its own dtype: float32 or float64) and its step count. */
 export interface AdamSnapshot {
-  m: Float32Array;
-  v: Float32Array;
+  m: Float32Array | Float64Array;
+  v: Float32Array | Float64Array;
   step: number;
 }
 
@@ -75,7 +76,7 @@ export class Adam {
   snapshot(): (AdamSnapshot | null)[] {
     return this.groups.flatMap((g) => g.params).map((p) => {
       const s = this.#state.get(p);
-      return s ? { m: s.m.data() as Float32Array, v: s.v.data() as Float32Array, step: s.step } : null;
+      return s ? { m: s.m.data() as Float32Array | Float64Array, v: s.v.data() as Float32Array | Float64Array, step: s.step } : null;
     });
   }
 

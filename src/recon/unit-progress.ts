@@ -29,9 +29,10 @@ interface Header {
 
 export function writeUnitProgress(runDir: string, unit: string, fingerprint: Record<string, unknown>, s: UnitProgressState): void {
   const adam = (list: UnitProgressState['adamW']) => list.flatMap((x) => (x ? [x.m, x.v] : []));
-  const arrays: Uint8Array[] = [
-    ...s.alphas, ...s.steps, ...adam(s.adamW), ...(s.adamA ? adam(s.adamA) : []), ...s.rng.map((r) => r.state),
-  ].map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  const floats = [...s.alphas, ...s.steps, ...adam(s.adamW), ...(s.adamA ? adam(s.adamA) : [])];
+  // The reader takes them as float32 (what α, the steps and their moments are).
+  if (floats.some((a) => !(a instanceof Float32Array))) throw new TypeError('unit progress holds float32 parameters only');
+  const arrays: Uint8Array[] = [...floats, ...s.rng.map((r) => r.state)].map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   const header: Header = {
     format: FORMAT, unit, fingerprint, iteration: s.iteration, curve: s.curve,
     adamSteps: { w: s.adamW.map((x) => x?.step ?? null), a: s.adamA ? s.adamA.map((x) => x?.step ?? null) : null },
