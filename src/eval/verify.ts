@@ -1,7 +1,8 @@
 /** Checks that an exported QDQ file computes in onnxruntime what the simulation computes on our engine. */
 import * as E from '../engine/index.js';
 import { execute } from '../graph/index.js';
-import type { OnnxModel, OnnxNode, OnnxTensor } from '../onnx/ir.js';
+import type { OnnxModel, OnnxNode } from '../onnx/ir.js';
+import { dequantized } from '../onnx/qdq-summary.js';
 import { transposed } from '../onnx/linear.js';
 import { encodeOnnx } from '../onnx/write.js';
 import type { QuantizedModel } from '../quant/qmodel.js';
@@ -177,26 +178,6 @@ export interface WeightCheck {
   values: number;
   /** The first weight layer (network order) whose weights differ, and in how many values. */
   failed?: { node: string; differing: number; values: number; maxDiff: number; bias?: boolean };
-}
-
-/** The float32 values a DequantizeLinear of initializers computes: (q − z)·s, per tensor or along `axis`. */
-function dequantized(m: OnnxModel, dq: OnnxNode): OnnxTensor | undefined {
-  const codes = m.initializers.get(dq.inputs[0]!);
-  const scale = m.initializers.get(dq.inputs[1]!);
-  const zero = dq.inputs[2] ? m.initializers.get(dq.inputs[2]) : undefined;
-  if (!codes || !scale || (dq.inputs[2] && !zero)) return undefined;
-  const axisAttr = dq.attrs.axis;
-  const axis = (axisAttr?.type === 'int' ? axisAttr.value : 1) + (axisAttr?.type === 'int' && axisAttr.value < 0 ? codes.dims.length : 0);
-  const inner = codes.dims.slice(axis + 1).reduce((p, d) => p * d, 1);
-  const channels = scale.data.length;
-  const q = codes.data as ArrayLike<number>, s = scale.data as Float32Array, z = zero?.data as ArrayLike<number> | undefined;
-  const data = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) {
-    const c = channels === 1 ? 0 : Math.floor(i / inner) % channels;
-    // An integer times a float32 is exact in float64, so one rounding gives float32's product.
-    data[i] = Math.fround((q[i]! - (z?.[c] ?? 0)) * s[c]!);
-  }
-  return { name: dq.outputs[0]!, dataType: 'float32', dims: codes.dims, data };
 }
 
 /**

@@ -1,5 +1,6 @@
-// What a QDQ model holds, for `pdquant inspect`: its weight codes and activation quantizers, read back from the graph.
-import type { OnnxModel, OnnxTensor } from './ir.js';
+// What a QDQ model holds, for `pdquant inspect` and the export check: its weight codes and activation quantizers, read
+// back from the graph.
+import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
 import { numel } from './tensor.js';
 
 /** A weight stored as integer codes behind a DequantizeLinear. */
@@ -37,19 +38,52 @@ function scalar(model: OnnxModel, name: string | undefined): number | undefined 
   return t && numel(t.dims) === 1 ? Number(t.data[0]) : undefined;
 }
 
+/** A DequantizeLinear's axis, counted from the front (ONNX's default is 1). */
+function dqAxis(dq: OnnxNode, rank: number): number {
+  const axis = dq.attrs.axis?.type === 'int' ? (dq.attrs.axis.value as number) : 1;
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** The channel of each element of a tensor of `dims` with `channels` channels along `axis` (one channel: all 0). */
+function channelOf(dims: readonly number[], axis: number, channels: number): (i: number) => number {
+  const inner = numel(dims.slice(axis + 1));
+  return channels === 1 ? () => 0 : (i) => Math.floor(i / inner) % channels;
+}
+
 /** max − min of the codes of one channel (the DequantizeLinear's axis), widest over the channels. */
-function widestChannelSpan(codes: OnnxTensor, dq: OnnxModel['nodes'][number]): number {
+function widestChannelSpan(codes: OnnxTensor, dq: OnnxNode): number {
   const perChannel = codes.dims.length > 0 && dq.attrs.axis?.type === 'int';
-  const axis = perChannel ? ((dq.attrs.axis!.value as number) + codes.dims.length) % codes.dims.length : 0;
+  const axis = perChannel ? dqAxis(dq, codes.dims.length) : 0;
   const channels = perChannel ? codes.dims[axis]! : 1;
-  const inner = perChannel ? numel(codes.dims.slice(axis + 1)) : numel(codes.dims);
+  const channel = channelOf(codes.dims, axis, channels);
   const lo = new Array<number>(channels).fill(Infinity), hi = new Array<number>(channels).fill(-Infinity);
   codes.data.forEach((v, i) => {
-    const c = Math.floor(i / inner) % channels;
+    const c = channel(i);
     lo[c] = Math.min(lo[c]!, Number(v));
     hi[c] = Math.max(hi[c]!, Number(v));
   });
   return Math.max(0, ...hi.map((h, c) => h - lo[c]!));
+}
+
+/**
+ * The float32 values a DequantizeLinear of initializers computes, (q − z)·s per tensor or along its axis; undefined
+ * when its inputs are not initializers.
+ */
+export function dequantized(m: OnnxModel, dq: OnnxNode): OnnxTensor | undefined {
+  const codes = m.initializers.get(dq.inputs[0]!);
+  const scale = m.initializers.get(dq.inputs[1]!);
+  const zero = dq.inputs[2] ? m.initializers.get(dq.inputs[2]) : undefined;
+  if (!codes || !scale || (dq.inputs[2] && !zero)) return undefined;
+  const channels = scale.data.length;
+  const channel = channelOf(codes.dims, dqAxis(dq, codes.dims.length), channels);
+  const q = codes.data as ArrayLike<number>, s = scale.data as Float32Array, z = zero?.data as ArrayLike<number> | undefined;
+  const data = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) {
+    const c = channel(i);
+    // An integer times a float32 is exact in float64, so one rounding gives float32's product.
+    data[i] = Math.fround((q[i]! - (z?.[c] ?? 0)) * s[c]!);
+  }
+  return { name: dq.outputs[0]!, dataType: 'float32', dims: codes.dims, data };
 }
 
 /** Whether a model holds QuantizeLinear/DequantizeLinear nodes (a QDQ model, such as `quantize -o` writes). */
