@@ -1,10 +1,11 @@
 /**
  * Engine benchmark: a 3×3 convolution layer (forward, forward+backward) in GFLOP/s, a 1×1 convolution of few
- * images on one thread (forward+backward), and the per-call cost of a tiny op (the fixed overhead of the JS → N-API → LibTorch path).
+ * images on one thread (forward+backward), a classifier's linear layer (forward+backward), and the per-call cost
+ * of a tiny op (the fixed overhead of the JS → N-API → LibTorch path).
  */
 import { cpus, platform, arch, loadavg } from 'node:os';
 import {
-  tensor, randn, conv2d, tidy, keep, dispose, noGrad, manualSeed, engineInfo, liveTensors, setThreads,
+  tensor, randn, conv2d, linear, tidy, keep, dispose, noGrad, manualSeed, engineInfo, liveTensors, setThreads,
 } from '../src/engine/index.js';
 import { native } from '../src/engine/native.js';
 import type { BenchResult } from './run.js';
@@ -141,6 +142,55 @@ function pointwiseBench(): BenchResult {
   }
 }
 
+/**
+ * A classifier at the reconstruction's batch (ResNet-18's [32, 512] → 1000), forward and backward, on every thread:
+ * the matrix product LibTorch would run on the BLAS it was built with, which the addon runs as a 1×1 convolution on
+ * oneDNN instead (ops.cc).
+ */
+function linearBench(): BenchResult {
+  const P = { N: 32, In: 512, Out: 1000 };
+  const threads = engineInfo().threads;
+  manualSeed(0);
+  const x = keep(randn([P.N, P.In]).requiresGrad_());
+  const w = keep(tidy(() => randn([P.Out, P.In]).mul(Math.sqrt(1 / P.In))).requiresGrad_());
+  const b = keep(randn([P.Out]).requiresGrad_());
+  try {
+    const fwdBwdFlops = 3 * 2 * P.N * P.Out * P.In;
+    const timed = (asPointwise: boolean) => {
+      const before = native.setLinearAsPointwise(asPointwise);
+      try {
+        return timeRuns(() =>
+          tidy(() => {
+            for (const p of [x, w, b]) p.zeroGrad();
+            linear(x, w, b).sum().backward();
+          }),
+          threads,
+        ).times;
+      } finally {
+        native.setLinearAsPointwise(before);
+      }
+    };
+    const ours = timed(true), libtorch = timed(false);
+    const [s, sLibtorch] = [median(ours), median(libtorch)];
+    return {
+      linear_fwd_bwd_gflops: round(fwdBwdFlops / s / 1e9),
+      linear: {
+        shape: { input: [P.N, P.In], weight: [P.Out, P.In], bias: true, dtype: 'float32' },
+        threads,
+        forward_backward_flops: fwdBwdFlops,
+        forward_backward_median_s: round(s, 4),
+        forward_backward_times_s: ours.map((t) => round(t, 4)),
+        // The same layer where LibTorch chooses the kernel (setLinearAsPointwise(false)): its BLAS matrix product.
+        libtorch_kernel_gflops: round(fwdBwdFlops / sLibtorch / 1e9),
+        libtorch_kernel_median_s: round(sLibtorch, 4),
+        libtorch_kernel_times_s: libtorch.map((t) => round(t, 4)),
+      },
+    };
+  } finally {
+    dispose([x, w, b]);
+  }
+}
+
 type Stats = { median: number; min: number; max: number };
 
 /**
@@ -206,11 +256,13 @@ export async function run(): Promise<BenchResult> {
   const loadBefore = loadavg()[0]!;
   const conv = convBench();
   const pointwise = pointwiseBench();
+  const dense = linearBench();
   const tiny = tinyOpBench();
   return {
     date: new Date().toISOString(),
     ...conv,
     ...pointwise,
+    ...dense,
     ...tiny,
     targets: { conv3x3_fwd_bwd_gflops: 130, tiny_op_us_max: 10 },
     env: {

@@ -602,6 +602,48 @@ describe('1×1 convolutions of few images on one thread', () => {
       });
 });
 
+// The addon runs these as 1×1 convolutions on oneDNN rather than on the reference BLAS's matrix product (ops.cc).
+describe('linear layers of 16+ rows and 128×128+ weights', () => {
+  const cases = [
+    { name: 'the smallest such layer', rows: 16, inF: 128, outF: 128, bias: true, transposed: false, threads: 1 },
+    { name: 'a classifier, 2 threads', rows: 32, inF: 200, outF: 130, bias: true, transposed: false, threads: 2 },
+    { name: 'no bias, a transposed (non-contiguous) input', rows: 20, inF: 130, outF: 140, bias: false, transposed: true, threads: 1 },
+  ];
+  for (const c of cases)
+    it(`${c.name}: the float64 product's values and gradients`, () => {
+      const threads = engineInfo().threads;
+      setThreads(c.threads);
+      try {
+        tidy(() => {
+          const x64 = c.transposed ? f64([c.inF, c.rows], 1).permute([1, 0]) : f64([c.rows, c.inF], 1);
+          const [w64, b64] = [f64([c.outF, c.inF], 2).mul(0.1), f64([c.outF], 3)];
+          const weighting = f64([c.rows, c.outF], 4);
+          const [x, w, b] = noGrad(() => [x64, w64, b64].map((v) => v.to({ dtype: 'float32' }).requiresGrad_()));
+          const bias = (v: Tensor | undefined) => (c.bias ? v! : null);
+          const y = linear(x!, w!, bias(b));
+          assert.deepEqual(y.shape, [c.rows, c.outF]);
+          const ref = linear(x64, w64, bias(b64));
+          assertClose(vals(y), vals(ref), 1e-5, 1e-4);
+          // A few entries by hand, so that the reference is not the same kernel as the value under test.
+          const xv = vals(x64), wv = vals(w64), bv = vals(b64);
+          for (const [r, o] of [[0, 0], [c.rows - 1, c.outF - 1], [7, 100]] as const) {
+            let sum = c.bias ? bv[o]! : 0;
+            for (let k = 0; k < c.inF; k++) sum += xv[r * c.inF + k]! * wv[o * c.inF + k]!;
+            assertClose([vals(y)[r * c.outF + o]!], [sum], 1e-5, 1e-4, `y[${r}, ${o}]`);
+          }
+          const params = c.bias ? [x!, w!, b!] : [x!, w!];
+          const grads = analyticGrads(() => linear(x!, w!, bias(b)).mul(weighting.to({ dtype: 'float32' })).sum(), params);
+          const params64 = c.bias ? [x64, w64, b64] : [x64, w64];
+          for (const v of params64) v.requiresGrad_();
+          const refGrads = analyticGrads(() => linear(x64, w64, bias(b64)).mul(weighting).sum(), params64);
+          grads.forEach((g, k) => assertClose(g!, refGrads[k]!, 1e-5, 1e-4, ['input', 'weight', 'bias'][k] + ' gradient'));
+        });
+      } finally {
+        setThreads(threads);
+      }
+    });
+});
+
 describe('linear and batchNorm', () => {
   it('linear: y = x Wᵀ + b, also with leading batch dims', t(() => {
     const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
