@@ -8,6 +8,7 @@ import { dump } from 'npyjs';
 import { tempDir } from './helpers/temp-dir.js';
 import {
   DataError,
+  decodeImage,
   batches,
   cropOffset,
   describeTransform,
@@ -464,6 +465,14 @@ describe('batches', () => {
     fs.writeFileSync(corrupt, bytes.subarray(0, bytes.length / 2));
     const ds = await openDataset(root);
     await rejectsData(collect(batches(ds, { batchSize: 2 })), `Cannot decode image ${corrupt}`);
+    // libvips's multi-line, repeated warnings become one line, each said once
+    await assert.rejects(decodeImage(corrupt), (e: unknown) => {
+      const message = (e as Error).message;
+      assert.ok(!message.includes('\n'), message);
+      const parts = message.split('; ');
+      parts.forEach((p, i) => assert.ok(parts.every((q, j) => i === j || !q.includes(p)), message));
+      return true;
+    });
     for await (const b of batches(ds, { batchSize: 1, prefetch: 3 })) {
       assert.equal(b.shape[0], 1);
       break; // the failing batch was already launched; leaving must not raise an unhandled rejection

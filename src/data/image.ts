@@ -15,6 +15,12 @@ export async function decodeImage(file: string): Promise<Pixels> {
       .toBuffer({ resolveWithObject: true });
     return { data, width: info.width, height: info.height, channels: info.channels };
   } catch (e) {
-    throw new DataError(`Cannot decode image ${file}: ${reason(e)}`, { cause: e });
+    throw new DataError(`Cannot decode image ${file}: ${oneLine(reason(e))}`, { cause: e });
   }
+}
+
+/** libvips repeats its decoder's warnings over several lines (VipsJpeg: ... twice): each one once, on one line. */
+function oneLine(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return lines.reduce<string[]>((kept, l) => (kept.some((k) => k.includes(l)) ? kept : [...kept, l]), []).join('; ');
 }
