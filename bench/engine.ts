@@ -93,6 +93,34 @@ function convBench(): BenchResult {
 }
 
 /**
+ * Forward+backward of `step` with one of the addon's kernel reroutes (ops.cc) on, and off so that LibTorch chooses the
+ * kernel; `reroute` is the addon's switch, set back afterwards. The result's fields, and the rerouted GFLOP/s.
+ */
+function reroutedAndLibtorch(reroute: (on: boolean) => boolean, step: () => void, flops: number, threads: number) {
+  const timed = (on: boolean) => {
+    const before = reroute(on);
+    try {
+      return timeRuns(() => tidy(step), threads).times;
+    } finally {
+      reroute(before);
+    }
+  };
+  const ours = timed(true), libtorch = timed(false);
+  const [s, sLibtorch] = [median(ours), median(libtorch)];
+  return {
+    gflops: round(flops / s / 1e9),
+    fields: {
+      forward_backward_flops: flops,
+      forward_backward_median_s: round(s, 4),
+      forward_backward_times_s: ours.map((t) => round(t, 4)),
+      libtorch_kernel_gflops: round(flops / sLibtorch / 1e9),
+      libtorch_kernel_median_s: round(sLibtorch, 4),
+      libtorch_kernel_times_s: libtorch.map((t) => round(t, 4)),
+    },
+  };
+}
+
+/**
  * A 1×1 convolution of 8 images on one intra-op thread (EfficientNet's [8, 960, 14, 14] → 160), forward and backward:
  * the case LibTorch 1.13 would send to its im2col + BLAS kernel, which the addon runs on oneDNN instead (ops.cc).
  */
@@ -105,35 +133,19 @@ function pointwiseBench(): BenchResult {
   setThreads(1);
   try {
     const fwdBwdFlops = 3 * 2 * P.N * P.Cout * P.H * P.W * P.Cin;
-    const timed = (asPixels: boolean) => {
-      const before = native.setPointwiseAsPixels(asPixels);
-      try {
-        return timeRuns(() =>
-          tidy(() => {
-            x.zeroGrad();
-            w.zeroGrad();
-            conv2d(x, w).sum().backward();
-          }),
-          1,
-        ).times;
-      } finally {
-        native.setPointwiseAsPixels(before);
-      }
+    const step = () => {
+      x.zeroGrad();
+      w.zeroGrad();
+      conv2d(x, w).sum().backward();
     };
-    const ours = timed(true), libtorch = timed(false);
-    const [s, sLibtorch] = [median(ours), median(libtorch)];
+    // libtorch_kernel_*: the same convolution where LibTorch chooses the kernel (im2col + BLAS).
+    const r = reroutedAndLibtorch((on) => native.setPointwiseAsPixels(on), step, fwdBwdFlops, 1);
     return {
-      pointwise_1thread_fwd_bwd_gflops: round(fwdBwdFlops / s / 1e9),
+      pointwise_1thread_fwd_bwd_gflops: r.gflops,
       pointwise: {
         shape: { input: [P.N, P.Cin, P.H, P.W], weight: [P.Cout, P.Cin, 1, 1], layout: 'channels-last', dtype: 'float32' },
         threads: 1,
-        forward_backward_flops: fwdBwdFlops,
-        forward_backward_median_s: round(s, 4),
-        forward_backward_times_s: ours.map((t) => round(t, 4)),
-        // The same convolution where LibTorch chooses the kernel (setPointwiseAsPixels(false)): im2col + BLAS.
-        libtorch_kernel_gflops: round(fwdBwdFlops / sLibtorch / 1e9),
-        libtorch_kernel_median_s: round(sLibtorch, 4),
-        libtorch_kernel_times_s: libtorch.map((t) => round(t, 4)),
+        ...r.fields,
       },
     };
   } finally {
@@ -144,8 +156,8 @@ function pointwiseBench(): BenchResult {
 
 /**
  * A classifier at the reconstruction's batch (ResNet-18's [32, 512] → 1000), forward and backward, on every thread:
- * the matrix product LibTorch would run on the BLAS it was built with, which the addon runs as a 1×1 convolution on
- * oneDNN instead (ops.cc).
+ * the matrix product LibTorch runs on the BLAS it was built with, which the addon runs as a 1×1 convolution on oneDNN
+ * where that BLAS is the generic one (ops.cc).
  */
 function linearBench(): BenchResult {
   const P = { N: 32, In: 512, Out: 1000 };
@@ -155,35 +167,22 @@ function linearBench(): BenchResult {
   const w = keep(tidy(() => randn([P.Out, P.In]).mul(Math.sqrt(1 / P.In))).requiresGrad_());
   const b = keep(randn([P.Out]).requiresGrad_());
   try {
-    const fwdBwdFlops = 3 * 2 * P.N * P.Out * P.In;
-    const timed = (asPointwise: boolean) => {
-      const before = native.setLinearAsPointwise(asPointwise);
-      try {
-        return timeRuns(() =>
-          tidy(() => {
-            for (const p of [x, w, b]) p.zeroGrad();
-            linear(x, w, b).sum().backward();
-          }),
-          threads,
-        ).times;
-      } finally {
-        native.setLinearAsPointwise(before);
-      }
+    const reroutedByDefault = native.setLinearAsPointwise(true);
+    native.setLinearAsPointwise(reroutedByDefault);
+    const step = () => {
+      for (const p of [x, w, b]) p.zeroGrad();
+      linear(x, w, b).sum().backward();
     };
-    const ours = timed(true), libtorch = timed(false);
-    const [s, sLibtorch] = [median(ours), median(libtorch)];
+    // libtorch_kernel_*: the same layer on LibTorch's matrix product.
+    const r = reroutedAndLibtorch((on) => native.setLinearAsPointwise(on), step, 3 * 2 * P.N * P.Out * P.In, threads);
     return {
-      linear_fwd_bwd_gflops: round(fwdBwdFlops / s / 1e9),
+      linear_fwd_bwd_gflops: r.gflops,
       linear: {
         shape: { input: [P.N, P.In], weight: [P.Out, P.In], bias: true, dtype: 'float32' },
         threads,
-        forward_backward_flops: fwdBwdFlops,
-        forward_backward_median_s: round(s, 4),
-        forward_backward_times_s: ours.map((t) => round(t, 4)),
-        // The same layer where LibTorch chooses the kernel (setLinearAsPointwise(false)): its BLAS matrix product.
-        libtorch_kernel_gflops: round(fwdBwdFlops / sLibtorch / 1e9),
-        libtorch_kernel_median_s: round(sLibtorch, 4),
-        libtorch_kernel_times_s: libtorch.map((t) => round(t, 4)),
+        // false where LibTorch was built with MKL or OpenBLAS: linear layers then keep its matrix product
+        rerouted_by_default: reroutedByDefault,
+        ...r.fields,
       },
     };
   } finally {
