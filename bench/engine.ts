@@ -268,6 +268,7 @@ export async function run(): Promise<BenchResult> {
       threads: info.threads,
       torch: info.torch,
       cuda: info.cuda,
+      blas: info.blas,
       node: process.version,
       cpu: cpus()[0]?.model ?? 'unknown',
       cpu_count: cpus().length,

@@ -164,11 +164,12 @@ describe('creation', () => {
     assert.deepEqual(vals(bernoulli(tensor([0, 1, 0, 1]))), [0, 1, 0, 1]);
   }));
 
-  it('engineInfo reports torch version and threads', () => {
+  it('engineInfo reports torch version, threads and the BLAS it was built with', () => {
     const info = engineInfo();
     assert.match(info.torch, /^\d+\.\d+\.\d+$/);
     assert.ok(Number.isInteger(info.threads) && info.threads >= 1);
     assert.equal(typeof info.cuda, 'boolean');
+    assert.match(info.blas, /^[a-z0-9_]+$/i); // one word: generic, mkl, open, ...
   });
 });
 

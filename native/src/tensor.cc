@@ -1,4 +1,5 @@
 // Handles, conversions to and from typed arrays, creation, autograd and engine settings.
+#include <ATen/Version.h>
 #include "handle.h"
 #include <atomic>
 #include <mutex>
@@ -353,6 +354,10 @@ static Napi::Value Version(const Napi::CallbackInfo& info) {
   o.Set("cuda", torch::cuda::is_available());
   o.Set("cudaDevices", static_cast<double>(torch::cuda::device_count()));
   o.Set("threads", at::get_num_threads());
+  // The BLAS LibTorch was built with, as its build configuration names it (generic, mkl, open, ...).
+  const std::string config = at::show_config(), key = "BLAS_INFO=";
+  const auto at_key = config.find(key);
+  o.Set("blas", at_key == std::string::npos ? std::string("unknown") : config.substr(at_key + key.size(), config.find_first_of(", \n", at_key) - at_key - key.size()));
   return o;
 }
 static Napi::Value SetThreads(const Napi::CallbackInfo& info) {

@@ -36,7 +36,7 @@ export interface NativeEngine {
   adamStep(p: Handle, g: Handle, m: Handle, v: Handle, step: number, lr: HandleOrNum, b1: number, b2: number, eps: number, wd: number): void;
   sgdStep(p: Handle, g: Handle, buf: Opt<Handle>, lr: number, momentum: number, wd: number, first: boolean): void;
   copyInto(dst: Handle, src: Handle): void;
-  version(): { torch: string; cuda: boolean; cudaDevices: number; threads: number };
+  version(): { torch: string; cuda: boolean; cudaDevices: number; threads: number; blas: string };
   setThreads(n: number): void;
   /** Whether 1×1 convolutions LibTorch would send to its im2col + BLAS kernel run on their pixels instead (default on); returns the previous setting. */
   setPointwiseAsPixels(on: boolean): boolean;

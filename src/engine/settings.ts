@@ -50,8 +50,10 @@ export interface EngineInfo {
   cuda: boolean;
   cudaDevices: number;
   threads: number;
+  /** The BLAS LibTorch was built with (BLAS_INFO of its build configuration: generic, mkl, open, ...). */
+  blas: string;
 }
-/** LibTorch version, CUDA availability and thread count. */
+/** LibTorch version, CUDA availability, thread count and BLAS. */
 export function engineInfo(): EngineInfo {
   return native.version();
 }
