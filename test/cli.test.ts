@@ -282,6 +282,38 @@ test('a model whose weights are in an external data file (torch.onnx.export with
   assertOneError(pdquant('eval', external, '--data', data), /external data file .*fashion\.onnx\.data not found \(it must sit beside the model\)/);
 });
 
+test('a float16 model is quantized as float32, with a warning, into a float32 model; onnxruntime evaluates the float16 file as it is', async () => {
+  const { toFloat16 } = await import('./helpers/float16.js');
+  const { onnx } = await import('../src/onnx/proto.js');
+  const half = join(dir, 'fashion-fp16.onnx');
+  writeFileSync(half, toFloat16(readFileSync(model)));
+  assert.match(pdquant('inspect', half).stdout, /the file holds float16 values \(weights, input, output or casts\): pdquant reads them as float32/);
+  const q = join(dir, 'fashion-fp16.q.onnx');
+  const r = pdquant('quantize', half, '--calib', images, '--w', '8', '--a', '8', '--method', 'mse', '-o', q);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(warnings(r.stderr), [`${half} is a float16 model: pdquant reads it as float32 (which holds every float16 value exactly) and computes ` +
+    "in float32, so its FP top-1 can differ a little from the float16 model's, and the quantized model it writes takes and gives float32"]);
+  assert.match(r.stdout, /verified in onnxruntime/);
+  const written = onnx.ModelProto.decode(readFileSync(q)).graph!;
+  assert.deepEqual([...written.input!, ...written.output!].map((v) => v.type!.tensorType!.elemType), [1, 1]);
+  assert.ok(written.initializer!.every((t) => t.dataType !== onnx.TensorProto.DataType.FLOAT16));
+  // The float16 file in onnxruntime (float16 input and output) and read as float32 on the engine: the same classes.
+  const data = classFolder('fp16-labelled', 10);
+  const engine = pdquant('eval', half, '--data', data, '--json', join(dir, 'fp16-torch.json'));
+  const ort = pdquant('eval', half, '--data', data, '--backend', 'ort', '--json', join(dir, 'fp16-ort.json'));
+  assert.equal(engine.status, 0, engine.stderr);
+  assert.equal(ort.status, 0, ort.stderr);
+  const top1 = (f: string) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { top1: number }).top1;
+  assert.equal(top1('fp16-ort.json'), top1('fp16-torch.json'));
+  // Logits for varied inputs: the float16 file in onnxruntime against the float32 one, within float16's precision.
+  const { openOrt, runOrt } = await import('../src/eval/ort.js');
+  const x = Float32Array.from({ length: 4 * 28 * 28 }, (_, i) => Math.sin(i * 0.37) * 2);
+  const logits = async (file: string) => (await runOrt(await openOrt(file), x, [4, 1, 28, 28])).logits!.data;
+  const [fromHalf, fromFloat] = [await logits(half), await logits(model)];
+  const scale = Math.max(...fromFloat.map(Math.abs));
+  assert.ok(fromFloat.every((v, i) => Math.abs(v - fromHalf[i]!) < 0.02 * scale), `${[...fromHalf]} vs ${[...fromFloat]}`);
+});
+
 test('a model without BatchNormalization (folded by the exporter): DC methods warn that they have nothing to correct', async () => {
   const { readOnnx, foldConstants, encodeOnnx } = await import('../src/onnx/index.js');
   const { foldBatchNorm } = await import('../src/graph/index.js');

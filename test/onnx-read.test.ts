@@ -7,6 +7,8 @@ import { OnnxError, readOnnx } from '../src/onnx/index.js';
 import { attr, buildModel, tensor, withExternalData, type ModelSpec } from './helpers/onnx-builder.js';
 import { tinyResNet } from './helpers/tiny-resnet.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { toFloat16 } from './helpers/float16.js';
+import { floatToHalf, halfToFloat } from '../src/onnx/half.js';
 
 const convSpec = (): ModelSpec => ({
   inputs: [{ name: 'x', dims: ['N', 2, 4, 4] }, { name: 'w', dims: [3, 2, 1, 1] }],
@@ -78,11 +80,64 @@ test('readOnnx: opset outside 11..26', () => {
   expectOnnxError(() => readOnnx(buildModel({ ...convSpec(), opset: 27 })), /opset 27 not supported/);
 });
 
-test('readOnnx: a half-precision model is refused with what to give instead', () => {
+test('readOnnx: a float16 model is read as float32, every value exactly', () => {
+  // Values float16 cannot hold (0.1, 1/3, 70000) become the float16 nearest them, which float32 holds exactly.
+  const spec = convSpec();
+  spec.initializers = [tensor('w', 'float', [3, 2, 1, 1], [0.1, 1 / 3, -2.5, 70000, 6e-8, -0]), tensor('b', 'float', [3], [0.5, -1, 1e-3], true)];
+  const m = readOnnx(toFloat16(buildModel(spec)));
+  assert.equal(m.readFromFloat16, true);
+  assert.deepEqual(m.inputs, [{ name: 'x', elemType: 'float32', dims: ['N', 2, 4, 4] }]);
+  assert.deepEqual(m.outputs, [{ name: 'y', elemType: 'float32', dims: ['N', 3, 4, 4] }]);
+  const w = m.initializers.get('w')!, b = m.initializers.get('b')!;
+  assert.equal(w.dataType, 'float32');
+  assert.deepEqual([...w.data], [0.0999755859375, 0.333251953125, -2.5, Infinity, 5.960464477539063e-8, -0]);
+  assert.deepEqual([...b.data], [0.5, -1, 0.0010004043579101562]);
+  // int32_data holds one float16's bits per entry
+  const typed = onnx.ModelProto.decode(toFloat16(buildModel(convSpec())));
+  const t = typed.graph!.initializer!.find((i) => i.name === 'w')!;
+  t.int32Data = [...new Uint16Array(new Uint8Array(t.rawData!).buffer)];
+  t.rawData = new Uint8Array();
+  assert.deepEqual([...readOnnx(onnx.ModelProto.encode(typed).finish()).initializers.get('w')!.data], [1, 2, 3, 4, 5, 6]);
+  assert.equal(readOnnx(buildModel(convSpec())).readFromFloat16, undefined);
+});
+
+test('readOnnx: a float16 model that kept float32 input and output has its casts to float16 read as casts to float32', () => {
+  const m = readOnnx(toFloat16(buildModel(convSpec()), { keepIoTypes: true }));
+  assert.equal(m.readFromFloat16, true);
+  const casts = m.nodes.filter((n) => n.opType === 'Cast').map((n) => n.attrs.to);
+  assert.deepEqual(casts, [{ type: 'int', value: 1 }, { type: 'int', value: 1 }]);
+  assert.deepEqual(m.nodes.map((n) => n.opType), ['Cast', 'Conv', 'Relu', 'Cast']);
+});
+
+test('readOnnx: float16 data of the wrong size is named', () => {
+  const bad = onnx.ModelProto.decode(toFloat16(buildModel(convSpec())));
+  bad.graph!.initializer![0]!.rawData = new Uint8Array(5);
+  expectOnnxError(() => readOnnx(onnx.ModelProto.encode(bad).finish()), /^initializer w: raw_data has 5 bytes, shape \[3,2,1,1\] of float16 needs 12$/);
+});
+
+test('readOnnx: a bfloat16 model is refused with what to give instead', () => {
   const half = onnx.ModelProto.decode(buildModel(convSpec()));
-  half.graph!.initializer![0]!.dataType = onnx.TensorProto.DataType.FLOAT16;
+  half.graph!.initializer![0]!.dataType = onnx.TensorProto.DataType.BFLOAT16;
   expectOnnxError(() => readOnnx(onnx.ModelProto.encode(half).finish()),
-    /^initializer \S+: element type FLOAT16 not supported \(pdquant holds .*\); pdquant quantizes float32 models: give it the model exported in float32/);
+    /^initializer \S+: element type BFLOAT16 not supported \(pdquant holds .*\); pdquant quantizes float32 and float16 models: give it the model exported in float32/);
+});
+
+test('float16 conversion: every float16 survives float32 and back; float32 values round to the nearest, ties to even', () => {
+  for (let bits = 0; bits < 0x10000; bits++) {
+    const v = halfToFloat(bits);
+    if (Number.isNaN(v)) assert.ok(Number.isNaN(halfToFloat(floatToHalf(v))));
+    else assert.equal(floatToHalf(v), bits, `bits ${bits}`);
+  }
+  for (let bits = 0; bits < 0x7bff; bits++) {
+    const [lo, hi] = [halfToFloat(bits), halfToFloat(bits + 1)];
+    const mid = (lo + hi) / 2; // exact in float32: halves have 11 significant bits
+    assert.equal(floatToHalf(mid), bits & 1 ? bits + 1 : bits, `tie between ${lo} and ${hi}`);
+    assert.equal(floatToHalf(Math.fround(mid + (hi - lo) / 64)), bits + 1);
+    assert.equal(floatToHalf(Math.fround(mid - (hi - lo) / 64)), bits);
+  }
+  assert.equal(floatToHalf(65520), 0x7c00); // halfway to the next power of two: infinity
+  assert.equal(floatToHalf(1e-8), 0); // below half the smallest subnormal
+  assert.equal(floatToHalf(-1e-8), 0x8000);
 });
 
 test('readOnnx: no inputs, cycle, missing input', () => {

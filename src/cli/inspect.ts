@@ -50,6 +50,8 @@ export function inspectCommand(program: Command): void {
       console.log(`${model}: opset ${read.opsetVersion}, producer ${read.producer || '?'} ${read.producerVersion}`);
       for (const i of read.inputs) console.log(`  input  ${i.name} ${i.elemType} ${dims(i.dims)}`);
       for (const o of read.outputs) console.log(`  output ${o.name} ${o.elemType} ${dims(o.dims)}`);
+      if (read.readFromFloat16)
+        console.log('  the file holds float16 values (weights, input, output or casts): pdquant reads them as float32, which holds every float16 exactly, and computes and exports in float32');
       const qdq = summarizeQdq(read);
       if (qdq) return printQdq(model, read.metadata, qdq);
       const { isChannelsLast, withoutChannelsLast } = await import('../onnx/channels-last.js');

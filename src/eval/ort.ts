@@ -1,10 +1,14 @@
-/** Float32 batches through onnxruntime-node, cut to the batch size a model fixes when its file fixes one. */
+/**
+ * Float32 batches through onnxruntime-node (as float16 where the model takes that), cut to the batch size a model
+ * fixes when its file fixes one.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/ir.js';
 import { readOnnx } from '../onnx/read.js';
+import { float32ToHalves, halvesToFloat32 } from '../onnx/half.js';
 
 export interface OrtOutput {
   dims: number[];
@@ -33,6 +37,12 @@ function wantsChannelsLast(session: InferenceSession, shape: readonly number[]):
   return !fits(shape) && fits([shape[0]!, shape[2]!, shape[3]!, shape[1]!]);
 }
 
+/** Whether the session's first input is float16 (a float16 model that kept no float32 input). */
+function wantsFloat16(session: InferenceSession): boolean {
+  const meta = session.inputMetadata[0];
+  return meta?.isTensor === true && meta.type === 'float16';
+}
+
 /** An [n, C, H, W] batch in [n, H, W, C] order. */
 function toChannelsLast(x: Float32Array, [n, c, h, w]: readonly number[]): Float32Array {
   const out = new Float32Array(x.length);
@@ -48,11 +58,13 @@ function toChannelsLast(x: Float32Array, [n, c, h, w]: readonly number[]): Float
 /**
  * Runs a batch [n, ...] through the session's first input and returns the wanted outputs (default: all) as float32.
  * A model fixed to batch b gets the samples b at a time, the last group padded with zeros and the padding dropped.
- * A model whose input is channels-last (tf2onnx) gets the NCHW batch transposed to it.
+ * A model whose input is channels-last (tf2onnx) gets the NCHW batch transposed to it; one whose input is float16
+ * gets the batch rounded to float16, and float16 outputs come back as float32.
  */
 export async function runOrt(session: InferenceSession, nchw: Float32Array, nchwShape: readonly number[], outputs?: string[]): Promise<Record<string, OrtOutput>> {
   const ort = await import('onnxruntime-node');
   const last = wantsChannelsLast(session, nchwShape);
+  const half = wantsFloat16(session);
   const x = last ? toChannelsLast(nchw, nchwShape) : nchw;
   const shape = last ? [nchwShape[0]!, nchwShape[2]!, nchwShape[3]!, nchwShape[1]!] : nchwShape;
   const n = shape[0]!;
@@ -65,10 +77,12 @@ export async function runOrt(session: InferenceSession, nchw: Float32Array, nchw
     const take = Math.min(b, n - start);
     const chunk = new Float32Array(b * sample);
     chunk.set(x.subarray(start * sample, (start + take) * sample));
-    const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', chunk, [b, ...shape.slice(1)]) }, names);
+    const dims = [b, ...shape.slice(1)];
+    const input = half ? new ort.Tensor('float16', float32ToHalves(chunk), dims) : new ort.Tensor('float32', chunk, dims);
+    const out = await session.run({ [session.inputNames[0]!]: input }, names);
     for (const k of names) {
       const t = out[k]!;
-      const data = t.data as Float32Array;
+      const data = t.type === 'float16' ? halvesToFloat32(t.data as Uint16Array) : (t.data as Float32Array);
       const per = data.length / b;
       rest[k] = [...t.dims.slice(1)];
       parts[k]!.push(take === b ? data : data.subarray(0, take * per));

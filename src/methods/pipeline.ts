@@ -117,13 +117,18 @@ export interface QuantizeResult {
 
 /**
  * Reads and loads the model to calibrate; one that leaves its image size free is sized by the first calibration image
- * after preprocessing (and says so through `warn`).
+ * after preprocessing (and says so through `warn`, as it says that a float16 model is read as float32).
  */
 export async function loadForCalibration(
   o: { model: string; read?: OnnxModel; calib: string; transform: Transform; units?: UnitOverride },
   warn?: (message: string) => void,
 ): Promise<{ onnx: OnnxModel; loaded: LoadedModel }> {
   const onnx = o.read ?? readOnnx(o.model);
+  if (onnx.readFromFloat16) {
+    warn?.(`${o.model} is a float16 model: pdquant reads it as float32 (which holds every float16 value exactly) and computes ` +
+      'in float32, so its FP top-1 can differ a little from the float16 model\'s, and the quantized model it writes takes and ' +
+      'gives float32');
+  }
   const nchw = withoutChannelsLast(onnx);
   const free = freeImageDims(nchw);
   let imageShape: ImageShape | undefined;

@@ -1,6 +1,6 @@
 // The engine-independent in-memory form of an ONNX model that pdquant reads, folds and writes.
 
-/** Element types pdquant can hold in a tensor (ONNX FLOAT16, BFLOAT16, FLOAT8, STRING and complex are refused). */
+/** Element types pdquant can hold in a tensor (FLOAT16 is read as float32; BFLOAT16, FLOAT8, STRING and complex are refused). */
 export type DataType =
   | 'float32' | 'float64'
   | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
@@ -75,4 +75,6 @@ export interface OnnxModel {
   metadata: Record<string, string>;
   /** When read from a file: that file, then the external data files its tensors came from. */
   files?: string[];
+  /** The file held float16 tensors, inputs, outputs or casts, read as float32 (which holds every float16 exactly). */
+  readFromFloat16?: true;
 }

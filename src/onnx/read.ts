@@ -6,6 +6,7 @@ import { OnnxError } from './errors.js';
 import type { AttrValue, DataType, Dim, OnnxModel, OnnxNode, OnnxTensor, ValueInfo } from './ir.js';
 import { onnx, type proto } from './proto.js';
 import { DTYPES, dataTypeOf, isPacked4, numel, unpack4 } from './tensor.js';
+import { halvesToFloat32 } from './half.js';
 import { toposort } from './toposort.js';
 import { nodeScopes } from './node-scopes.js';
 import { freshName } from './names.js';
@@ -63,11 +64,46 @@ class ExternalData {
   }
 }
 
+const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+
+/**
+ * A float16 model is read as float32, which holds every float16 value exactly: its tensors, its inputs' and outputs'
+ * types, and its casts to float16. This counts what was converted, for the warning that the model computes and is
+ * exported in float32.
+ */
+class Float16Reads {
+  count = 0;
+}
+
+/** A FLOAT16 TensorProto's values as float32 (raw_data or external data: 2 bytes each; int32_data: the bits, one per entry). */
+function decodeFloat16(t: proto.ITensorProto, what: string, raw: Uint8Array | null | undefined, isExternal: boolean): OnnxTensor {
+  const dims = (t.dims ?? []).map(toNumber);
+  const n = numel(dims);
+  let bits: ArrayLike<number>;
+  if (isExternal || (raw && raw.length > 0)) {
+    const field = isExternal ? 'external data' : 'raw_data';
+    if (endianness() !== 'LE') throw new OnnxError(`${what}: ${field} needs a little-endian host`);
+    if (raw!.length !== 2 * n) throw new OnnxError(`${what}: ${field} has ${raw!.length} bytes, shape [${dims}] of float16 needs ${2 * n}`);
+    const buffer = new ArrayBuffer(raw!.length);
+    new Uint8Array(buffer).set(raw!);
+    bits = new Uint16Array(buffer);
+  } else {
+    bits = ((t.int32Data ?? []) as Int64[]).map(toNumber);
+    if (bits.length !== n) throw new OnnxError(`${what}: has ${bits.length} elements, shape [${dims}] needs ${n}`);
+  }
+  return { name: t.name ?? '', dataType: 'float32', dims, data: halvesToFloat32(bits) };
+}
+
 /** Decodes a TensorProto (raw_data little-endian, external data in the same layout, or the typed repeated field). */
-function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalData): OnnxTensor {
+function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalData, float16: Float16Reads): OnnxTensor {
   const name = t.name ?? '';
   const isExternal = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
   if (!isExternal && (t.externalData?.length ?? 0) > 0) throw new OnnxError(`${what}: has external data entries but is not marked external`);
+  if (t.dataType === FLOAT16) {
+    float16.count++;
+    return decodeFloat16(t, what, isExternal ? external.bytes(t, what) : t.rawData, isExternal);
+  }
   const dataType = dataTypeOf(t.dataType ?? 0, what);
   const dims = (t.dims ?? []).map(toNumber);
   const n = numel(dims);
@@ -103,7 +139,7 @@ function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalDat
 const utf8 = new TextDecoder();
 
 /** Decodes one attribute; graph-valued ones (If/Loop bodies) return undefined: pdquant runs no control flow. */
-function decodeAttr(a: proto.IAttributeProto, where: string, external: ExternalData): AttrValue | undefined {
+function decodeAttr(a: proto.IAttributeProto, where: string, external: ExternalData, float16: Float16Reads): AttrValue | undefined {
   const T = onnx.AttributeProto.AttributeType;
   const what = `${where}, attribute ${a.name}`;
   switch (a.type) {
@@ -113,13 +149,13 @@ function decodeAttr(a: proto.IAttributeProto, where: string, external: ExternalD
     case T.FLOATS: return { type: 'floats', value: [...(a.floats ?? [])] };
     case T.STRING: return { type: 'string', value: utf8.decode(a.s ?? new Uint8Array()) };
     case T.STRINGS: return { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) };
-    case T.TENSOR: return { type: 'tensor', value: decodeTensor(a.t ?? {}, what, external) };
-    case T.TENSORS: return { type: 'tensors', value: (a.tensors ?? []).map((t) => decodeTensor(t, what, external)) };
+    case T.TENSOR: return { type: 'tensor', value: decodeTensor(a.t ?? {}, what, external, float16) };
+    case T.TENSORS: return { type: 'tensors', value: (a.tensors ?? []).map((t) => decodeTensor(t, what, external, float16)) };
     default: return undefined;
   }
 }
 
-function decodeNode(n: proto.INodeProto, external: ExternalData, scope: string[] | undefined): OnnxNode {
+function decodeNode(n: proto.INodeProto, external: ExternalData, float16: Float16Reads, scope: string[] | undefined): OnnxNode {
   const node: OnnxNode = {
     name: n.name ?? '', opType: n.opType ?? '', domain: n.domain ?? '',
     inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs: {},
@@ -127,8 +163,13 @@ function decodeNode(n: proto.INodeProto, external: ExternalData, scope: string[]
   };
   const where = `node ${node.name || node.outputs[0]} (${node.opType})`;
   for (const a of n.attribute ?? []) {
-    const value = decodeAttr(a, where, external);
+    const value = decodeAttr(a, where, external, float16);
     if (value !== undefined) node.attrs[a.name ?? ''] = value;
+  }
+  const to = node.attrs.to;
+  if (node.opType === 'Cast' && (node.domain === '' || node.domain === 'ai.onnx') && to?.type === 'int' && to.value === FLOAT16) {
+    float16.count++;
+    node.attrs.to = { type: 'int', value: FLOAT };
   }
   return node;
 }
@@ -145,11 +186,12 @@ function withUniqueNames(nodes: OnnxNode[]): OnnxNode[] {
   return nodes;
 }
 
-function decodeValueInfo(v: proto.IValueInfoProto, role: string): ValueInfo {
+function decodeValueInfo(v: proto.IValueInfoProto, role: string, float16: Float16Reads): ValueInfo {
   const name = v.name ?? '';
   const tensorType = v.type?.tensorType;
   if (!tensorType) throw new OnnxError(`graph ${role} '${name}' is not a tensor`);
-  const elemType = dataTypeOf(tensorType.elemType ?? 0, `graph ${role} '${name}'`);
+  if (tensorType.elemType === FLOAT16) float16.count++;
+  const elemType = tensorType.elemType === FLOAT16 ? 'float32' : dataTypeOf(tensorType.elemType ?? 0, `graph ${role} '${name}'`);
   const shape = tensorType.shape;
   const dims = shape
     ? (shape.dim ?? []).map((d): Dim => (d.dimParam ? d.dimParam : Object.hasOwn(d, 'dimValue') ? toNumber(d.dimValue) : null))
@@ -185,20 +227,21 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
   if ((g.sparseInitializer ?? []).length > 0) throw new OnnxError(`${label}: sparse initializers not supported`);
 
   const external = new ExternalData(typeof source === 'string' ? dirname(resolve(source)) : null);
+  const float16 = new Float16Reads();
   const initializers = new Map<string, OnnxTensor>();
-  for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer ${t.name}`, external));
-  const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'input'));
+  for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer ${t.name}`, external, float16));
+  const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'input', float16));
   if (inputs.length === 0) throw new OnnxError(`${label}: the graph has no inputs (besides initializers)`);
   const shapeless = inputs.find((v) => v.dims === null);
   if (shapeless) throw new OnnxError(`${label}: graph input '${shapeless.name}' has no shape`);
-  const outputs = (g.output ?? []).map((v) => decodeValueInfo(v, 'output'));
+  const outputs = (g.output ?? []).map((v) => decodeValueInfo(v, 'output', float16));
   if (outputs.length === 0) throw new OnnxError(`${label}: the graph has no outputs`);
 
   const available = new Set([...initializers.keys(), ...inputs.map((v) => v.name)]);
   let nodes: OnnxNode[];
   try {
     const scopes = nodeScopes(bytes);
-    nodes = toposort(withUniqueNames((g.node ?? []).map((n, i) => decodeNode(n, external, scopes[i]))), available);
+    nodes = toposort(withUniqueNames((g.node ?? []).map((n, i) => decodeNode(n, external, float16, scopes[i]))), available);
   } catch (e) {
     throw e instanceof OnnxError ? new OnnxError(`${label}: ${e.message}`) : e;
   }
@@ -217,6 +260,7 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
     initializers,
     nodes,
     metadata: Object.fromEntries((m.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+    ...(float16.count > 0 ? { readFromFloat16: true as const } : {}),
     ...(typeof source === 'string' ? { files: [source, ...external.paths] } : {}),
   };
 }

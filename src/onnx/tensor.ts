@@ -30,9 +30,9 @@ const ONNX_TYPE_NAMES = ['UNDEFINED', 'FLOAT', 'UINT8', 'INT8', 'UINT16', 'INT16
 export function dataTypeOf(code: number, what: string): DataType {
   for (const [name, info] of Object.entries(DTYPES)) if (info.code === code) return name as DataType;
   const onnxName = ONNX_TYPE_NAMES[code] ?? `code ${code}`;
-  // Half-precision models: quantization starts from the float32 model they were converted from.
-  const half = onnxName === 'FLOAT16' || onnxName === 'BFLOAT16'
-    ? '; pdquant quantizes float32 models: give it the model exported in float32 (before any conversion to half precision)' : '';
+  // bfloat16 models: quantization starts from the float32 model they were converted from (float16 is read as float32).
+  const half = onnxName === 'BFLOAT16'
+    ? '; pdquant quantizes float32 and float16 models: give it the model exported in float32 (before any conversion to bfloat16)' : '';
   throw new OnnxError(`${what}: element type ${onnxName} not supported (pdquant holds ${Object.keys(DTYPES).join(', ')})${half}`);
 }
 
