@@ -72,39 +72,26 @@ const FLOAT = onnx.TensorProto.DataType.FLOAT;
  * types, and its casts to float16. This counts what was converted, for the warning that the model computes and is
  * exported in float32.
  */
-class Float16Reads {
-  count = 0;
+interface Float16Reads {
+  count: number;
 }
 
-/** A FLOAT16 TensorProto's values as float32 (raw_data or external data: 2 bytes each; int32_data: the bits, one per entry). */
-function decodeFloat16(t: proto.ITensorProto, what: string, raw: Uint8Array | null | undefined, isExternal: boolean): OnnxTensor {
-  const dims = (t.dims ?? []).map(toNumber);
-  const n = numel(dims);
-  let bits: ArrayLike<number>;
-  if (isExternal || (raw && raw.length > 0)) {
-    const field = isExternal ? 'external data' : 'raw_data';
-    if (endianness() !== 'LE') throw new OnnxError(`${what}: ${field} needs a little-endian host`);
-    if (raw!.length !== 2 * n) throw new OnnxError(`${what}: ${field} has ${raw!.length} bytes, shape [${dims}] of float16 needs ${2 * n}`);
-    const buffer = new ArrayBuffer(raw!.length);
-    new Uint8Array(buffer).set(raw!);
-    bits = new Uint16Array(buffer);
-  } else {
-    bits = ((t.int32Data ?? []) as Int64[]).map(toNumber);
-    if (bits.length !== n) throw new OnnxError(`${what}: has ${bits.length} elements, shape [${dims}] needs ${n}`);
-  }
-  return { name: t.name ?? '', dataType: 'float32', dims, data: halvesToFloat32(bits) };
-}
-
-/** Decodes a TensorProto (raw_data little-endian, external data in the same layout, or the typed repeated field). */
+/**
+ * Decodes a TensorProto (raw_data little-endian, external data in the same layout, or the typed repeated field). A
+ * float16 one is stored as uint16 would be (2 bytes each, or one int32_data entry each) and is read as float32.
+ */
 function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalData, float16: Float16Reads): OnnxTensor {
+  if (t.dataType !== FLOAT16) return decodeStored(t, what, external, dataTypeOf(t.dataType ?? 0, what));
+  float16.count++;
+  const bits = decodeStored(t, what, external, 'uint16', 'float16');
+  return { ...bits, dataType: 'float32', data: halvesToFloat32(bits.data as Uint16Array) };
+}
+
+/** The tensor's elements as stored for `dataType` (`typeName` names the file's type in errors). */
+function decodeStored(t: proto.ITensorProto, what: string, external: ExternalData, dataType: DataType, typeName: string = dataType): OnnxTensor {
   const name = t.name ?? '';
   const isExternal = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
   if (!isExternal && (t.externalData?.length ?? 0) > 0) throw new OnnxError(`${what}: has external data entries but is not marked external`);
-  if (t.dataType === FLOAT16) {
-    float16.count++;
-    return decodeFloat16(t, what, isExternal ? external.bytes(t, what) : t.rawData, isExternal);
-  }
-  const dataType = dataTypeOf(t.dataType ?? 0, what);
   const dims = (t.dims ?? []).map(toNumber);
   const n = numel(dims);
   const ArrayType = DTYPES[dataType].array;
@@ -114,7 +101,7 @@ function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalDat
     const bytes = raw && raw.length > 0 ? raw : ((t.int32Data ?? []) as Int64[]).map(toNumber);
     const where = isExternal ? 'external data has' : raw && raw.length > 0 ? 'raw_data has' : 'int32_data has';
     if (bytes.length !== Math.ceil(n / 2)) {
-      throw new OnnxError(`${what}: ${where} ${bytes.length} bytes, shape [${dims}] of ${dataType} needs ${Math.ceil(n / 2)}`);
+      throw new OnnxError(`${what}: ${where} ${bytes.length} bytes, shape [${dims}] of ${typeName} needs ${Math.ceil(n / 2)}`);
     }
     return { name, dataType, dims, data: unpack4(bytes, n, dataType as 'uint4' | 'int4') };
   }
@@ -122,7 +109,7 @@ function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalDat
     const field = isExternal ? 'external data' : 'raw_data';
     if (endianness() !== 'LE') throw new OnnxError(`${what}: ${field} needs a little-endian host`);
     if (raw!.length !== n * ArrayType.BYTES_PER_ELEMENT) {
-      throw new OnnxError(`${what}: ${field} has ${raw!.length} bytes, shape [${dims}] of ${dataType} needs ${n * ArrayType.BYTES_PER_ELEMENT}`);
+      throw new OnnxError(`${what}: ${field} has ${raw!.length} bytes, shape [${dims}] of ${typeName} needs ${n * ArrayType.BYTES_PER_ELEMENT}`);
     }
     const buffer = new ArrayBuffer(raw!.length); // copy: the bytes may be unaligned inside the file buffer
     new Uint8Array(buffer).set(raw!);
@@ -227,7 +214,7 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
   if ((g.sparseInitializer ?? []).length > 0) throw new OnnxError(`${label}: sparse initializers not supported`);
 
   const external = new ExternalData(typeof source === 'string' ? dirname(resolve(source)) : null);
-  const float16 = new Float16Reads();
+  const float16: Float16Reads = { count: 0 };
   const initializers = new Map<string, OnnxTensor>();
   for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer ${t.name}`, external, float16));
   const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'input', float16));
