@@ -206,6 +206,10 @@ export async function evaluateModel(model: string, data: string, o: EvaluateMode
   // A model that leaves its image size free runs on our engine at the size of the data.
   const imageShape = backend === 'torch' && freeImageDims(onnx).length > 0 ? { chw: await firstSampleShape(dataset, transform), source: `the images of ${data}` } : undefined;
   const loaded = backend === 'torch' ? loadModel(onnx, { imageShape }) : undefined;
+  if (loaded && onnx.readFromFloat16) {
+    o.onWarning?.(`${model} is a float16 model: our engine evaluates it in float32 (which holds every float16 value exactly), ` +
+      'so its top-1 can differ a little from the float16 model\'s in onnxruntime (--backend ort)');
+  }
   for (const w of await checkEvalData(loaded?.fp ?? modelIo(onnx), dataset, transform, o.limit)) o.onWarning?.(w);
   const opts = { transform, batchSize: o.batch ?? 100, limit: o.limit, onProgress: o.onProgress };
   if (!loaded) return evaluateOrt(model, dataset, opts);

@@ -303,6 +303,8 @@ test('a float16 model is quantized as float32, with a warning, into a float32 mo
   const ort = pdquant('eval', half, '--data', data, '--backend', 'ort', '--json', join(dir, 'fp16-ort.json'));
   assert.equal(engine.status, 0, engine.stderr);
   assert.equal(ort.status, 0, ort.stderr);
+  assert.match(engine.stderr, /warning: .*fashion-fp16\.onnx is a float16 model: our engine evaluates it in float32/);
+  assert.doesNotMatch(ort.stderr, /warning/);
   const top1 = (f: string) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { top1: number }).top1;
   assert.equal(top1('fp16-ort.json'), top1('fp16-torch.json'));
   // Logits for varied inputs: the float16 file in onnxruntime against the float32 one, within float16's precision.
