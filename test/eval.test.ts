@@ -23,3 +23,14 @@ test('a label past the model outputs or a missing label is an error, not a hit',
   assert.throws(() => acc.add(Float32Array.of(1, 2, 3), 3, Int32Array.of(-1)), /has no label/);
   assert.equal(acc.n, 0);
 });
+
+test('loadOrt: onnxruntime-node that cannot load is one line saying what to do, not a require stack', async () => {
+  const { loadOrt } = await import('../src/eval/ort.js');
+  const missing = new Error("Cannot find module '../bin/napi-v6/linux/x64/onnxruntime_binding.node'\nRequire stack:\n- /x/binding.js");
+  await assert.rejects(loadOrt(() => Promise.reject(missing)), (e: unknown) => {
+    assert.equal((e as Error).message, "onnxruntime-node cannot be loaded (Cannot find module '../bin/napi-v6/linux/x64/onnxruntime_binding.node'); " +
+      'reinstall the npm packages (npm ci, or bash scripts/setup.sh)');
+    return true;
+  });
+  assert.equal(typeof (await loadOrt()).InferenceSession.create, 'function');
+});

@@ -15,9 +15,24 @@ export interface OrtOutput {
   data: Float32Array;
 }
 
+type Ort = typeof import('onnxruntime-node');
+
+/**
+ * onnxruntime-node, or one clear error when it cannot load (its native binding missing or built for another system),
+ * instead of Node's multi-line "Cannot find module" with its require stack. `load` is for tests.
+ */
+export async function loadOrt(load: () => Promise<Ort> = () => import('onnxruntime-node')): Promise<Ort> {
+  try {
+    return await load();
+  } catch (e) {
+    const why = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    throw new Error(`onnxruntime-node cannot be loaded (${why}); reinstall the npm packages (npm ci, or bash scripts/setup.sh)`);
+  }
+}
+
 /** An onnxruntime session on a file (so external data next to it is found) or on bytes; `options` add to the defaults. */
 export async function openOrt(model: string | Uint8Array, options: InferenceSession.SessionOptions = {}): Promise<InferenceSession> {
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOrt();
   const o = { logSeverityLevel: 3 as const, ...options };
   return typeof model === 'string' ? ort.InferenceSession.create(model, o) : ort.InferenceSession.create(model, o);
 }
@@ -62,7 +77,7 @@ function toChannelsLast(x: Float32Array, [n, c, h, w]: readonly number[]): Float
  * gets the batch rounded to float16, and float16 outputs come back as float32.
  */
 export async function runOrt(session: InferenceSession, nchw: Float32Array, nchwShape: readonly number[], outputs?: string[]): Promise<Record<string, OrtOutput>> {
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOrt();
   const last = wantsChannelsLast(session, nchwShape);
   const half = wantsFloat16(session);
   const x = last ? toChannelsLast(nchw, nchwShape) : nchw;

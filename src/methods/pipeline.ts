@@ -11,7 +11,7 @@ import type { BitRule } from '../quant/placement.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
 import { checkLayerwise, checkWeights, compareLogits, exportVerdict, layerwiseProbe } from '../eval/verify.js';
-import { ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
+import { loadOrt, ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
 import { qdqSpec, qdqModel, unverifiedPath, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
 import { freeImageDims, imageChannels, type ImageShape } from '../onnx/image-input.js';
@@ -144,6 +144,12 @@ export async function loadForCalibration(
 export async function quantize(o: QuantizeOptions, version: string, ev: RunEvents = {}): Promise<QuantizeResult> {
   const preset = method(o.method);
   if (o.resume) checkResumable(o.method, preset.recon ? o.runDir : undefined);
+  // The export check runs the written file in onnxruntime: a broken install must stop the run now, not after hours.
+  if (o.output && o.verify !== false) {
+    await loadOrt().catch((e: Error) => {
+      throw new Error(`${e.message}. The export check runs the quantized file in it; --no-verify writes the file unchecked`);
+    });
+  }
   const seconds: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
     ev.stage?.(name);
