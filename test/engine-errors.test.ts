@@ -167,3 +167,23 @@ describe('rank and argument errors', () => {
     for (let i = 0; i < 2000; i++) assert.throws(() => conv2d(zeros([1, 3, 4, 4]), zeros([2, 4, 3, 3])));
   }));
 });
+
+describe('where the addon is looked for', () => {
+  it('built: found from src/engine and from dist/src/engine; not built: named under the folder with package.json', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { addonPath } = await import('../src/engine/native.js');
+    const { tempDir } = await import('./helpers/temp-dir.js');
+    const root = tempDir('pdq-addon-');
+    writeFileSync(join(root, 'package.json'), '{}');
+    const [src, dist] = [join(root, 'src', 'engine'), join(root, 'dist', 'src', 'engine')];
+    for (const d of [src, dist]) mkdirSync(d, { recursive: true });
+    const addon = join(root, 'native', 'build', 'Release', 'pdquant_engine.node');
+    assert.equal(addonPath(src), addon);
+    assert.equal(addonPath(dist), addon); // not dist/native/...: the package root holds the build
+    mkdirSync(join(root, 'native', 'build', 'Release'), { recursive: true });
+    writeFileSync(addon, '');
+    assert.equal(addonPath(src), addon);
+    assert.equal(addonPath(dist), addon);
+  });
+});

@@ -87,12 +87,13 @@ export interface NativeEngine {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** The addon's path: native/build/Release under the package root (src/engine or dist/src/engine below it). */
-function addonPath(): string {
-  const candidates = [resolve(here, '../..'), resolve(here, '../../..')].map((root) =>
-    join(root, 'native/build/Release/pdquant_engine.node'),
-  );
-  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+/** The addon's path: native/build/Release under the package root (`from`: src/engine or dist/src/engine below it). */
+export function addonPath(from: string = here): string {
+  const roots = [resolve(from, '../..'), resolve(from, '../../..')];
+  const addon = (root: string) => join(root, 'native/build/Release/pdquant_engine.node');
+  // Not built yet: the error names where the build puts it, under the folder with package.json.
+  const packageRoot = roots.find((root) => existsSync(join(root, 'package.json'))) ?? roots[0]!;
+  return roots.map(addon).find((p) => existsSync(p)) ?? addon(packageRoot);
 }
 
 function load(): NativeEngine {
