@@ -604,11 +604,12 @@ describe('1×1 convolutions of few images on one thread', () => {
 });
 
 // The addon runs these as 1×1 convolutions on oneDNN rather than on the reference BLAS's matrix product (ops.cc).
-describe('linear layers of 16+ rows and 128×128+ weights', () => {
+describe('linear layers of 16+ rows (2+ on several threads) and 128×128+ weights', () => {
   const cases = [
     { name: 'the smallest such layer', rows: 16, inF: 128, outF: 128, bias: true, transposed: false, threads: 1 },
     { name: 'a classifier, 2 threads', rows: 32, inF: 200, outF: 130, bias: true, transposed: false, threads: 2 },
     { name: 'no bias, a transposed (non-contiguous) input', rows: 20, inF: 130, outF: 140, bias: false, transposed: true, threads: 1 },
+    { name: '4 rows on 2 threads', rows: 4, inF: 128, outF: 130, bias: true, transposed: false, threads: 2 },
   ];
   for (const c of cases)
     it(`${c.name}: the float64 product's values and gradients`, () => {
@@ -627,7 +628,7 @@ describe('linear layers of 16+ rows and 128×128+ weights', () => {
           assertClose(vals(y), vals(ref), 1e-5, 1e-4);
           // A few entries by hand, so that the reference is not the same kernel as the value under test.
           const xv = vals(x64), wv = vals(w64), bv = vals(b64);
-          for (const [r, o] of [[0, 0], [c.rows - 1, c.outF - 1], [7, 100]] as const) {
+          for (const [r, o] of [[0, 0], [c.rows - 1, c.outF - 1], [Math.min(7, c.rows - 1), 100]] as const) {
             let sum = c.bias ? bv[o]! : 0;
             for (let k = 0; k < c.inF; k++) sum += xv[r * c.inF + k]! * wv[o * c.inF + k]!;
             assertClose([vals(y)[r * c.outF + o]!], [sum], 1e-5, 1e-4, `y[${r}, ${o}]`);

@@ -156,8 +156,9 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {  // (x, w, b|null, s
 // unless another is installed. For a classifier at batch 32 (512 -> 1000) that is 18 ms forward and 46 ms forward +
 // backward, against 1.3 and 7 ms as a 1x1 convolution of one-pixel images on oneDNN, and the reconstruction runs the
 // classifier in the PD loss's FP tail at every iteration. With such a BLAS, a 2-D linear layer with at least 16 rows
-// (oneDNN takes such a convolution on any number of threads) and a weight of at least 128x128 (below that the two
-// are within a few microseconds) runs as that convolution instead. LibTorch builds with MKL or OpenBLAS keep theirs.
+// (oneDNN takes such a convolution on any number of threads; 2 to 15 rows only on more than one, see
+// PointwiseOnSlowPath) and a weight of at least 128x128 (below that the two are within a few microseconds) runs as
+// that convolution instead. LibTorch builds with MKL or OpenBLAS keep theirs.
 // On unless the engine benchmark turns it off to time LibTorch's own choice.
 static std::atomic<bool> g_linearAsPointwise{at::show_config().find("BLAS_INFO=generic") != std::string::npos};
 static Napi::Value SetLinearAsPointwise(const Napi::CallbackInfo& info) {  // (on) -> previous setting
@@ -166,7 +167,8 @@ static Napi::Value SetLinearAsPointwise(const Napi::CallbackInfo& info) {  // (o
 static bool LinearOnSlowPath(const at::Tensor& x, const at::Tensor& w) {
   if (!g_linearAsPointwise.load() || !x.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat) return false;
   if (x.is_mkldnn() || x.dim() != 2 || w.dim() != 2 || !at::globalContext().userEnabledMkldnn()) return false;
-  return x.size(0) >= 16 && w.numel() >= 128 * 128;
+  const int64_t rows = x.size(0);
+  return (rows >= 16 || (rows >= 2 && at::get_num_threads() > 1)) && w.numel() >= 128 * 128;
 }
 static Napi::Value Linear(const Napi::CallbackInfo& info) {  // (x, w, b|null)
   auto& x = Arg(info, 0);

@@ -11,7 +11,7 @@ export function doctorCommand(program: Command, version: string): void {
       console.log(`pdquant ${version}`);
       console.log(`LibTorch ${info.torch}, CUDA ${info.cuda ? `available (${info.cudaDevices} device${info.cudaDevices === 1 ? '' : 's'})` : 'not available'}, ${info.threads} threads`);
       // The addon reroutes linear layers around a generic BLAS (native/src/ops.cc); say so, as it explains their speed.
-      console.log(`BLAS: ${info.blas}${info.blas === 'generic' ? ' (linear layers of 16+ rows and 128×128+ weights run as 1×1 convolutions on oneDNN)' : ''}`);
+      console.log(`BLAS: ${info.blas}${info.blas === 'generic' ? ' (linear layers of 128×128+ weights, at 16+ rows or 2+ on several threads, run as 1×1 convolutions on oneDNN)' : ''}`);
       const ok = E.tidy(() => {
         E.manualSeed(0);
         const x = E.randn([2, 3, 8, 8]);

@@ -40,7 +40,7 @@ export interface NativeEngine {
   setThreads(n: number): void;
   /** Whether 1×1 convolutions LibTorch would send to its im2col + BLAS kernel run on their pixels instead (default on); returns the previous setting. */
   setPointwiseAsPixels(on: boolean): boolean;
-  /** Whether 2-D linear layers of 16+ rows and 128×128+ weights run as 1×1 convolutions on oneDNN instead of the BLAS matrix product (default on); returns the previous setting. */
+  /** Whether 2-D linear layers of 128×128+ weights (16+ rows, or 2+ on several threads) run as 1×1 convolutions on oneDNN, not on LibTorch's generic BLAS (default on there); returns the previous setting. */
   setLinearAsPointwise(on: boolean): boolean;
   manualSeed(seed: number): void;
   rngState(device: string): Handle;
