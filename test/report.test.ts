@@ -65,6 +65,12 @@ test('a unit a resumed run continued inside shows the iteration it continued aft
   assert.match(html, /<tr><td>stem<\/td>(<td[^>]*>[^<]*<\/td>){5}<td[^>]*>–<\/td>/);
 });
 
+test("the engine row names LibTorch's BLAS where the record has it (records from before it was recorded do not)", async () => {
+  const tool = { ...record().tool, blas: 'generic' };
+  assert.match(await renderReport(record({ tool })), /LibTorch 1\.13\.0 \(BLAS generic\), Node v20\.0\.0, 2 threads/);
+  assert.match(await renderReport(record()), /LibTorch 1\.13\.0, Node v20\.0\.0, 2 threads/);
+});
+
 test('a scale-only run without evaluation: one chart, no reconstruction section', async () => {
   const html = await renderReport(record({ method: 'mse' }));
   assert.equal(svgCount(html), 1);

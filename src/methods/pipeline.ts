@@ -75,7 +75,8 @@ export interface RunEvents extends ReconEvents {
 }
 
 export interface RunRecord {
-  tool: { name: 'pdquant'; version: string; torch: string; node: string; threads: number };
+  /** blas: the BLAS LibTorch was built with (absent in records written before it was recorded). */
+  tool: { name: 'pdquant'; version: string; torch: string; node: string; threads: number; blas?: string };
   model: { path: string; sha256: string };
   method: string;
   w_bits: number;
@@ -207,7 +208,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   calib.images.dispose();
 
   const record: RunRecord = {
-    tool: { name: 'pdquant', version, torch: E.engineInfo().torch, node: process.version, threads: E.engineInfo().threads },
+    tool: { name: 'pdquant', version, torch: E.engineInfo().torch, node: process.version, threads: E.engineInfo().threads, blas: E.engineInfo().blas },
     model: { path: o.model, sha256: modelHash },
     method: o.method,
     w_bits: o.wBits,

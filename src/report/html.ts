@@ -103,7 +103,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
     ['seed', String(r.seed)],
     ['started', r.started],
     ['time', `${num(total, 1)} s in all; peak memory ${r.peak_rss_mb} MB`],
-    ['engine', `pdquant ${r.tool.version}, LibTorch ${r.tool.torch}, Node ${r.tool.node}, ${r.tool.threads} threads`],
+    ['engine', `pdquant ${r.tool.version}, LibTorch ${r.tool.torch}${r.tool.blas ? ` (BLAS ${r.tool.blas})` : ''}, Node ${r.tool.node}, ${r.tool.threads} threads`],
   ];
   // The record is embedded so the report alone is enough to reproduce the run; "<" is escaped so it cannot end the script element.
   const embedded = JSON.stringify(r).replace(/</g, '\\u003c');
