@@ -14,6 +14,7 @@ import { BackgroundDc } from './dc-background.js';
 import { initUnitActs, reconstructUnit, unitInputQuantizer, type Handover, type LossPoint, type UnitCheckpointing, type UnitProgressState } from './unit.js';
 import { readUnitProgress, removeUnitProgress, unitProgressPath, writeUnitProgress } from './unit-progress.js';
 import { handoverCosts, handoverIteration } from './handover.js';
+import { anotherRunError, differingFields } from './fingerprint.js';
 
 export interface UnitRecord {
   name: string;
@@ -88,8 +89,7 @@ export function readCheckpoint(runDir: string, fingerprint: Record<string, unkno
   } catch (e) {
     throw new Error(`The checkpoint ${path} cannot be read (${(e as Error).message}); start a new --run-dir`);
   }
-  const keys = [...new Set([...Object.keys(checkpoint.fingerprint ?? {}), ...Object.keys(fingerprint)])];
-  return { checkpoint, differing: keys.filter((k) => JSON.stringify(checkpoint.fingerprint?.[k]) !== JSON.stringify(fingerprint[k])) };
+  return { checkpoint, differing: differingFields(checkpoint.fingerprint, fingerprint) };
 }
 
 /** The units a preset reconstructs: single layers for layer-wise methods (AdaRound), else the model's blocks. */
@@ -131,8 +131,7 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
     if (!prior && !existsSync(unitProgressPath(o.runDir))) throw new Error(`Cannot resume: no checkpoint at ${ckptPath}`);
     if (prior) {
       const { checkpoint: ck, differing } = prior;
-      if (differing.length > 0)
-        throw new Error(`The checkpoint in ${o.runDir} belongs to another run (it differs in: ${differing.join(', ')}); start a new --run-dir`);
+      if (differing.length > 0) throw anotherRunError('checkpoint', o.runDir, differing);
       qmodel.load(ck.qparams);
       ck.done.forEach((u) => done.add(u));
       records.push(...ck.units);

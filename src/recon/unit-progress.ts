@@ -8,6 +8,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { UnitProgressState } from './unit.js';
+import { anotherRunError, differingFields } from './fingerprint.js';
 
 const FORMAT = 'pdquant-unit-progress-1';
 
@@ -54,19 +55,23 @@ export function readUnitProgress(runDir: string, fingerprint: Record<string, unk
   const path = unitProgressPath(runDir);
   if (!existsSync(path)) return undefined;
   const bytes = readFileSync(path);
+  const unreadable = (e: unknown) =>
+    new Error(`The unit progress file ${path} cannot be read (${(e as Error).message}); delete it to redo that unit from its start`);
   let header: Header & { alphas: number; steps: number };
+  let offset: number;
   try {
     const n = bytes.readUInt32LE(0);
     header = JSON.parse(bytes.subarray(4, 4 + n).toString('utf8'));
     if (header.format !== FORMAT) throw new Error(`format ${String(header.format)}`);
-    let offset = 4 + n;
+    offset = 4 + n;
     const total = header.lengths.reduce((a, b) => a + b, offset);
     if (total !== bytes.byteLength) throw new Error(`${bytes.byteLength} bytes where the header describes ${total}`);
-    if (JSON.stringify(header.fingerprint) !== JSON.stringify(fingerprint)) {
-      const differing = [...new Set([...Object.keys(header.fingerprint ?? {}), ...Object.keys(fingerprint)])]
-        .filter((k) => JSON.stringify(header.fingerprint?.[k]) !== JSON.stringify(fingerprint[k]));
-      throw new AnotherRun(`The unit progress in ${runDir} belongs to another run (it differs in: ${differing.join(', ')}); start a new --run-dir`);
-    }
+  } catch (e) {
+    throw unreadable(e);
+  }
+  const differing = differingFields(header.fingerprint, fingerprint);
+  if (differing.length > 0) throw anotherRunError('unit progress', runDir, differing);
+  try {
     const arrays = header.lengths.map((len) => {
       const copy = new Uint8Array(bytes.subarray(offset, offset + len));
       offset += len;
@@ -83,12 +88,9 @@ export function readUnitProgress(runDir: string, fingerprint: Record<string, unk
     const rng = header.rngDevices.map((device) => ({ device, state: next() }));
     return { unit: header.unit, state: { iteration: header.iteration, curve: header.curve, alphas, steps, adamW, adamA, rng } };
   } catch (e) {
-    if (e instanceof AnotherRun) throw new Error(e.message);
-    throw new Error(`The unit progress file ${path} cannot be read (${(e as Error).message}); delete it to redo that unit from its start`);
+    throw unreadable(e);
   }
 }
-
-class AnotherRun extends Error {}
 
 export function removeUnitProgress(runDir: string): void {
   rmSync(unitProgressPath(runDir), { force: true });
