@@ -69,11 +69,11 @@ const FLOAT = onnx.TensorProto.DataType.FLOAT;
 
 /**
  * A float16 model is read as float32, which holds every float16 value exactly: its tensors, its inputs' and outputs'
- * types, and its casts to float16. This counts what was converted, for the warning that the model computes and is
- * exported in float32.
+ * types, and its casts to float16. This notes that something was converted, for the warning that the model computes
+ * and is exported in float32.
  */
 interface Float16Reads {
-  count: number;
+  found: boolean;
 }
 
 /**
@@ -82,7 +82,7 @@ interface Float16Reads {
  */
 function decodeTensor(t: proto.ITensorProto, what: string, external: ExternalData, float16: Float16Reads): OnnxTensor {
   if (t.dataType !== FLOAT16) return decodeStored(t, what, external, dataTypeOf(t.dataType ?? 0, what));
-  float16.count++;
+  float16.found = true;
   const bits = decodeStored(t, what, external, 'uint16', 'float16');
   return { ...bits, dataType: 'float32', data: halvesToFloat32(bits.data as Uint16Array) };
 }
@@ -155,7 +155,7 @@ function decodeNode(n: proto.INodeProto, external: ExternalData, float16: Float1
   }
   const to = node.attrs.to;
   if (node.opType === 'Cast' && (node.domain === '' || node.domain === 'ai.onnx') && to?.type === 'int' && to.value === FLOAT16) {
-    float16.count++;
+    float16.found = true;
     node.attrs.to = { type: 'int', value: FLOAT };
   }
   return node;
@@ -177,7 +177,7 @@ function decodeValueInfo(v: proto.IValueInfoProto, role: string, float16: Float1
   const name = v.name ?? '';
   const tensorType = v.type?.tensorType;
   if (!tensorType) throw new OnnxError(`graph ${role} '${name}' is not a tensor`);
-  if (tensorType.elemType === FLOAT16) float16.count++;
+  if (tensorType.elemType === FLOAT16) float16.found = true;
   const elemType = tensorType.elemType === FLOAT16 ? 'float32' : dataTypeOf(tensorType.elemType ?? 0, `graph ${role} '${name}'`);
   const shape = tensorType.shape;
   const dims = shape
@@ -214,7 +214,7 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
   if ((g.sparseInitializer ?? []).length > 0) throw new OnnxError(`${label}: sparse initializers not supported`);
 
   const external = new ExternalData(typeof source === 'string' ? dirname(resolve(source)) : null);
-  const float16: Float16Reads = { count: 0 };
+  const float16: Float16Reads = { found: false };
   const initializers = new Map<string, OnnxTensor>();
   for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer ${t.name}`, external, float16));
   const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decodeValueInfo(v, 'input', float16));
@@ -247,7 +247,7 @@ export function readOnnx(source: string | Uint8Array): OnnxModel {
     initializers,
     nodes,
     metadata: Object.fromEntries((m.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
-    ...(float16.count > 0 ? { readFromFloat16: true as const } : {}),
+    ...(float16.found ? { readFromFloat16: true as const } : {}),
     ...(typeof source === 'string' ? { files: [source, ...external.paths] } : {}),
   };
 }
