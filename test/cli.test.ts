@@ -130,6 +130,27 @@ test('an empty or corrupt calibration folder, and no half-written output', () =>
   assert.ok(!existsSync(out) && !existsSync(record), 'no output file');
 });
 
+test('onnxruntime-node that cannot load stops quantize -o at once, before any work; --no-verify writes the file without it', () => {
+  // A module hook makes every import of onnxruntime-node fail, as a missing or foreign native binding does.
+  const hook = 'export async function resolve(s, c, next) { if (s === "onnxruntime-node") throw new Error("simulated: binding missing"); return next(s, c); }';
+  const register = `import { register } from 'node:module'; register('data:text/javascript,' + ${JSON.stringify(encodeURIComponent(hook))});`;
+  const withoutOrt = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, bin, ...args],
+      { encoding: 'utf8', env: { ...process.env, PDQUANT_DEBUG: '' } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const out = join(dir, 'no-ort.onnx'), runDir = join(dir, 'no-ort-run'), record = join(dir, 'no-ort.json');
+  const args = ['quantize', model, '--calib', images, '--w', '4', '--a', '4', '--iters', '2', '--dc-steps', '2', '--run-dir', runDir, '-o', out];
+  const refused = withoutOrt(...args, '--json', record);
+  assertOneError(refused, /onnxruntime-node cannot be loaded \(simulated: binding missing\); reinstall .*--no-verify writes the file unchecked/);
+  assert.doesNotMatch(refused.stderr, /calibrat|unit/i, 'stopped before calibration');
+  for (const f of [out, runDir, record, `${out.replace(/\.onnx$/, '')}.unverified.onnx`]) assert.ok(!existsSync(f), `${f} was written`);
+  const unchecked = withoutOrt(...args, '--no-verify');
+  assert.equal(unchecked.status, 0, unchecked.stderr);
+  assert.ok(existsSync(out), 'the file is written unchecked');
+  assert.doesNotMatch(unchecked.stderr, /onnxruntime/);
+});
+
 test('colour images for a grayscale model are converted; --report writes an HTML report that embeds the run record', () => {
   const record = join(dir, 'run.json'), report = join(dir, 'run.html'), runDir = join(dir, 'run');
   const r = quantize('--iters', '3', '--dc-steps', '2', '--run-dir', runDir, '--json', record, '--report', report);
