@@ -16,7 +16,7 @@ import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
 import type { UnitOverride } from './graph/partition.js';
 import type { QParamsFile } from './quant/qmodel.js';
-import type { BitRule } from './quant/placement.js';
+import { FLOAT_ACTIVATIONS, type BitRule } from './quant/placement.js';
 import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 
 export type { Accuracy } from './eval/index.js';
@@ -26,7 +26,7 @@ export type { Divergence, SensitivityEvents, SensitivityReport, UnitSensitivity 
 export type { ReconConfig } from './recon/config.js';
 export type { QParamsFile } from './quant/qmodel.js';
 export type { UnitOverride } from './graph/partition.js';
-export type { BitRule } from './quant/placement.js';
+export { FLOAT_ACTIVATIONS, type BitRule } from './quant/placement.js';
 export { ARCH_PRESETS } from './recon/config.js';
 export { methodNames } from './methods/registry.js';
 export { OnnxError } from './onnx/errors.js';
@@ -46,7 +46,7 @@ export interface QuantizeModelOptions extends PreprocessOptions {
   model: string;
   /** Calibration images: a folder, a list file, CIFAR-10 .bin, IDX or .npy. */
   calib: string;
-  /** Weight and activation bit-widths, 2..8. */
+  /** Weight and activation bit-widths, 2..8; activations also 32 (FLOAT_ACTIVATIONS): left in float, weight-only. */
   wBits: number;
   aBits: number;
   /** minmax, mse, cosine, adaround, brecq, qdrop, pd-only, pd-reg, pd-reg-drop, qdrop-dc or pdquant (default). */
@@ -107,6 +107,12 @@ const bitWidth = (what: string, b: number) => {
   if (!Number.isInteger(b) || b < 2 || b > 8) throw new RangeError(`Expected integer 2..8 for ${what} but received ${b}`);
   return b;
 };
+/** Activations may also stay float32: FLOAT_ACTIVATIONS (32) places no quantizer. */
+const activationBitWidth = (what: string, b: number) => {
+  if (b === FLOAT_ACTIVATIONS) return b;
+  if (!Number.isInteger(b) || b < 2 || b > 8) throw new RangeError(`Expected integer 2..8, or ${FLOAT_ACTIVATIONS} for float activations, for ${what} but received ${b}`);
+  return b;
+};
 
 /**
  * The model as read, the same seen NCHW (a channels-last input's Transpose set aside), and the preprocessing its input
@@ -120,19 +126,20 @@ function readWithTransform(model: string, o: PreprocessOptions): { read: OnnxMod
 
 /** The bit-widths and bit rules, checked. */
 function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }): [number, number] {
-  const bits = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)] as [number, number];
+  const bits = [bitWidth('wBits', o.wBits), activationBitWidth('aBits', o.aBits)] as [number, number];
   for (const r of o.bitRules ?? []) {
     if (typeof r?.match !== 'string' || r.match === '') throw new Error(`Expected a node-name pattern as the match of each bit rule but received ${JSON.stringify(r?.match)}`);
     bitWidth(`the weights of bit rule ${r.match}`, r.wBits);
-    bitWidth(`the activations of bit rule ${r.match}`, r.aBits);
+    activationBitWidth(`the activations of bit rule ${r.match}`, r.aBits);
   }
   return bits;
 }
 
 /** Why int8Kernels cannot be used with these bits and options, or undefined when it can (checked before anything is read). */
 export function int8KernelsRefusal(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): string | undefined {
-  const narrow = [aBits, ...(o.bitRules ?? []).map((r) => r.aBits)].find((a) => a !== 8);
-  if (narrow !== undefined) return `int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${narrow}; the weights may have 2..8 bits`;
+  const other = [aBits, ...(o.bitRules ?? []).map((r) => r.aBits)].find((a) => a !== 8);
+  if (other === FLOAT_ACTIVATIONS) return `int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write 8-bit codes), but activations are left in float (${FLOAT_ACTIVATIONS}); the weights may have 2..8 bits`;
+  if (other !== undefined) return `int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${other}; the weights may have 2..8 bits`;
   if (o.int4Storage) return 'int8 kernels (--int8-kernels) and int4 storage (--int4-storage) exclude each other: the integer kernels read weights as 8-bit codes';
   return undefined;
 }

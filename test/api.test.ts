@@ -31,6 +31,9 @@ test('bad arguments are one clear error each', async () => {
   const ws = await tinyWorkspace(1);
   const base = { model: ws.model, calib: ws.images, wBits: 4, aBits: 4 };
   await assert.rejects(pdq.quantizeModel({ ...base, wBits: 9 }), /Expected integer 2\.\.8 for wBits but received 9/);
+  await assert.rejects(pdq.quantizeModel({ ...base, aBits: 16 }), /Expected integer 2\.\.8, or 32 for float activations, for aBits but received 16/);
+  await assert.rejects(pdq.quantizeModel({ ...base, bitRules: [{ match: '/fc/', wBits: 8, aBits: 1 }] }), /Expected integer 2\.\.8, or 32 for float activations, for the activations of bit rule \/fc\/ but received 1/);
+  assert.equal(pdq.FLOAT_ACTIVATIONS, 32);
   await assert.rejects(pdq.quantizeModel({ ...base, method: 'foo' }), /Unknown method foo/);
   await assert.rejects(pdq.quantizeModel({ ...base, archPreset: 'vit' }), /Unknown arch preset vit; choose one of resnet, regnet, mobilenetv2, mnasnet/);
   await assert.rejects(pdq.quantizeModel({ ...base, device: 'gpu' }), /Expected cpu, cuda or cuda:N for device but received gpu/);

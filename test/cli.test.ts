@@ -65,7 +65,10 @@ test('output paths that cannot be written are refused before the run, not after 
 
 test('bit-widths outside 2..8 and probabilities outside (0, 1]', () => {
   assertOneError(quantize('--w', '9'), /Expected integer 2\.\.8 for --w but received 9/);
-  assertOneError(quantize('--a', '1'), /Expected integer 2\.\.8 for --a but received 1/);
+  assertOneError(quantize('--a', '1'), /Expected integer 2\.\.8, or 32 to leave activations in float, for --a but received 1/);
+  assertOneError(quantize('--a', '16'), /Expected integer 2\.\.8, or 32 to leave activations in float, for --a but received 16/);
+  assertOneError(quantize('--w', '32'), /Expected integer 2\.\.8 for --w but received 32/);
+  assertOneError(quantize('--bits', '/fc/=8/16'), /Expected <node-name prefix or re:regex>=<w>\/<a> with bit-widths 2\.\.8 \(activations also 32: float\) for --bits .* but received \/fc\/=8\/16/);
   assertOneError(quantize('--drop-p', '0'), /Expected a positive number for --drop-p but received 0/);
   assertOneError(quantize('--input-drop-p', '1.5'), /Expected a number in \(0, 1\] for --input-drop-p but received 1\.5/);
 });
@@ -73,7 +76,25 @@ test('bit-widths outside 2..8 and probabilities outside (0, 1]', () => {
 test('--int8-kernels with narrower activations or with --int4-storage', () => {
   assertOneError(quantize('--a', '4', '--int8-kernels'), /int8 kernels \(--int8-kernels, int8Kernels\) need 8-bit activations .* but an activation bit-width is 4; the weights may have 2\.\.8 bits/);
   assertOneError(quantize('--a', '8', '--bits', '/fc/=8/6', '--int8-kernels'), /an activation bit-width is 6/);
+  assertOneError(quantize('--a', '32', '--int8-kernels'), /need 8-bit activations .* but activations are left in float \(32\); the weights may have 2\.\.8 bits/);
+  assertOneError(quantize('--a', '8', '--bits', '/fc/=8/32', '--int8-kernels'), /but activations are left in float \(32\)/);
   assertOneError(quantize('--a', '8', '--int8-kernels', '--int4-storage'), /int8 kernels \(--int8-kernels\) and int4 storage \(--int4-storage\) exclude each other/);
+});
+
+test('--a 32 quantizes the weights only: reconstruction and export without activation quantizers, verified in onnxruntime', async () => {
+  const out = join(dir, 'w4a32.onnx');
+  const r = quantize('--a', '32', '--method', 'pdquant', '--iters', '3', '--dc-steps', '2', '--run-dir', join(dir, 'w4a32-run'), '-o', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^pdquant W4A32: done/m);
+  assert.match(r.stdout, /wrote .*w4a32\.onnx: verified in onnxruntime: .*the weights and biases of all \d+ layers equal \(activations float: no quantizers to compare\)/);
+  const { readOnnx } = await import('../src/onnx/read.js');
+  const ops = readOnnx(out).nodes.map((n) => n.opType);
+  assert.ok(ops.includes('DequantizeLinear'), 'weights are stored as codes');
+  assert.ok(!ops.includes('QuantizeLinear'), 'no activation is quantized');
+  const shown = pdquant('inspect', out);
+  assert.match(shown.stdout, /pdquant W4A32/);
+  assert.match(shown.stdout, /activations: float \(no quantizers: weight-only\)/);
+  assert.match(pdquant('inspect', model, '--quant', '4/32').stdout, /activation quantizers \(0, per tensor\)/);
 });
 
 test('a W8A8 export without --int8-kernels ends with the tip to use it; with it, with how onnxruntime runs it', () => {

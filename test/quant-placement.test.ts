@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadModel } from '../src/graph/load.js';
-import { placeQuantizers } from '../src/quant/placement.js';
+import { FLOAT_ACTIVATIONS, placeQuantizers } from '../src/quant/placement.js';
 import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './helpers/onnx-builder.js';
 import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
 import { tinyDenseNet } from './helpers/tiny-densenet.js';
@@ -200,6 +200,28 @@ test('bit rules set other bit-widths for the layers they match and the quantizer
   assert.deepEqual(changed([{ match: 're:^/(stem|fc)/', wBits: 5, aBits: 5 }, { match: '/fc/', wBits: 3, aBits: 3 }]), ['/stem/conv/Conv:W5', '/fc/Gemm:W3', '/relu/Relu_output_0:A5']);
   assert.throws(() => place([{ match: '/layr1/', wBits: 8, aBits: 8 }]), /^Error: bit rule \/layr1\/=8\/8 matches no weight layer or activation quantizer \(node names look like '\/stem\/conv\/Conv', '\/layer1\/layer1\.0\/conv1\/conv\/Conv'; pdquant inspect --quant lists them\)$/);
   assert.throws(() => place([{ match: 're:[a', wBits: 8, aBits: 8 }]), /^Error: bit rule re:\[a=8\/8: 're:\[a' is not a regular expression \(/);
+});
+
+test('activations at 32 bits stay float: no quantizer at all (weight-only), or none where a bit rule says 32', () => {
+  const m = loadModel(tinyResNet());
+  const place = (aBits: number, bitRules: { match: string; wBits: number; aBits: number }[] = [], eightBitHeadStem = true) =>
+    placeQuantizers(m.folded, m.units, { wBits: 4, aBits, bitRules, eightBitHeadStem });
+  const all = place(4);
+  const weightOnly = place(FLOAT_ACTIVATIONS);
+  assert.ok(all.acts.length >= 4);
+  // Not even the 8-bit classifier input: the head and stem keep 8-bit weights, and their activations stay float too.
+  assert.deepEqual(weightOnly.acts, []);
+  assert.deepEqual(place(FLOAT_ACTIVATIONS, [], false).acts, []);
+  assert.deepEqual(weightOnly.weights, all.weights);
+  assert.deepEqual([weightOnly.weights[0]!.bits, weightOnly.weights.at(-1)!.bits, weightOnly.weights[1]!.bits], [8, 8, 4]);
+  // A rule takes away just the quantizers it reaches; the others keep their bits.
+  const kept = place(4, [{ match: '/layer1/', wBits: 6, aBits: FLOAT_ACTIVATIONS }]);
+  const gone = ['/layer1/layer1.0/relu1/Relu_output_0', '/layer1/layer1.0/relu2/Relu_output_0'];
+  assert.deepEqual(kept.acts, all.acts.filter((a) => !gone.includes(a.value)));
+  assert.equal(kept.acts.length, all.acts.length - 2);
+  // And a later rule puts one back.
+  const back = place(4, [{ match: '/layer1/', wBits: 6, aBits: FLOAT_ACTIVATIONS }, { match: '/layer1/layer1.0/conv1/', wBits: 6, aBits: 5 }]);
+  assert.deepEqual(back.acts.filter((a) => gone.includes(a.value)).map((a) => `${a.value}:${a.bits}`), ['/layer1/layer1.0/relu1/Relu_output_0:5']);
 });
 
 test('bit rules travel with the run: record, export, saved parameters; a resume with other rules is refused', async () => {

@@ -92,6 +92,9 @@ test('the export section: the logits, the top-1 agreement and the layer-by-layer
   const html = await renderReport(record({ export: { path: 'm.q.onnx', int4_storage: false, max_logit_diff: 8.18e-4, max_logit: 0.541, agreement: 0.703, layerwise } }));
   assert.match(html, /<th>same top-1 class on probe images<\/th><td>70\.3 %<\/td>/);
   assert.match(html, /<th>layer by layer, from onnxruntime&#39;s inputs<\/th><td>weights and biases of 53 layers equal; 63 activation quantizers equal, 265 of 217161728 values one rounding step apart; logits within 8\.640e-7<\/td>/);
+  const weightOnly = await renderReport(record({ export: { path: 'm.q.onnx', int4_storage: false, max_logit_diff: 2e-6, max_logit: 12.7, agreement: 1,
+    layerwise: { ...layerwise, quantizers: 0, values: 0, rounding_flips: 0 } } }));
+  assert.match(weightOnly, /<td>weights and biases of 53 layers equal; activations float \(no quantizers\); logits within 8\.640e-7<\/td>/);
   const unchecked = await renderReport(record({ export: { path: 'm.q.onnx', int4_storage: false } }));
   assert.match(unchecked, /skipped \(--no-verify\)/);
   assert.doesNotMatch(unchecked, /layer by layer/);

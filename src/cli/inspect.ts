@@ -30,8 +30,8 @@ export function inspectCommand(program: Command): void {
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units', existingPath('Units file'))
     .option('--image-size <h,w>', 'for a model that leaves its input height and width free: the size to show shapes and FLOPs at (default 224)', imageSize)
     .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; bits?: BitRule[]; int8Kernels?: boolean; units?: string; imageSize?: [number, number] }) => {
-      const wa = o.quant?.match(/^([2-8])\/([2-8])$/);
-      if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 for --quant but received ${o.quant}`);
+      const wa = o.quant?.match(/^([2-8])\/([2-8]|32)$/);
+      if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 (activations also 32: float) for --quant but received ${o.quant}`);
       if (!wa && (o.bits || o.int8Kernels)) throw new Error(`${o.bits ? '--bits' : '--int8-kernels'} shapes the quantizers that --quant <w/a> lists: add --quant`);
       if (wa && o.int8Kernels) {
         // What quantize refuses is not previewed either.
@@ -154,6 +154,6 @@ function printQdq(model: string, metadata: Record<string, string>, q: QdqSummary
   const bits = (w: QdqSummary['weights'][number]) => `${Math.max(1, Math.ceil(Math.log2(w.maxCode + 1)))} bits`;
   console.log(`  weights: ${q.weights.length} tensors stored as ${[...new Set(q.weights.map((w) => w.dataType))].join('/')} codes; by their largest code ${tally(q.weights.map(bits))}; ` +
     `${elements.toLocaleString('en-US')} weights in ${kb(codes)} (${kb(elements * 4)} as float32)`);
-  console.log(`  activations: ${q.acts.length} quantizers (${tally(q.acts.map((a) => `${a.bits} bits`))})`);
+  console.log(q.acts.length ? `  activations: ${q.acts.length} quantizers (${tally(q.acts.map((a) => `${a.bits} bits`))})` : '  activations: float (no quantizers: weight-only)');
   for (const a of q.acts) console.log(`    A${a.bits}  after ${a.value}`);
 }

@@ -154,5 +154,8 @@ export function quantizeCommand(program: Command): void {
 
 /** The layer-by-layer check in a few words, for the line that says where the export went. */
 function layerwiseSummary(l: NonNullable<RunRecord['export']>['layerwise']): string {
-  return l ? `, the weights and biases of all ${l.weight_layers} layers and each of ${l.quantizers} activation quantizers equal layer by layer (${l.rounding_flips} of ${l.values} values one rounding step apart)` : '';
+  if (!l) return '';
+  const layers = `, the weights and biases of all ${l.weight_layers} layers`;
+  return l.quantizers === 0 ? `${layers} equal (activations float: no quantizers to compare)`
+    : `${layers} and each of ${l.quantizers} activation quantizers equal layer by layer (${l.rounding_flips} of ${l.values} values one rounding step apart)`;
 }

@@ -36,8 +36,12 @@ export interface BitRule {
   aBits: number;
 }
 
+/** An activation bit-width that means no quantizer: the values stay float32 (weight-only quantization, "A32"). */
+export const FLOAT_ACTIVATIONS = 32;
+
 export interface PlacementOptions {
   wBits: number;
+  /** 2..8, or FLOAT_ACTIVATIONS for none (a bit rule may also say FLOAT_ACTIVATIONS to take quantizers away). */
   aBits: number;
   /** First and last weight layers and the classifier's input at 8 bits (default true). */
   eightBitHeadStem?: boolean;
@@ -166,7 +170,7 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   if (head8 && last) {
     for (let v: string | undefined = last.inputs[0]; v !== undefined; ) {
       const site = acts.get(v);
-      if (site) site.bits = 8;
+      if (site) site.bits = Math.max(site.bits, 8); // float activations (weight-only) stay float
       const p = producer.get(v);
       const computed = p && !isWeightLayer(p) ? p.inputs.filter((i) => i !== '' && !g.constants.has(i)) : [];
       v = computed.length === 1 ? computed[0] : undefined;
@@ -183,5 +187,5 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   }
   const order = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((v) => order.set(v, i)));
-  return { weights, acts: [...acts.values()].sort((a, b) => (order.get(a.value) ?? -1) - (order.get(b.value) ?? -1)) };
+  return { weights, acts: [...acts.values()].filter((a) => a.bits !== FLOAT_ACTIVATIONS).sort((a, b) => (order.get(a.value) ?? -1) - (order.get(b.value) ?? -1)) };
 }

@@ -42,7 +42,9 @@ function exportSection(r: RunRecord): string {
     rows.push(['max |Δlogit| vs simulation', `${sig(ex.max_logit_diff)} (logits up to ${sig(ex.max_logit)})`]);
     rows.push(['same top-1 class on probe images', `${num((ex.agreement ?? NaN) * 100, 1)} %`]);
     if (ex.layerwise)
-      rows.push(['layer by layer, from onnxruntime\'s inputs', `weights and biases of ${ex.layerwise.weight_layers} layers equal; ${ex.layerwise.quantizers} activation quantizers equal, ${ex.layerwise.rounding_flips} of ${ex.layerwise.values} values one rounding step apart; ` +
+      rows.push(['layer by layer, from onnxruntime\'s inputs', `weights and biases of ${ex.layerwise.weight_layers} layers equal; ` +
+        (ex.layerwise.quantizers === 0 ? 'activations float (no quantizers); '
+          : `${ex.layerwise.quantizers} activation quantizers equal, ${ex.layerwise.rounding_flips} of ${ex.layerwise.values} values one rounding step apart; `) +
         `logits within ${sig(ex.layerwise.max_logit_diff)}`]);
     if (ex.ort_top1 !== undefined) rows.push(['onnxruntime top-1 %', `${num(ex.ort_top1)} (simulated ${num(r.top1)})`]);
   }
