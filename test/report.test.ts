@@ -95,6 +95,9 @@ test('the export section: the logits, the top-1 agreement and the layer-by-layer
   const weightOnly = await renderReport(record({ export: { path: 'm.q.onnx', int4_storage: false, max_logit_diff: 2e-6, max_logit: 12.7, agreement: 1,
     layerwise: { ...layerwise, quantizers: 0, values: 0, rounding_flips: 0 } } }));
   assert.match(weightOnly, /<td>weights and biases of 53 layers equal; activations float \(no quantizers\); logits within 8\.640e-7<\/td>/);
+  assert.match(html, /<th>method<\/th><td>pdquant, 4-bit weights, 2-bit activations, first\/last layer and classifier input at 8 bits<\/td>/);
+  const floatActs = await renderReport(record({ a_bits: 32 }));
+  assert.match(floatActs, /<th>method<\/th><td>pdquant, 4-bit weights, float activations \(weight-only\), first\/last layer at 8 bits<\/td>/);
   const unchecked = await renderReport(record({ export: { path: 'm.q.onnx', int4_storage: false } }));
   assert.match(unchecked, /skipped \(--no-verify\)/);
   assert.doesNotMatch(unchecked, /layer by layer/);

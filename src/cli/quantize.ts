@@ -73,7 +73,7 @@ export function quantizeCommand(program: Command): void {
     .option('--report <file>', 'write an HTML report with charts (accuracy, times, loss curves) here', outputFile('--report'))
     .option('--save-qparams <file>', 'write the quantization parameters (for `pdquant eval --qparams`)', outputFile('--save-qparams'))
     .option('--no-8bit-head-stem', 'quantize the first/last layers and the classifier input at the chosen bits too')
-    .option('--bits <pattern=w/a>', 'other bit-widths for the weight layers whose node name starts with the pattern (or matches re:<regex>) and the activation quantizer after each, e.g. \'re:depthwise=8/8\'; repeatable, later rules win', bitRule)
+    .option('--bits <pattern=w/a>', 'other bit-widths for the weight layers whose node name starts with the pattern (or matches re:<regex>) and the activation quantizer after each, e.g. \'re:depthwise=8/8\' (activations 32: left float); repeatable, later rules win', bitRule)
     .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)', outputFile('-o'))
     .option('--int4-storage', 'store weights of 4 bits or fewer as packed UINT4 (ONNX opset 21)')
     .option('--int8-kernels', 'quantize so that onnxruntime runs the export with integer kernels (QLinearConv, QLinearAdd; 2-3x faster on CPU): also quantizes the image and residual branches at 8 bits, 8-bit weights symmetric; needs --a 8')

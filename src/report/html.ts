@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import type { RunRecord } from '../methods/pipeline.js';
 import { describeTransform } from '../data/transform.js';
 import { DC_CURVE_EVERY, LOSS_CURVE_EVERY } from '../recon/config.js';
+import { FLOAT_ACTIVATIONS } from '../quant/placement.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { dcCurveSpec, lossCurveSpec, stageSpec, toSvg, unitTimeSpec } from './charts.js';
 
@@ -98,7 +99,9 @@ export async function renderReport(r: RunRecord): Promise<string> {
   const total = Object.values(r.seconds).reduce((a, b) => a + b, 0);
   const meta: [string, string][] = [
     ['model', `${r.model.path} (sha256 ${r.model.sha256.slice(0, 16)}…)`],
-    ['method', `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
+    ['method', r.a_bits === FLOAT_ACTIVATIONS
+      ? `${r.method}, ${r.w_bits}-bit weights, float activations (weight-only)${r.eight_bit_head_stem ? ', first/last layer at 8 bits' : ''}`
+      : `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
     ...(r.bit_rules?.length ? [['bit rules', r.bit_rules.map((b) => `${b.match} → W${b.wBits}A${b.aBits}`).join('; ')] as [string, string]] : []),
     ['calibration', `${r.calibration.count} images from ${r.calibration.source} (sha256 ${r.calibration.sha256.slice(0, 16)}…)`],
     ['preprocessing', r.preprocess ? describeTransform(r.preprocess) : 'not recorded (model-ready .npy tensors are used as they are)'],
