@@ -94,7 +94,7 @@ test('--a 32 quantizes the weights only: reconstruction and export without activ
   const shown = pdquant('inspect', out);
   assert.match(shown.stdout, /pdquant W4A32/);
   assert.match(shown.stdout, /activations: float \(no quantizers: weight-only\)/);
-  assert.match(pdquant('inspect', model, '--quant', '4/32').stdout, /activation quantizers \(0, per tensor\)/);
+  assert.match(pdquant('inspect', model, '--quant', '4/32').stdout, /activation quantizers: none \(activations stay float\)/);
 });
 
 test('a W8A8 export without --int8-kernels ends with the tip to use it; with it, with how onnxruntime runs it', () => {

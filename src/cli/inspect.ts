@@ -115,7 +115,7 @@ export function inspectCommand(program: Command): void {
         const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'], bitRules: o.bits, int8Kernels: o.int8Kernels });
         console.log(`weight quantizers (${p.weights.length}, per output channel):`);
         for (const w of p.weights) console.log(`  W${w.bits}  ${w.node}  [unit ${w.unit}]`);
-        console.log(`activation quantizers (${p.acts.length}, per tensor):`);
+        console.log(p.acts.length ? `activation quantizers (${p.acts.length}, per tensor):` : 'activation quantizers: none (activations stay float)');
         for (const a of p.acts) console.log(`  A${a.bits}  after ${a.value}  (${a.role}, unit ${a.unit})`);
       }
     });
