@@ -103,14 +103,11 @@ export function defaultRunDir(model: string, methodName: string, wBits: number, 
   return join('runs', `${basename(model, '.onnx')}-${methodName}-w${wBits}a${aBits}-seed${seed}`);
 }
 
-const bitWidth = (what: string, b: number) => {
-  if (!Number.isInteger(b) || b < 2 || b > 8) throw new RangeError(`Expected integer 2..8 for ${what} but received ${b}`);
-  return b;
-};
-/** Activations may also stay float32: FLOAT_ACTIVATIONS (32) places no quantizer. */
-const activationBitWidth = (what: string, b: number) => {
-  if (b === FLOAT_ACTIVATIONS) return b;
-  if (!Number.isInteger(b) || b < 2 || b > 8) throw new RangeError(`Expected integer 2..8, or ${FLOAT_ACTIVATIONS} for float activations, for ${what} but received ${b}`);
+/** 2..8; activations may also stay float32 (FLOAT_ACTIVATIONS: no quantizer). */
+const bitWidth = (what: string, b: number, activations = false) => {
+  if (activations && b === FLOAT_ACTIVATIONS) return b;
+  if (!Number.isInteger(b) || b < 2 || b > 8)
+    throw new RangeError(`Expected integer 2..8${activations ? `, or ${FLOAT_ACTIVATIONS} for float activations,` : ''} for ${what} but received ${b}`);
   return b;
 };
 
@@ -126,11 +123,11 @@ function readWithTransform(model: string, o: PreprocessOptions): { read: OnnxMod
 
 /** The bit-widths and bit rules, checked. */
 function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }): [number, number] {
-  const bits = [bitWidth('wBits', o.wBits), activationBitWidth('aBits', o.aBits)] as [number, number];
+  const bits = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits, true)] as [number, number];
   for (const r of o.bitRules ?? []) {
     if (typeof r?.match !== 'string' || r.match === '') throw new Error(`Expected a node-name pattern as the match of each bit rule but received ${JSON.stringify(r?.match)}`);
     bitWidth(`the weights of bit rule ${r.match}`, r.wBits);
-    activationBitWidth(`the activations of bit rule ${r.match}`, r.aBits);
+    bitWidth(`the activations of bit rule ${r.match}`, r.aBits, true);
   }
   return bits;
 }
