@@ -46,6 +46,8 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 
 // Forward round, gradient 1 (straight-through estimator).
 at::Tensor RoundSte(const at::Tensor& x);
+// The BLAS LibTorch was built with, as its build configuration names it (generic, mkl, open, ...; unknown if unnamed).
+std::string LibTorchBlas();
 
 void RegisterTensorFns(Napi::Env env, Napi::Object exports);
 void RegisterOps(Napi::Env env, Napi::Object exports);

@@ -1,6 +1,5 @@
 // The compute ops. Each is a few lines over ATen; argument checking and wording live in TypeScript.
 #include <atomic>
-#include <ATen/Version.h>
 
 #include "handle.h"
 
@@ -160,7 +159,7 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {  // (x, w, b|null, s
 // PointwiseOnSlowPath) and a weight of at least 128x128 (below that the two are within a few microseconds) runs as
 // that convolution instead. LibTorch builds with MKL or OpenBLAS keep theirs.
 // On unless the engine benchmark turns it off to time LibTorch's own choice.
-static std::atomic<bool> g_linearAsPointwise{at::show_config().find("BLAS_INFO=generic") != std::string::npos};
+static std::atomic<bool> g_linearAsPointwise{LibTorchBlas() == "generic"};
 static Napi::Value SetLinearAsPointwise(const Napi::CallbackInfo& info) {  // (on) -> previous setting
   return Napi::Boolean::New(info.Env(), g_linearAsPointwise.exchange(Bool(info, 0)));
 }

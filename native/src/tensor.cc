@@ -347,6 +347,13 @@ static Napi::Value CopyInto(const Napi::CallbackInfo& info) {  // (dst, src)
 }
 
 // ---- engine settings ----
+std::string LibTorchBlas() {
+  const std::string config = at::show_config(), key = "BLAS_INFO=";
+  const auto at_key = config.find(key);
+  if (at_key == std::string::npos) return "unknown";
+  const auto from = at_key + key.size();
+  return config.substr(from, config.find_first_of(", \n", from) - from);
+}
 static Napi::Value Version(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto o = Napi::Object::New(env);
@@ -354,10 +361,7 @@ static Napi::Value Version(const Napi::CallbackInfo& info) {
   o.Set("cuda", torch::cuda::is_available());
   o.Set("cudaDevices", static_cast<double>(torch::cuda::device_count()));
   o.Set("threads", at::get_num_threads());
-  // The BLAS LibTorch was built with, as its build configuration names it (generic, mkl, open, ...).
-  const std::string config = at::show_config(), key = "BLAS_INFO=";
-  const auto at_key = config.find(key);
-  o.Set("blas", at_key == std::string::npos ? std::string("unknown") : config.substr(at_key + key.size(), config.find_first_of(", \n", at_key) - at_key - key.size()));
+  o.Set("blas", LibTorchBlas());
   return o;
 }
 static Napi::Value SetThreads(const Napi::CallbackInfo& info) {

@@ -207,8 +207,9 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const probe = E.keep(E.tidy(() => calib.images.slice(0, 0, Math.min(64, calib.count)).clone()));
   calib.images.dispose();
 
+  const engine = E.engineInfo();
   const record: RunRecord = {
-    tool: { name: 'pdquant', version, torch: E.engineInfo().torch, node: process.version, threads: E.engineInfo().threads, blas: E.engineInfo().blas },
+    tool: { name: 'pdquant', version, torch: engine.torch, node: process.version, threads: engine.threads, blas: engine.blas },
     model: { path: o.model, sha256: modelHash },
     method: o.method,
     w_bits: o.wBits,
