@@ -117,14 +117,16 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     const q = readOnnx(output);
     assert.equal(q.metadata['pdquant.int8_kernels'], 'true');
     const dqs = q.nodes.filter((n) => n.opType === 'DequantizeLinear' && q.initializers.has(n.inputs[0]!));
-    const types = dqs.map((n) => `${q.initializers.get(n.inputs[0]!)!.dataType}:${n.inputs[2] ? [...q.initializers.get(n.inputs[2])!.data].every((z) => z === 0) : 'none'}`);
-    assert.deepEqual([...new Set(types)].sort(), ['int32:none', 'int8:true'], 'weights as int8 codes with zero point 0, biases as int32 codes');
+    const types = dqs.map((n) => `${q.initializers.get(n.inputs[0]!)!.dataType}:${n.inputs[2] ? [...new Set(Array.from(q.initializers.get(n.inputs[2])!.data as ArrayLike<number>))].join(',') : 'none'}`);
+    // Narrow weights as INT8 codes with zero point 0, the 8-bit ones (codes past ±64, which onnxruntime's U8S8 kernels
+    // can saturate) as UINT8 with zero point 128; biases as INT32 codes.
+    assert.deepEqual([...new Set(types)].sort(), wBits === 8 ? ['int32:none', 'uint8:128'] : ['int32:none', 'int8:0', 'uint8:128']);
     // inspect reads the codes' bit-widths back from the signed codes, and says what the file is for.
     const bin = join(resolve(fileURLToPath(import.meta.url), '../../..'), 'bin', 'pdquant.js');
     const shown = spawnSync(process.execPath, [bin, 'inspect', output], { encoding: 'utf8' });
     assert.equal(shown.status, 0, shown.stderr);
     assert.match(shown.stdout, /quantized for integer kernels \(--int8-kernels\): onnxruntime runs its convolutions as QLinearConv/);
-    assert.match(shown.stdout, new RegExp(`weights: 7 tensors stored as int8 codes; by their largest code ${wBits === 8 ? '7 × 8 bits' : `2 × 8 bits, 5 × ${wBits} bits`};`));
+    assert.match(shown.stdout, new RegExp(`weights: 7 tensors stored as ${wBits === 8 ? 'uint8' : 'uint8/int8'} codes; by their largest code ${wBits === 8 ? '7 × 8 bits' : `2 × 8 bits, 5 × ${wBits} bits`};`));
   });
 }
 
@@ -228,8 +230,11 @@ test('toQdq with integer kernels refuses weight codes that do not fit INT8 after
     weights: [{ node: 'fc', bits: 8, axis: 0, scale: Float32Array.of(0.01, 0.01), zeroPoint: Uint8Array.of(zero, zero), codes: Uint8Array.of(255, 0, 200, 100) }],
     acts: [{ value: 'x', bits: 8, scale: 0.1, zeroPoint: 128 }],
   });
+  // Codes past ±64 go as UINT8 with zero point 128 (onnxruntime's U8S8 kernels can saturate on them), narrower as INT8.
   const ok = toQdq(model, spec(128));
-  assert.deepEqual([...ok.initializers.get('w_q')!.data], [127, -128, 72, -28]);
+  assert.deepEqual([ok.initializers.get('w_q')!.dataType, [...ok.initializers.get('w_q')!.data], [...ok.initializers.get('w_zero_point')!.data]], ['uint8', [255, 0, 200, 100], [128, 128]]);
+  const narrow = toQdq(model, { ...spec(128), weights: [{ ...spec(128).weights[0]!, codes: Uint8Array.of(192, 64, 150, 100) }] });
+  assert.deepEqual([narrow.initializers.get('w_q')!.dataType, [...narrow.initializers.get('w_q')!.data], [...narrow.initializers.get('w_zero_point')!.data]], ['int8', [64, -64, 22, -28], [0, 0]]);
   assert.throws(() => toQdq(model, spec(100)), /weight of node 'fc': code\[0\] − zero point = 155 does not fit INT8; integer kernels need 8-bit weights quantized with zero point 128/);
   assert.throws(() => toQdq(model, { ...spec(128), acts: [{ value: 'x', bits: 6, scale: 0.1, zeroPoint: 32 }] }), /activation 'x': integer kernels need 8-bit activations, it has 6 bits/);
 });

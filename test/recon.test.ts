@@ -45,9 +45,14 @@ for (const name of methodNames()) {
     assert.ok(record.top1! >= 0 && record.top1! <= 100);
     // Checked beside the output path, then moved there.
     assert.ok(existsSync(output) && !existsSync(unverifiedPath(output)));
-    // The pipeline throws when onnxruntime's top-1 differs by more than 0.05 points; the logits agree to float precision.
+    // The pipeline throws when onnxruntime's top-1 differs by more than 0.05 points. From onnxruntime's own quantized
+    // values the logits agree to float precision; end to end, a value that float sums in another order move across a
+    // rounding boundary (one step, allowed to 0.1 % of them) carries on to the logits.
     assert.equal(record.export?.ort_top1, record.top1);
-    assert.ok(record.export!.max_logit_diff! <= 1e-4 * Math.max(1, record.export!.max_logit!), `max |Δlogit| ${record.export!.max_logit_diff}`);
+    const l = record.export!.layerwise!;
+    assert.ok(l.max_logit_diff <= 1e-4 * Math.max(1, record.export!.max_logit!), `max |Δlogit| from onnxruntime's quantized values ${l.max_logit_diff}`);
+    assert.ok(l.failed_at === null && l.rounding_flips <= 1e-3 * l.values, `${l.rounding_flips} of ${l.values} values one step apart`);
+    assert.ok(record.export!.max_logit_diff! <= 1e-2 * Math.max(1, record.export!.max_logit!), `max |Δlogit| ${record.export!.max_logit_diff}`);
     for (const w of qmodel.weights.values()) assert.ok(w.q.initialized);
     for (const a of qmodel.acts.values()) assert.ok(a.q.initialized, `activation ${a.site.value} initialised`);
     if (record.recon) {

@@ -76,7 +76,7 @@ export function quantizeCommand(program: Command): void {
     .option('--bits <pattern=w/a>', 'other bit-widths for the weight layers whose node name starts with the pattern (or matches re:<regex>) and the activation quantizer after each, e.g. \'re:depthwise=8/8\' (activations 32: left float); repeatable, later rules win', bitRule)
     .option('-o, --output <file>', 'write the deployable QDQ ONNX model here (verified in onnxruntime)', outputFile('-o'))
     .option('--int4-storage', 'store weights of 4 bits or fewer as packed UINT4 (ONNX opset 21)')
-    .option('--int8-kernels', 'quantize so that onnxruntime runs the export with integer kernels (QLinearConv, QLinearAdd; 2-3x faster on CPU): also quantizes the image and residual branches at 8 bits, 8-bit weights symmetric; needs --a 8')
+    .option('--int8-kernels', 'quantize so that onnxruntime runs the export with integer kernels (QLinearConv, QLinearAdd; faster than float on CPU): also quantizes the image and residual branches at 8 bits, 8-bit weights symmetric; needs --a 8')
     .option('--no-verify', 'skip checking the exported model in onnxruntime against the simulation')
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units (see `pdquant inspect`)', existingPath('Units file'))
     .option('--run-dir <dir>', 'folder for per-unit checkpoints (default runs/<model>-<method>-w<w>a<a>-seed<seed>)', outputFolder('--run-dir'))
@@ -141,7 +141,7 @@ export function quantizeCommand(program: Command): void {
         const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions${linears} and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
         console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}${kernels}`);
         if (!f.int8Kernels && int8KernelsRefusal(f.a, { bitRules: f.bits, int4Storage: f.int4Storage }) === undefined)
-          console.log('tip: with --int8-kernels onnxruntime runs such a model with integer kernels, 2-3x faster than float; without it, it runs in float and slower than the float model');
+          console.log('tip: with --int8-kernels onnxruntime runs such a model with integer kernels, faster than float (README: Running the exported model); without it, it runs in float and slower than the float model');
       }
       if (f.json) writeJsonAtomic(f.json, record);
       if (f.report) {

@@ -64,8 +64,8 @@ export interface QdqSpec {
   int4Storage?: boolean;
   /**
    * The form onnxruntime fuses into integer kernels (QLinearConv, QLinearAdd): weights as INT8 codes q − z with zero
-   * point 0 (each must fit), and biases given as INT32 codes (QdqWeight.bias) inside the layer. Activations must be
-   * 8-bit (no Clip).
+   * point 0 (each must fit; UINT8 q − z + 128 where they pass ±SATURATION_SAFE_CODE), and biases given as INT32 codes
+   * (QdqWeight.bias) inside the layer. Activations must be 8-bit (no Clip).
    */
   integerKernels?: boolean;
   /** Merged into the model's metadata_props (overriding equal keys). */
@@ -128,6 +128,23 @@ function signedCodes(w: QdqWeight, dims: readonly number[], what: string): Int8A
     out[i] = v;
   }
   return out;
+}
+
+/**
+ * The largest |q − z| whose products with uint8 activations onnxruntime's U8S8 kernels sum exactly on x86 CPUs without
+ * VNNI: they add two products u8·s8 in a saturating int16 (pmaddubsw), and 2 · 255 · 64 fits it, 2 · 255 · 127 does
+ * not. Measured on an AVX-only EPYC: full-range INT8 weights moved the demo CNN's first quantizer by up to 38 steps.
+ */
+export const SATURATION_SAFE_CODE = 64;
+
+/**
+ * A layer's signed codes q − z as onnxruntime's integer kernels take them: INT8 with zero point 0 when they are
+ * within ±SATURATION_SAFE_CODE (every narrower grid), else UINT8 q − z + 128 with zero point 128, which its U8U8
+ * kernels compute exactly on every CPU (an 8-bit layer).
+ */
+function integerKernelCodes(signed: Int8Array): { dataType: 'int8' | 'uint8'; codes: Int8Array | Uint8Array; zeroPoint(channels: number): Int8Array | Uint8Array } {
+  if (signed.every((v) => Math.abs(v) <= SATURATION_SAFE_CODE)) return { dataType: 'int8', codes: signed, zeroPoint: (c) => new Int8Array(c) };
+  return { dataType: 'uint8', codes: Uint8Array.from(signed, (v) => v + 128), zeroPoint: (c) => new Uint8Array(c).fill(128) };
 }
 
 const scalarTensor = (name: string, dataType: 'float32' | 'uint8', value: number): OnnxTensor =>
@@ -290,10 +307,11 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
     w.zeroPoint.forEach((z, c) => checkCode(z, w.bits, `${what}: zero point[${c}]`));
     for (let i = 0; i < n; i++) if (w.codes[i] > 2 ** w.bits - 1) checkCode(w.codes[i], w.bits, `${what}: code[${i}]`);
 
-    const codeType = kernels ? 'int8' : int4 && w.bits <= 4 ? 'uint4' : 'uint8';
-    const codes: OnnxTensor = { name: fresh(`${weightName}_q`), dataType: codeType, dims: [...float.dims], data: kernels ? signedCodes(w, float.dims, what) : Uint8Array.from(w.codes) };
+    const kernelCodes = kernels ? integerKernelCodes(signedCodes(w, float.dims, what)) : undefined;
+    const codeType = kernelCodes?.dataType ?? (int4 && w.bits <= 4 ? 'uint4' : 'uint8');
+    const codes: OnnxTensor = { name: fresh(`${weightName}_q`), dataType: codeType, dims: [...float.dims], data: kernelCodes?.codes ?? Uint8Array.from(w.codes) };
     const scale: OnnxTensor = { name: fresh(`${weightName}_scale`), dataType: 'float32', dims: [channels], data: Float32Array.from(w.scale) };
-    const zero: OnnxTensor = { name: fresh(`${weightName}_zero_point`), dataType: codeType, dims: [channels], data: kernels ? new Int8Array(channels) : Uint8Array.from(w.zeroPoint) };
+    const zero: OnnxTensor = { name: fresh(`${weightName}_zero_point`), dataType: codeType, dims: [channels], data: kernelCodes?.zeroPoint(channels) ?? Uint8Array.from(w.zeroPoint) };
     for (const t of [codes, scale, zero]) initializers.set(t.name, t);
     const dq = fresh(`${weightName}_dq`);
     push(before, index, {
