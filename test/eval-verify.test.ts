@@ -6,7 +6,7 @@ import * as E from '../src/engine/index.js';
 import { quantize } from '../src/methods/pipeline.js';
 import { qdqModel, qdqSpec } from '../src/methods/export.js';
 import type { OnnxModel } from '../src/onnx/ir.js';
-import { checkLayerwise, checkWeights, compareQuantized, exportVerdict, MAX_FLIP_SHARE, onlyRoundingFlips, type LayerwiseCheck, type QuantizerDiff } from '../src/eval/verify.js';
+import { checkLayerwise, checkWeights, compareQuantized, exportVerdict, MAX_FLIP_SHARE, onlyRoundingFlips, top1Verdict, type LayerwiseCheck, type QuantizerDiff } from '../src/eval/verify.js';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
 
 test('two dequantized tensors: equal values, values one step apart, and anything else', () => {
@@ -48,6 +48,19 @@ test('the verdict: a layer-by-layer match excuses top-1 classes that differ, unl
   ]);
   const tail = exportVerdict({ ...tie, agreement: 1 }, { ...ok, maxLogitDiff: 0.5, maxLogit: 3, logitsAgree: false }, 8);
   assert.deepEqual(tail.problems, ['from the same quantized values, the logits differ by up to 0.500 (logits up to 3.00): the difference is after the last activation quantizer']);
+});
+
+test('the top-1 on evaluation data: within 0.05 points it passes; beyond, a layer-by-layer match makes it a warning', () => {
+  const ok: LayerwiseCheck = { quantizers: [], values: 17_760_256, flips: 31, maxLogitDiff: 1e-6, maxLogit: 30, logitsAgree: true };
+  assert.deepEqual(top1Verdict(77.73, 77.68, ok), {});
+  const warned = top1Verdict(77.75, 77.68, ok);
+  assert.equal(warned.problem, undefined);
+  assert.match(warned.warning!, /^onnxruntime gives top-1 77\.75 % and the simulation 77\.68 %, 0\.07 points apart \(more than 0\.05\), but every activation quantizer .* \(31 of 17760256 one rounding step apart, .*\): those steps carry on through the network; the deployed model's top-1 is onnxruntime's$/);
+  // No match, or a match on other kernels than the file runs: a problem.
+  const bad: LayerwiseCheck = { ...ok, failed: { value: 'relu1', elements: 1000, flips: 0, mismatches: 7, maxDiff: 0.5, step: 0.25, maxAbs: 2 } };
+  for (const verdict of [top1Verdict(77.75, 77.68, bad), top1Verdict(77.75, 77.68, ok, false), top1Verdict(77.75, 77.68, { ...ok, logitsAgree: false })])
+    assert.deepEqual(verdict, { problem: 'onnxruntime gives top-1 77.75 % but the simulation 77.68 % (tolerance 0.05)' });
+  assert.deepEqual(top1Verdict(77.75, 77.68, ok, true, { layers: 4, values: 100, failed: { node: '/fc/Gemm', differing: 1, values: 64, maxDiff: 0.05 } }).warning, undefined);
 });
 
 test('checkLayerwise: a right export matches quantizer by quantizer; a wrong scale or bias is found where it is', async () => {

@@ -286,3 +286,25 @@ export function exportVerdict(cmp: LogitComparison, layers: LayerwiseCheck, prob
       `${layers.maxLogit.toPrecision(3)}): the classes differ where logits nearly tie, as with random weights or an untrained model`,
   };
 }
+
+/** Largest top-1 difference (points) between the exported file in onnxruntime and the simulation that passes unremarked. */
+export const EXPORT_TOP1_TOLERANCE = 0.05;
+
+/**
+ * Whether onnxruntime's top-1 on the evaluation data (`ortTop1`) may differ from the simulated one (`simTop1`). Within
+ * EXPORT_TOP1_TOLERANCE it passes. Beyond it, a layer-by-layer match (on the kernels the file runs) shows that each
+ * quantizer computes what the simulation computes, but for values one rounding step apart, and those steps carry on
+ * through the network to the classes: a warning, which float weights (more such steps than integer codes give) or a
+ * deep network can call for. Without that match it is a problem.
+ */
+export function top1Verdict(ortTop1: number, simTop1: number, layers: LayerwiseCheck, sameKernels = true, weights?: WeightCheck): { problem?: string; warning?: string } {
+  const gap = Math.abs(ortTop1 - simTop1);
+  if (gap <= EXPORT_TOP1_TOLERANCE) return {};
+  const says = `onnxruntime gives top-1 ${ortTop1.toFixed(2)} % but the simulation ${simTop1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`;
+  if (layerwiseProblem(layers, weights) || !sameKernels) return { problem: says };
+  return {
+    warning: `onnxruntime gives top-1 ${ortTop1.toFixed(2)} % and the simulation ${simTop1.toFixed(2)} %, ${gap.toFixed(2)} points apart (more than ${EXPORT_TOP1_TOLERANCE}), but every activation quantizer of the export gives the simulation's values from the same inputs (${layers.flips} of ${layers.values} ` +
+      'one rounding step apart, where float sums in another order cross a rounding boundary): those steps carry on through the network; ' +
+      "the deployed model's top-1 is onnxruntime's",
+  };
+}

@@ -10,7 +10,7 @@ import { QuantizedModel } from '../quant/qmodel.js';
 import type { BitRule } from '../quant/placement.js';
 import { loadCalibration } from '../quant/calibration.js';
 import { checkEvalData, checkInputShape, evaluateGraph, evaluateOrt, type Accuracy } from '../eval/index.js';
-import { checkLayerwise, checkWeights, compareLogits, exportVerdict, layerwiseProbe } from '../eval/verify.js';
+import { checkLayerwise, checkWeights, compareLogits, exportVerdict, layerwiseProbe, top1Verdict } from '../eval/verify.js';
 import { loadOrt, ortKernelCounts, type OrtKernelCounts } from '../eval/ort.js';
 import { qdqSpec, qdqModel, unverifiedPath, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
@@ -63,9 +63,6 @@ export interface QuantizeOptions {
   /** The memory the run may use, for the warning that its caches will not fit (default: the machine's, os.totalmem()). */
   memoryBytes?: number;
 }
-
-/** Largest top-1 difference (points) tolerated between the exported file in onnxruntime and the simulation. */
-export const EXPORT_TOP1_TOLERANCE = 0.05;
 
 export interface RunEvents extends ReconEvents {
   stage?(name: string): void;
@@ -280,8 +277,9 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
         if (evalData && record.top1 !== undefined) {
           const acc = await evaluateOrt(written, evalData, { transform: o.transform, batchSize: o.evalBatch, limit: o.evalLimit, onProgress: (d, t) => ev.evalProgress?.('onnxruntime', d, t) });
           record.export!.ort_top1 = acc.top1;
-          const gap = Math.abs(acc.top1 - record.top1);
-          if (gap > EXPORT_TOP1_TOLERANCE) problems.push(`onnxruntime gives top-1 ${acc.top1.toFixed(2)} % but the simulation ${record.top1.toFixed(2)} % (tolerance ${EXPORT_TOP1_TOLERANCE})`);
+          const top1 = top1Verdict(acc.top1, record.top1, layers, sameKernels, weights);
+          if (top1.problem) problems.push(top1.problem);
+          if (top1.warning) ev.warning?.(top1.warning);
         }
         if (problems.length) {
           const resume = preset.recon && o.runDir ? ` (add --resume ${o.runDir} to skip the finished units)` : '';
