@@ -16,7 +16,7 @@ import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
 import type { UnitOverride } from './graph/partition.js';
 import type { QParamsFile } from './quant/qmodel.js';
-import { FLOAT_ACTIVATIONS, type BitRule } from './quant/placement.js';
+import { FLOAT_BITS, type BitRule } from './quant/placement.js';
 import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 
 export type { Accuracy } from './eval/index.js';
@@ -26,7 +26,7 @@ export type { Divergence, SensitivityEvents, SensitivityReport, UnitSensitivity 
 export type { ReconConfig } from './recon/config.js';
 export type { QParamsFile } from './quant/qmodel.js';
 export type { UnitOverride } from './graph/partition.js';
-export { FLOAT_ACTIVATIONS, type BitRule } from './quant/placement.js';
+export { FLOAT_ACTIVATIONS, FLOAT_WEIGHTS, type BitRule } from './quant/placement.js';
 export { ARCH_PRESETS } from './recon/config.js';
 export { methodNames } from './methods/registry.js';
 export { OnnxError } from './onnx/errors.js';
@@ -46,7 +46,10 @@ export interface QuantizeModelOptions extends PreprocessOptions {
   model: string;
   /** Calibration images: a folder, a list file, CIFAR-10 .bin, IDX or .npy. */
   calib: string;
-  /** Weight and activation bit-widths, 2..8; activations also 32 (FLOAT_ACTIVATIONS): left in float, weight-only. */
+  /**
+   * Weight and activation bit-widths, 2..8; or 32 (FLOAT_WEIGHTS, FLOAT_ACTIVATIONS) to leave those values in float:
+   * activation-only or weight-only quantization.
+   */
   wBits: number;
   aBits: number;
   /** minmax, mse, cosine, adaround, brecq, qdrop, pd-only, pd-reg, pd-reg-drop, qdrop-dc or pdquant (default). */
@@ -103,11 +106,9 @@ export function defaultRunDir(model: string, methodName: string, wBits: number, 
   return join('runs', `${basename(model, '.onnx')}-${methodName}-w${wBits}a${aBits}-seed${seed}`);
 }
 
-/** 2..8; activations may also stay float32 (FLOAT_ACTIVATIONS: no quantizer). */
-const bitWidth = (what: string, b: number, activations = false) => {
-  if (activations && b === FLOAT_ACTIVATIONS) return b;
-  if (!Number.isInteger(b) || b < 2 || b > 8)
-    throw new RangeError(`Expected integer 2..8${activations ? `, or ${FLOAT_ACTIVATIONS} for float activations,` : ''} for ${what} but received ${b}`);
+/** 2..8, or FLOAT_BITS: the values stay float32 (no quantizer). */
+const bitWidth = (what: string, b: number) => {
+  if (b !== FLOAT_BITS && (!Number.isInteger(b) || b < 2 || b > 8)) throw new RangeError(`Expected integer 2..8, or ${FLOAT_BITS} for float, for ${what} but received ${b}`);
   return b;
 };
 
@@ -123,26 +124,31 @@ function readWithTransform(model: string, o: PreprocessOptions): { read: OnnxMod
 
 /** The bit-widths and bit rules, checked. */
 function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }): [number, number] {
-  const bits = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits, true)] as [number, number];
+  const bits = [bitWidth('wBits', o.wBits), bitWidth('aBits', o.aBits)] as [number, number];
   for (const r of o.bitRules ?? []) {
     if (typeof r?.match !== 'string' || r.match === '') throw new Error(`Expected a node-name pattern as the match of each bit rule but received ${JSON.stringify(r?.match)}`);
     bitWidth(`the weights of bit rule ${r.match}`, r.wBits);
-    bitWidth(`the activations of bit rule ${r.match}`, r.aBits, true);
+    bitWidth(`the activations of bit rule ${r.match}`, r.aBits);
   }
+  const float = (r: { wBits: number; aBits: number }) => r.wBits === FLOAT_BITS && r.aBits === FLOAT_BITS;
+  if (float({ wBits: bits[0], aBits: bits[1] }) && (o.bitRules ?? []).every(float))
+    throw new RangeError(`weights and activations both at ${FLOAT_BITS} bits (float) quantize nothing; give --w or --a (wBits or aBits) 2..8`);
   return bits;
 }
 
 /** Why int8Kernels cannot be used with these bits and options, or undefined when it can (checked before anything is read). */
-export function int8KernelsRefusal(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): string | undefined {
+export function int8KernelsRefusal(wBits: number, aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): string | undefined {
+  if ([wBits, ...(o.bitRules ?? []).map((r) => r.wBits)].includes(FLOAT_BITS))
+    return `int8 kernels (--int8-kernels, int8Kernels) need quantized weights (onnxruntime's integer kernels read 8-bit weight codes), but weights are left in float (${FLOAT_BITS}); the weights may have 2..8 bits`;
   const other = [aBits, ...(o.bitRules ?? []).map((r) => r.aBits)].find((a) => a !== 8);
-  if (other === FLOAT_ACTIVATIONS) return `int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write 8-bit codes), but activations are left in float (${FLOAT_ACTIVATIONS}); the weights may have 2..8 bits`;
+  if (other === FLOAT_BITS) return `int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write 8-bit codes), but activations are left in float (${FLOAT_BITS}); the weights may have 2..8 bits`;
   if (other !== undefined) return `int8 kernels (--int8-kernels, int8Kernels) need 8-bit activations (onnxruntime's integer kernels read and write all 256 codes; a narrower grid needs a Clip that stops them), but an activation bit-width is ${other}; the weights may have 2..8 bits`;
   if (o.int4Storage) return 'int8 kernels (--int8-kernels) and int4 storage (--int4-storage) exclude each other: the integer kernels read weights as 8-bit codes';
   return undefined;
 }
 
-function checkInt8Kernels(aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): void {
-  const refusal = int8KernelsRefusal(aBits, o);
+function checkInt8Kernels(wBits: number, aBits: number, o: { bitRules?: BitRule[]; int4Storage?: boolean }): void {
+  const refusal = int8KernelsRefusal(wBits, aBits, o);
   if (refusal) throw new Error(refusal);
 }
 
@@ -154,7 +160,7 @@ export async function quantizeModel(o: QuantizeModelOptions, events: RunEvents =
   const arch = ARCH_PRESETS[o.archPreset ?? 'resnet'];
   if (!arch) throw new Error(`Unknown arch preset ${o.archPreset}; choose one of ${Object.keys(ARCH_PRESETS).join(', ')}`);
   const [wBits, aBits] = checkedBits(o);
-  if (o.int8Kernels) checkInt8Kernels(aBits, o);
+  if (o.int8Kernels) checkInt8Kernels(wBits, aBits, o);
   const seed = o.seed ?? 1005;
   const runDir = preset.recon ? o.runDir ?? defaultRunDir(o.model, name, wBits, aBits, seed) : undefined;
   // What the run writes at its end must be writable now, not after hours of reconstruction.
@@ -254,7 +260,7 @@ export interface AnalyzeSensitivityOptions extends PreprocessOptions {
 export async function analyzeSensitivity(o: AnalyzeSensitivityOptions, events: SensitivityEvents = {}): Promise<SensitivityReport> {
   await useDevice(o.device);
   const [wBits, aBits] = checkedBits(o);
-  if (o.int8Kernels) checkInt8Kernels(aBits, o);
+  if (o.int8Kernels) checkInt8Kernels(wBits, aBits, o);
   const { read, transform } = readWithTransform(o.model, o);
   return analyze({
     model: o.model, read, calib: o.calib, wBits, aBits, numSamples: o.numSamples ?? 256, seed: o.seed ?? 1005,

@@ -30,10 +30,14 @@ test('bad arguments are one clear error each', async () => {
   const pdq = await import('pdquant');
   const ws = await tinyWorkspace(1);
   const base = { model: ws.model, calib: ws.images, wBits: 4, aBits: 4 };
-  await assert.rejects(pdq.quantizeModel({ ...base, wBits: 9 }), /Expected integer 2\.\.8 for wBits but received 9/);
-  await assert.rejects(pdq.quantizeModel({ ...base, aBits: 16 }), /Expected integer 2\.\.8, or 32 for float activations, for aBits but received 16/);
-  await assert.rejects(pdq.quantizeModel({ ...base, bitRules: [{ match: '/fc/', wBits: 8, aBits: 1 }] }), /Expected integer 2\.\.8, or 32 for float activations, for the activations of bit rule \/fc\/ but received 1/);
-  assert.equal(pdq.FLOAT_ACTIVATIONS, 32);
+  await assert.rejects(pdq.quantizeModel({ ...base, wBits: 9 }), /^RangeError: Expected integer 2\.\.8, or 32 for float, for wBits but received 9$/);
+  await assert.rejects(pdq.quantizeModel({ ...base, aBits: 16 }), /^RangeError: Expected integer 2\.\.8, or 32 for float, for aBits but received 16$/);
+  await assert.rejects(pdq.quantizeModel({ ...base, bitRules: [{ match: '/fc/', wBits: 8, aBits: 1 }] }), /^RangeError: Expected integer 2\.\.8, or 32 for float, for the activations of bit rule \/fc\/ but received 1$/);
+  await assert.rejects(pdq.quantizeModel({ ...base, wBits: 32, aBits: 32 }), /^RangeError: weights and activations both at 32 bits \(float\) quantize nothing; give --w or --a \(wBits or aBits\) 2\.\.8$/);
+  await assert.rejects(pdq.quantizeModel({ ...base, wBits: 32, aBits: 32, bitRules: [{ match: '/fc/', wBits: 32, aBits: 32 }] }), /quantize nothing/);
+  await assert.rejects(pdq.quantizeModel({ ...base, wBits: 32, aBits: 8, int8Kernels: true }), /^Error: int8 kernels \(--int8-kernels, int8Kernels\) need quantized weights .* but weights are left in float \(32\)/);
+  await assert.rejects(pdq.analyzeSensitivity({ ...base, aBits: 8, int8Kernels: true, bitRules: [{ match: '/fc/', wBits: 32, aBits: 8 }] }), /need quantized weights/);
+  assert.deepEqual([pdq.FLOAT_ACTIVATIONS, pdq.FLOAT_WEIGHTS], [32, 32]);
   await assert.rejects(pdq.quantizeModel({ ...base, method: 'foo' }), /Unknown method foo/);
   await assert.rejects(pdq.quantizeModel({ ...base, archPreset: 'vit' }), /Unknown arch preset vit; choose one of resnet, regnet, mobilenetv2, mnasnet/);
   await assert.rejects(pdq.quantizeModel({ ...base, device: 'gpu' }), /Expected cpu, cuda or cuda:N for device but received gpu/);

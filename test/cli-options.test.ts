@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from 'commander';
-import { activationBits, bitRule, imageSize, numberList } from '../src/cli/options.js';
+import { bitWidth, bitRule, imageSize, numberList } from '../src/cli/options.js';
 import { presets, transformFor, transformToMetadata } from '../src/data/index.js';
 
 const recorded = transformToMetadata({ resize: 36, crop: 32, mean: [0.5], std: [0.25] });
@@ -38,16 +38,19 @@ test('--mean and --std take comma-separated numbers', () => {
     assert.throws(() => numberList('--mean')(bad), (e: unknown) => e instanceof InvalidArgumentError && /Expected comma-separated numbers for --mean/.test(e.message));
 });
 
-test('--a takes 2..8, or 32 for float activations', () => {
-  const parse = activationBits('--a');
-  assert.deepEqual(['2', '8', '32'].map(parse), [2, 8, 32]);
-  for (const bad of ['1', '9', '16', '33', '32.0', '4.5', 'fp', ''])
-    assert.throws(() => parse(bad), (e: unknown) => e instanceof InvalidArgumentError && e.message === `Expected integer 2..8, or 32 to leave activations in float, for --a but received ${bad}`, bad);
+test('--w and --a take 2..8, or 32 for float weights or activations', () => {
+  for (const [flag, values] of [['--w', 'weights'], ['--a', 'activations']] as const) {
+    const parse = bitWidth(flag, values);
+    assert.deepEqual(['2', '8', '32'].map(parse), [2, 8, 32]);
+    for (const bad of ['1', '9', '16', '33', '32.0', '4.5', 'fp', ''])
+      assert.throws(() => parse(bad), (e: unknown) => e instanceof InvalidArgumentError && e.message === `Expected integer 2..8, or 32 to leave ${values} in float, for ${flag} but received ${bad}`, bad);
+  }
 });
 
 test('--bits takes <pattern>=<w>/<a> rules, repeated into a list in order', () => {
   assert.deepEqual(bitRule('re:depthwise|/fc/=8/6', bitRule('/layer4/=8/8')), [{ match: '/layer4/', wBits: 8, aBits: 8 }, { match: 're:depthwise|/fc/', wBits: 8, aBits: 6 }]);
   assert.deepEqual(bitRule('/layer4/=8/32'), [{ match: '/layer4/', wBits: 8, aBits: 32 }]);
-  for (const bad of ['/layer4/', '/layer4/=8', '=8/8', '/layer4/=9/8', '/layer4/=8/1', '/layer4/=8/16', '/layer4/=32/8', '/layer4/=a/b'])
-    assert.throws(() => bitRule(bad), (e: unknown) => e instanceof InvalidArgumentError && e.message === `Expected <node-name prefix or re:regex>=<w>/<a> with bit-widths 2..8 (activations also 32: float) for --bits (e.g. '/layer4/=8/8') but received ${bad}`, bad);
+  assert.deepEqual(bitRule('/conv1/=32/8'), [{ match: '/conv1/', wBits: 32, aBits: 8 }]);
+  for (const bad of ['/layer4/', '/layer4/=8', '=8/8', '/layer4/=9/8', '/layer4/=8/1', '/layer4/=8/16', '/layer4/=16/8', '/layer4/=1/32', '/layer4/=a/b'])
+    assert.throws(() => bitRule(bad), (e: unknown) => e instanceof InvalidArgumentError && e.message === `Expected <node-name prefix or re:regex>=<w>/<a> with bit-widths 2..8, or 32 for float, for --bits (e.g. '/layer4/=8/8') but received ${bad}`, bad);
 });

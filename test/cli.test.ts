@@ -64,11 +64,12 @@ test('output paths that cannot be written are refused before the run, not after 
 });
 
 test('bit-widths outside 2..8 and probabilities outside (0, 1]', () => {
-  assertOneError(quantize('--w', '9'), /Expected integer 2\.\.8 for --w but received 9/);
+  assertOneError(quantize('--w', '9'), /Expected integer 2\.\.8, or 32 to leave weights in float, for --w but received 9/);
   assertOneError(quantize('--a', '1'), /Expected integer 2\.\.8, or 32 to leave activations in float, for --a but received 1/);
   assertOneError(quantize('--a', '16'), /Expected integer 2\.\.8, or 32 to leave activations in float, for --a but received 16/);
-  assertOneError(quantize('--w', '32'), /Expected integer 2\.\.8 for --w but received 32/);
-  assertOneError(quantize('--bits', '/fc/=8/16'), /Expected <node-name prefix or re:regex>=<w>\/<a> with bit-widths 2\.\.8 \(activations also 32: float\) for --bits .* but received \/fc\/=8\/16/);
+  assertOneError(quantize('--w', '16'), /Expected integer 2\.\.8, or 32 to leave weights in float, for --w but received 16/);
+  assertOneError(quantize('--w', '32', '--a', '32'), /weights and activations both at 32 bits \(float\) quantize nothing; give --w or --a \(wBits or aBits\) 2\.\.8/);
+  assertOneError(quantize('--bits', '/fc/=8/16'), /Expected <node-name prefix or re:regex>=<w>\/<a> with bit-widths 2\.\.8, or 32 for float, for --bits .* but received \/fc\/=8\/16/);
   assertOneError(quantize('--drop-p', '0'), /Expected a positive number for --drop-p but received 0/);
   assertOneError(quantize('--input-drop-p', '1.5'), /Expected a number in \(0, 1\] for --input-drop-p but received 1\.5/);
 });
@@ -78,6 +79,8 @@ test('--int8-kernels with narrower activations or with --int4-storage', () => {
   assertOneError(quantize('--a', '8', '--bits', '/fc/=8/6', '--int8-kernels'), /an activation bit-width is 6/);
   assertOneError(quantize('--a', '32', '--int8-kernels'), /need 8-bit activations .* but activations are left in float \(32\); the weights may have 2\.\.8 bits/);
   assertOneError(quantize('--a', '8', '--bits', '/fc/=8/32', '--int8-kernels'), /but activations are left in float \(32\)/);
+  assertOneError(quantize('--w', '32', '--a', '8', '--int8-kernels'), /need quantized weights \(onnxruntime's integer kernels read 8-bit weight codes\), but weights are left in float \(32\); the weights may have 2\.\.8 bits/);
+  assertOneError(quantize('--a', '8', '--bits', '/fc/=32/8', '--int8-kernels'), /but weights are left in float \(32\)/);
   assertOneError(quantize('--a', '8', '--int8-kernels', '--int4-storage'), /int8 kernels \(--int8-kernels\) and int4 storage \(--int4-storage\) exclude each other/);
 });
 
@@ -95,6 +98,34 @@ test('--a 32 quantizes the weights only: reconstruction and export without activ
   assert.match(shown.stdout, /pdquant W4A32/);
   assert.match(shown.stdout, /activations: float \(no quantizers: weight-only\)/);
   assert.match(pdquant('inspect', model, '--quant', '4/32').stdout, /activation quantizers: none \(activations stay float\)/);
+});
+
+test('--w 32 quantizes the activations only: the weights stay float in the export, exactly, verified in onnxruntime', async () => {
+  const out = join(dir, 'w32a4.onnx');
+  const r = quantize('--w', '32', '--method', 'pdquant', '--iters', '3', '--dc-steps', '2', '--run-dir', join(dir, 'w32a4-run'), '-o', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^pdquant W32A4: done/m);
+  // The classifier has no quantizer of its own left: its input's quantizer belongs to the unit before it.
+  assert.match(r.stderr, /^pdquant: not reconstructed, nothing to learn \(float weights, no activation step to learn\): fc$/m);
+  assert.match(r.stderr, /^pdquant: unit 4\/4 /m);
+  assert.match(r.stdout, /wrote .*w32a4\.onnx: verified in onnxruntime: .*each of \d+ activation quantizers equal layer by layer \(0 of \d+ values one rounding step apart\) \(weights float: no quantizers to compare\)/);
+  const { readOnnx } = await import('../src/onnx/read.js');
+  const file = readOnnx(out);
+  const dqCodes = new Map(file.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.outputs[0], file.initializers.get(n.inputs[0]!)?.dataType]));
+  const layers = file.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm');
+  assert.equal(layers.length, 10);
+  assert.deepEqual(new Set(layers.map((n) => dqCodes.get(n.inputs[1]!))), new Set(['int32']), 'float weights as exact INT32 codes');
+  assert.ok(layers.every((n) => n.inputs[2] === undefined), 'their biases in Adds after them');
+  const shown = pdquant('inspect', out).stdout;
+  assert.match(shown, /pdquant W32A4/);
+  assert.match(shown, /^  weights: float \(no quantizers: activation-only\)$/m);
+  assert.match(shown, /^  float weights: 10 layers, stored exactly as INT32 codes times powers of two/m);
+  assert.match(pdquant('inspect', model, '--quant', '32/4').stdout, /weight quantizers: none \(weights stay float\)/);
+  // One layer kept float by a bit rule, the others quantized.
+  const mixed = quantize('--method', 'mse', '--bits', '/stem/=32/4', '-o', join(dir, 'stem-float.onnx'));
+  assert.equal(mixed.status, 0, mixed.stderr);
+  assert.match(mixed.stdout, /verified in onnxruntime: .*the weights and biases of all 9 layers and each of \d+ activation quantizers equal layer by layer/);
+  assert.match(pdquant('inspect', join(dir, 'stem-float.onnx')).stdout, /^  weights: 9 tensors stored as uint8 codes.*\n  float weights: 1 layer, stored exactly/m);
 });
 
 test('a W8A8 export without --int8-kernels ends with the tip to use it; with it, with how onnxruntime runs it', () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { OnnxError, encodeOnnx, readOnnx, writeOnnx, type OnnxModel, type OnnxTensor } from '../src/onnx/index.js';
 import { onnx } from '../src/onnx/proto.js';
-import { toQdq, type QdqActivation, type QdqSpec, type QdqWeight } from '../src/onnx/qdq.js';
+import { exactInt32Codes, toQdq, type QdqActivation, type QdqSpec, type QdqWeight } from '../src/onnx/qdq.js';
 import { summarizeQdq } from '../src/onnx/qdq-summary.js';
 import { attr, buildModel, randomFloats, runOrt, tensor } from './helpers/onnx-builder.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -346,6 +346,52 @@ test('MatMul and Gemm(transB=0) weights are quantized along axis 1', async () =>
   }), { x });
   assert.deepEqual((await run(encodeOnnx(q), { x })).y.data, expected.y.data);
   assert.throws(() => toQdq(model, { weights: [{ ...wm, axis: 0 }], acts: [] }), /node 'mm'.*axis 0 given.*axis 1/);
+});
+
+test('exactInt32Codes: a float32 weight as INT32 codes times a power of two per channel, exact but for values under 2^-7 of the largest', () => {
+  const dims = [3, 2, 4];
+  const rand = rng(5);
+  // Magnitudes over 12 orders, a channel of zeros, powers of two and the largest float32 below 2^k.
+  const w = Float32Array.from({ length: 24 }, (_, i) => (i < 8 ? 0 : f32((rand() - 0.5) * 10 ** (-8 + 12 * rand()))));
+  w[16] = 2 ** -3;
+  w[17] = f32(2 ** 5 * (1 - 2 ** -24));
+  const { codes, scale } = exactInt32Codes(w, dims, 0);
+  assert.equal(scale[0], 1);
+  for (let c = 0; c < 3; c++) {
+    const largest = Math.max(...w.slice(8 * c, 8 * c + 8).map(Math.abs));
+    assert.ok(Number.isInteger(Math.log2(scale[c]!)), 'a power of two');
+    for (let i = 8 * c; i < 8 * c + 8; i++) {
+      assert.ok(Math.abs(codes[i]!) < 2 ** 31);
+      const back = f32(codes[i]! * scale[c]!);
+      if (Math.abs(w[i]!) >= largest * 2 ** -7) assert.equal(back, w[i], `value ${i}`);
+      else assert.ok(Math.abs(back - w[i]!) <= largest * 2 ** -31, `value ${i}`);
+    }
+  }
+  assert.equal(f32(codes[17]! * scale[2]!), w[17]);
+});
+
+test('floatWeights: float layers between quantized activations stay float in onnxruntime, which rounds a float initializer there to 8 bits', async () => {
+  const { spec } = await cnnCase([4, 4, 4], [8, 4, 4, 4, 8], 300, xFeed);
+  const plain: QdqSpec = { weights: [spec.weights[0]!], acts: spec.acts };
+  const float: QdqSpec = { ...plain, floatWeights: ['conv2', 'fc'] };
+  // conv2 reads a quantized r1 and leads to the quantizer on r2: the pattern onnxruntime's WeightBiasQuantization takes.
+  const probe = (s: QdqSpec) => {
+    const m = toQdq(cnn, s);
+    return encodeOnnx({ ...m, outputs: [...m.outputs, { name: 'c2', elemType: 'float32', dims: null }] });
+  };
+  const c2 = async (bytes: Uint8Array, level: Level) => (await run(bytes, { x: xFeed }, level)).c2!.data;
+  const asWritten = await c2(probe(plain), 'disabled');
+  const written = toQdq(cnn, float);
+  const conv2 = written.nodes.find((n) => n.name === 'conv2')!;
+  const codes = written.initializers.get(written.nodes.find((n) => n.outputs[0] === conv2.inputs[1])!.inputs[0]!)!;
+  assert.deepEqual([codes.dataType, conv2.inputs.length], ['int32', 2], 'INT32 codes, the bias in an Add');
+  assert.equal(summarizeQdq(written)!.floatWeights.length, 2);
+  assert.equal(summarizeQdq(written)!.weights.length, 1);
+  for (const level of ['disabled', 'basic', 'all'] as const) assert.ok(maxRelDiff(await c2(probe(float), level), asWritten) <= 1e-6, level);
+  // The trap the INT32 codes avoid (if onnxruntime stops rounding, this fails and the codes may go).
+  assert.ok(maxRelDiff(await c2(probe(plain), 'basic'), asWritten) > 1e-4);
+  assert.throws(() => toQdq(cnn, { ...float, floatWeights: ['conv1'] }), /weight of node 'conv1': both quantized and float in the spec/);
+  assert.throws(() => toQdq(cnn, { ...float, floatWeights: ['conv9'] }), /float weight of node 'conv9': the model has no node named 'conv9'/);
 });
 
 test('int4Storage: codes ≤ 4 bits stored as packed UINT4 at opset 21, same outputs as uint8 storage in onnxruntime 1.30', async () => {

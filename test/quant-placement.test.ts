@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadModel } from '../src/graph/load.js';
-import { FLOAT_ACTIVATIONS, placeQuantizers } from '../src/quant/placement.js';
+import { FLOAT_ACTIVATIONS, FLOAT_WEIGHTS, placeQuantizers } from '../src/quant/placement.js';
 import { attr, buildModel, randomFloats, tensor, type NodeSpec } from './helpers/onnx-builder.js';
 import { tinyResNet, tinyWorkspace } from './helpers/tiny-resnet.js';
 import { tinyDenseNet } from './helpers/tiny-densenet.js';
@@ -224,6 +224,28 @@ test('activations at 32 bits stay float: no quantizer at all (weight-only), or n
   assert.deepEqual(back.acts.filter((a) => gone.includes(a.value)).map((a) => `${a.value}:${a.bits}`), ['/layer1/layer1.0/relu1/Relu_output_0:5']);
 });
 
+test('weights at 32 bits stay float: no weight quantizer at all (activation-only), or none where a bit rule says 32', () => {
+  const m = loadModel(tinyResNet());
+  const place = (wBits: number, bitRules: { match: string; wBits: number; aBits: number }[] = [], eightBitHeadStem = true) =>
+    placeQuantizers(m.folded, m.units, { wBits, aBits: 4, bitRules, eightBitHeadStem });
+  const all = place(4);
+  const actOnly = place(FLOAT_WEIGHTS);
+  // Not even the 8-bit first and last layers; the activations are those of any weight width, the classifier input at 8 bits.
+  assert.deepEqual(actOnly.weights, []);
+  assert.deepEqual(place(FLOAT_WEIGHTS, [], false).weights, []);
+  assert.deepEqual(actOnly.acts, all.acts);
+  assert.ok(actOnly.acts.some((a) => a.bits === 8) && actOnly.acts.some((a) => a.bits === 4));
+  // A rule keeps just the weights it reaches float, and may leave their activations quantized.
+  const kept = place(4, [{ match: '/stem/', wBits: FLOAT_WEIGHTS, aBits: 4 }]);
+  assert.deepEqual(kept.weights, all.weights.filter((w) => w.node !== '/stem/conv/Conv'));
+  assert.deepEqual(kept.acts.map((a) => `${a.value}:${a.bits}`), all.acts.map((a) => `${a.value}:${a.bits}`));
+  // A later rule quantizes one again; a rule with 32/32 takes both away.
+  const back = place(FLOAT_WEIGHTS, [{ match: '/layer1/layer1.0/conv1/', wBits: 3, aBits: 4 }]);
+  assert.deepEqual(back.weights.map((w) => `${w.node}:${w.bits}`), ['/layer1/layer1.0/conv1/conv/Conv:3']);
+  const neither = place(4, [{ match: '/layer1/layer1.0/conv1/', wBits: FLOAT_WEIGHTS, aBits: FLOAT_ACTIVATIONS }]);
+  assert.deepEqual([all.weights.length - neither.weights.length, all.acts.length - neither.acts.length], [1, 1]);
+});
+
 test('bit rules travel with the run: record, export, saved parameters; a resume with other rules is refused', async () => {
   const pdq = await import('../src/index.js');
   const { readOnnx } = await import('../src/onnx/index.js');
@@ -244,5 +266,5 @@ test('bit rules travel with the run: record, export, saved parameters; a resume 
   const base = { model: ws.model, calib: ws.images, wBits: 4, aBits: 4, method: 'brecq', preset: 'cifar', runDir, recon: { iters: 2 }, numSamples: 8 };
   await pdq.quantizeModel({ ...base, bitRules });
   await assert.rejects(pdq.quantizeModel({ ...base, resume: true }), /belongs to another run \(it differs in: bits\)/);
-  await assert.rejects(pdq.quantizeModel({ ...base, bitRules: [{ match: '/fc/', wBits: 9, aBits: 8 }] }), /^RangeError: Expected integer 2\.\.8 for the weights of bit rule \/fc\/ but received 9$/);
+  await assert.rejects(pdq.quantizeModel({ ...base, bitRules: [{ match: '/fc/', wBits: 9, aBits: 8 }] }), /^RangeError: Expected integer 2\.\.8, or 32 for float, for the weights of bit rule \/fc\/ but received 9$/);
 });

@@ -136,6 +136,35 @@ test('a learned activation step that Adam would drive below zero stays at the fl
   qmodel.dispose();
 });
 
+test('units with nothing to learn (float weights, no learned activation step) are left out; the others learn their steps', async () => {
+  const skippedBy = async (method: string, extra: Partial<QuantizeOptions>) => {
+    const skipped: string[] = [];
+    const r = await quantize(base(method, extra), 'test', { unitsSkipped: (units) => skipped.push(...units.map((u) => u.name)) });
+    return { ...r, skipped };
+  };
+  const mse = await quantize(base('mse', { wBits: 32 }), 'test');
+  const initial = mse.qmodel.state().acts;
+  mse.qmodel.dispose();
+  // Activation-only BRECQ: the classifier's unit has no quantizer (its input's belongs to the unit before), so it goes.
+  const brecq = await skippedBy('brecq', { wBits: 32 });
+  assert.equal(brecq.qmodel.weights.size, 0);
+  assert.deepEqual([brecq.skipped, brecq.record.recon!.skipped], [['fc'], ['fc']]);
+  const done = brecq.record.recon!.units.map((u) => u.name);
+  assert.ok(done.length >= 3 && !done.includes('fc'), done.join(', '));
+  assert.notDeepEqual(brecq.qmodel.state().acts, initial, 'the steps are learned');
+  brecq.qmodel.dispose();
+  // AdaRound learns roundings only: with float weights no unit has anything to learn.
+  const ada = await skippedBy('adaround', { wBits: 32 });
+  assert.deepEqual(ada.record.recon!.units, []);
+  assert.deepEqual(ada.record.recon!.skipped, ada.skipped);
+  assert.ok(ada.skipped.length >= 5);
+  ada.qmodel.dispose();
+  // With a bit rule that keeps one layer float, only units with nothing at all to learn go.
+  const ruled = await skippedBy('adaround', { bitRules: [{ match: '/fc/', wBits: 32, aBits: 4 }] });
+  assert.deepEqual(ruled.skipped, ['fc']);
+  ruled.qmodel.dispose();
+});
+
 test('QDrop with both drop probabilities at 1 is BRECQ; each probability alone changes the result', async () => {
   const run = async (method: string, recon: Partial<QuantizeOptions['recon']> = {}) => {
     const o = base(method);

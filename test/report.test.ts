@@ -49,6 +49,14 @@ test('a reconstruction run: stage, unit-time, loss-curve and DC charts, units in
   assert.deepEqual(embedded(html), r);
 });
 
+test('units left out with nothing to learn are named, also when no unit was reconstructed', async () => {
+  const some = await renderReport(record({ w_bits: 32, recon: { config: DEFAULTS, units: [unit('layer1.0', true)], skipped: ['fc'] } }));
+  assert.match(some, /<p>1 units; totals: [^<]*<\/p>\n<p>Not reconstructed, nothing to learn \(float weights, no activation step to learn\): fc\.<\/p>/);
+  const none = await renderReport(record({ w_bits: 32, method: 'adaround', recon: { config: DEFAULTS, units: [], skipped: ['stem', 'fc'] } }));
+  assert.match(none, /<h2>Reconstruction<\/h2>\n<p>Not reconstructed, nothing to learn \(float weights, no activation step to learn\): stem, fc\.<\/p>/);
+  assert.doesNotMatch(await renderReport(record({ recon: { config: DEFAULTS, units: [unit('stem', false)] } })), /Not reconstructed/);
+});
+
 test('units that went to every intra-op thread mid-way show the iteration, the others a dash', async () => {
   const units = [{ ...unit('stem', true), allThreadsFrom: 3544 }, unit('layer1.0', true)];
   const html = await renderReport(record({ recon: { config: DEFAULTS, units } }));
@@ -98,6 +106,10 @@ test('the export section: the logits, the top-1 agreement and the layer-by-layer
   assert.match(html, /<th>method<\/th><td>pdquant, 4-bit weights, 2-bit activations, first\/last layer and classifier input at 8 bits<\/td>/);
   const floatActs = await renderReport(record({ a_bits: 32 }));
   assert.match(floatActs, /<th>method<\/th><td>pdquant, 4-bit weights, float activations \(weight-only\), first\/last layer at 8 bits<\/td>/);
+  const floatWeights = await renderReport(record({ w_bits: 32, export: { path: 'm.q.onnx', int4_storage: false, max_logit_diff: 2e-6, max_logit: 12.7, agreement: 1, layerwise: { ...layerwise, weight_layers: 0 } } }));
+  assert.match(floatWeights, /<th>method<\/th><td>pdquant, float weights, 2-bit activations \(activation-only\), classifier input at 8 bits<\/td>/);
+  assert.match(floatWeights, /<th>weight storage<\/th><td>float \(exact INT32 codes times powers of two\)<\/td>/);
+  assert.match(floatWeights, /<td>weights float \(no quantizers\); 63 activation quantizers equal, 265 of 217161728 values one rounding step apart; logits within/);
   const unchecked = await renderReport(record({ export: { path: 'm.q.onnx', int4_storage: false } }));
   assert.match(unchecked, /skipped \(--no-verify\)/);
   assert.doesNotMatch(unchecked, /layer by layer/);

@@ -58,7 +58,27 @@ test('analyzeSensitivity: one row per unit in network order, each with the patte
   assert.ok(high.all.kl < low.all.kl, `${high.all.kl} < ${low.all.kl}`);
   high.units.forEach((u, i) => assert.ok(u.kl <= low.units[i]!.kl, `${u.unit}: ${u.kl} <= ${low.units[i]!.kl}`));
   assert.equal(high.all.top1, undefined);
-  await assert.rejects(pdq.analyzeSensitivity({ model: ws.model, calib: ws.images, wBits: 1, aBits: 2 }), /Expected integer 2\.\.8 for wBits but received 1/);
+  await assert.rejects(pdq.analyzeSensitivity({ model: ws.model, calib: ws.images, wBits: 1, aBits: 2 }), /Expected integer 2\.\.8, or 32 for float, for wBits but received 1/);
+});
+
+test('analyzeSensitivity with float weights or activations runs no pass that would quantize nothing', async () => {
+  const pdq = await import('../src/index.js');
+  const o = { model: ws.model, calib: ws.images, preset: 'cifar', numSamples: 16 };
+  const actOnly = await pdq.analyzeSensitivity({ ...o, wBits: 32, aBits: 3 });
+  const weightOnly = await pdq.analyzeSensitivity({ ...o, wBits: 3, aBits: 32 });
+  const unchanged = { kl: 0, agreement: 100 };
+  for (const u of actOnly.units) {
+    assert.deepEqual(u.weightsOnly, unchanged, u.unit);
+    assert.deepEqual(u.actsOnly, { kl: u.kl, agreement: u.agreement }, u.unit);
+  }
+  // The classifier's unit quantizes nothing at all there; its pattern still selects its layer.
+  assert.deepEqual([actOnly.units.at(-1)!.kl, actOnly.units.at(-1)!.agreement, actOnly.units.at(-1)!.pattern], [0, 100, '/fc/']);
+  assert.ok(actOnly.units[0]!.kl > 0);
+  for (const u of weightOnly.units) {
+    assert.deepEqual(u.actsOnly, unchanged, u.unit);
+    assert.deepEqual(u.weightsOnly, { kl: u.kl, agreement: u.agreement }, u.unit);
+    assert.ok(u.kl > 0, u.unit);
+  }
 });
 
 test('analyzeSensitivity with int8Kernels analyses the placement quantize --int8-kernels uses', async () => {

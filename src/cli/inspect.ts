@@ -30,13 +30,13 @@ export function inspectCommand(program: Command): void {
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units', existingPath('Units file'))
     .option('--image-size <h,w>', 'for a model that leaves its input height and width free: the size to show shapes and FLOPs at (default 224)', imageSize)
     .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; bits?: BitRule[]; int8Kernels?: boolean; units?: string; imageSize?: [number, number] }) => {
-      const wa = o.quant?.match(/^([2-8])\/([2-8]|32)$/);
-      if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8 (activations also 32: float) for --quant but received ${o.quant}`);
+      const wa = o.quant?.match(/^([2-8]|32)\/([2-8]|32)$/);
+      if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8, or 32 for float, for --quant but received ${o.quant}`);
       if (!wa && (o.bits || o.int8Kernels)) throw new Error(`${o.bits ? '--bits' : '--int8-kernels'} shapes the quantizers that --quant <w/a> lists: add --quant`);
       if (wa && o.int8Kernels) {
         // What quantize refuses is not previewed either.
         const { int8KernelsRefusal } = await import('../index.js');
-        const refusal = int8KernelsRefusal(Number(wa[2]), { bitRules: o.bits });
+        const refusal = int8KernelsRefusal(Number(wa[1]), Number(wa[2]), { bitRules: o.bits });
         if (refusal) throw new Error(refusal);
       }
       const { readOnnx } = await import('../onnx/read.js');
@@ -113,7 +113,7 @@ export function inspectCommand(program: Command): void {
       if (wa) {
         const { placeQuantizers } = await import('../quant/placement.js');
         const p = placeQuantizers(loaded.folded, loaded.units, { wBits: Number(wa[1]), aBits: Number(wa[2]), eightBitHeadStem: o['8bitHeadStem'], bitRules: o.bits, int8Kernels: o.int8Kernels });
-        console.log(`weight quantizers (${p.weights.length}, per output channel):`);
+        console.log(p.weights.length ? `weight quantizers (${p.weights.length}, per output channel):` : 'weight quantizers: none (weights stay float)');
         for (const w of p.weights) console.log(`  W${w.bits}  ${w.node}  [unit ${w.unit}]`);
         console.log(p.acts.length ? `activation quantizers (${p.acts.length}, per tensor):` : 'activation quantizers: none (activations stay float)');
         for (const a of p.acts) console.log(`  A${a.bits}  after ${a.value}  (${a.role}, unit ${a.unit})`);
@@ -152,8 +152,12 @@ function printQdq(model: string, metadata: Record<string, string>, q: QdqSummary
   const codes = q.weights.reduce((a, w) => a + w.bytes, 0);
   const elements = q.weights.reduce((a, w) => a + w.elements, 0);
   const bits = (w: QdqSummary['weights'][number]) => `${Math.max(1, Math.ceil(Math.log2(w.maxCode + 1)))} bits`;
-  console.log(`  weights: ${q.weights.length} tensors stored as ${[...new Set(q.weights.map((w) => w.dataType))].join('/')} codes; by their largest code ${tally(q.weights.map(bits))}; ` +
-    `${elements.toLocaleString('en-US')} weights in ${kb(codes)} (${kb(elements * 4)} as float32)`);
+  if (q.weights.length)
+    console.log(`  weights: ${q.weights.length} tensors stored as ${[...new Set(q.weights.map((w) => w.dataType))].join('/')} codes; by their largest code ${tally(q.weights.map(bits))}; ` +
+      `${elements.toLocaleString('en-US')} weights in ${kb(codes)} (${kb(elements * 4)} as float32)`);
+  else console.log('  weights: float (no quantizers: activation-only)');
+  if (q.floatWeights.length)
+    console.log(`  float weights: ${q.floatWeights.length} layer${q.floatWeights.length === 1 ? '' : 's'}, stored exactly as INT32 codes times powers of two (onnxruntime would round float initializers there to 8 bits)`);
   console.log(q.acts.length ? `  activations: ${q.acts.length} quantizers (${tally(q.acts.map((a) => `${a.bits} bits`))})` : '  activations: float (no quantizers: weight-only)');
   for (const a of q.acts) console.log(`    A${a.bits}  after ${a.value}`);
 }

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { outputFileProblem, outputFolderProblem } from '../util/output-paths.js';
 import type { UnitOverride } from '../graph/index.js';
-import { FLOAT_ACTIVATIONS, type BitRule } from '../quant/placement.js';
+import { FLOAT_BITS, type BitRule } from '../quant/placement.js';
 import type { ImageSize } from '../data/types.js';
 import { parseSize } from '../data/transform.js';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -33,13 +33,12 @@ export function positiveNumber(flag: string) {
   };
 }
 
-export const bits = (flag: string) => intIn(flag, 2, 8);
-/** An activation bit-width: 2..8, or 32 for float activations (weight-only quantization). */
-export function activationBits(flag: string) {
+/** A weight or activation bit-width: 2..8, or 32 to leave those values in float (no quantizer). */
+export function bitWidth(flag: string, values: 'weights' | 'activations') {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || ((n < 2 || n > 8) && n !== FLOAT_ACTIVATIONS))
-      throw new InvalidArgumentError(`Expected integer 2..8, or ${FLOAT_ACTIVATIONS} to leave activations in float, for ${flag} but received ${value}`);
+    if (!/^\d+$/.test(value.trim()) || ((n < 2 || n > 8) && n !== FLOAT_BITS))
+      throw new InvalidArgumentError(`Expected integer 2..8, or ${FLOAT_BITS} to leave ${values} in float, for ${flag} but received ${value}`);
     return n;
   };
 }
@@ -77,9 +76,9 @@ export function outputFolder(flag: string) {
 /** One --bits rule, `<pattern>=<w>/<a>` (a node-name prefix or re:<regex>), collected into the list given so far. */
 export function bitRule(value: string, previous: BitRule[] = []): BitRule[] {
   const m = value.match(/^(.+)=(\d+)\/(\d+)$/);
-  const a = Number(m?.[3]);
-  if (!m || Number(m[2]) < 2 || Number(m[2]) > 8 || ((a < 2 || a > 8) && a !== FLOAT_ACTIVATIONS))
-    throw new InvalidArgumentError(`Expected <node-name prefix or re:regex>=<w>/<a> with bit-widths 2..8 (activations also ${FLOAT_ACTIVATIONS}: float) for --bits (e.g. '/layer4/=8/8') but received ${value}`);
+  const ok = (b: number) => (b >= 2 && b <= 8) || b === FLOAT_BITS;
+  if (!m || !ok(Number(m[2])) || !ok(Number(m[3])))
+    throw new InvalidArgumentError(`Expected <node-name prefix or re:regex>=<w>/<a> with bit-widths 2..8, or ${FLOAT_BITS} for float, for --bits (e.g. '/layer4/=8/8') but received ${value}`);
   return [...previous, { match: m[1]!, wBits: Number(m[2]), aBits: Number(m[3]) }];
 }
 
@@ -97,8 +96,8 @@ export function addCalibrationOptions(command: Command, numSamples: number): Com
   return command
     .argument('<model>', 'ONNX model (BatchNormalization kept)', existingPath('Model'))
     .requiredOption('--calib <path>', 'calibration images: folder, list file, CIFAR-10 .bin, IDX, or .npy (float [N,C,H,W] used as is)', existingPath('Calibration path'))
-    .requiredOption('--w <bits>', 'weight bit-width 2..8', bits('--w'))
-    .requiredOption('--a <bits>', 'activation bit-width 2..8, or 32 for float activations (weight-only)', activationBits('--a'))
+    .requiredOption('--w <bits>', 'weight bit-width 2..8, or 32 for float weights (activation-only)', bitWidth('--w', 'weights'))
+    .requiredOption('--a <bits>', 'activation bit-width 2..8, or 32 for float activations (weight-only)', bitWidth('--a', 'activations'))
     .option('--num-samples <n>', 'calibration images', intIn('--num-samples', 1), numSamples)
     .option('--seed <n>', 'random seed', intIn('--seed', 0), 1005);
 }

@@ -140,7 +140,7 @@ export function quantizeCommand(program: Command): void {
         const linears = k && k.linears > 0 ? `, ${k.integerLinears} of ${k.linears} linear layers` : '';
         const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions${linears} and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
         console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}${kernels}`);
-        if (!f.int8Kernels && int8KernelsRefusal(f.a, { bitRules: f.bits, int4Storage: f.int4Storage }) === undefined)
+        if (!f.int8Kernels && int8KernelsRefusal(f.w, f.a, { bitRules: f.bits, int4Storage: f.int4Storage }) === undefined)
           console.log('tip: with --int8-kernels onnxruntime runs such a model with integer kernels, faster than float (README: Running the exported model); without it, it runs in float and slower than the float model');
       }
       if (f.json) writeJsonAtomic(f.json, record);
@@ -155,7 +155,8 @@ export function quantizeCommand(program: Command): void {
 /** The layer-by-layer check in a few words, for the line that says where the export went. */
 function layerwiseSummary(l: NonNullable<RunRecord['export']>['layerwise']): string {
   if (!l) return '';
+  const acts = `each of ${l.quantizers} activation quantizers equal layer by layer (${l.rounding_flips} of ${l.values} values one rounding step apart)`;
+  if (l.weight_layers === 0) return `, ${acts} (weights float: no quantizers to compare)`;
   const layers = `, the weights and biases of all ${l.weight_layers} layers`;
-  return l.quantizers === 0 ? `${layers} equal (activations float: no quantizers to compare)`
-    : `${layers} and each of ${l.quantizers} activation quantizers equal layer by layer (${l.rounding_flips} of ${l.values} values one rounding step apart)`;
+  return l.quantizers === 0 ? `${layers} equal (activations float: no quantizers to compare)` : `${layers} and ${acts}`;
 }

@@ -39,6 +39,9 @@ export function reconProgress(iters: number): RunEvents & { stop(): void } {
         active = true;
       } else console.error(`pdquant:   ${phase}`);
     },
+    unitsSkipped(units) {
+      console.error(`pdquant: not reconstructed, nothing to learn (float weights, no activation step to learn): ${units.map((u) => u.name).join(', ')}`);
+    },
     unitResumed(unit, iteration) {
       resumedAfter = iteration;
       bar.update(iteration);

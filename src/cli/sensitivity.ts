@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { addCalibrationOptions, addPreprocessOptions, bitRule, existingPath, intIn, outputFile, unitsFile, useDevice } from './options.js';
 import type { PreprocessOptions } from '../data/index.js';
-import type { BitRule } from '../quant/placement.js';
+import { FLOAT_BITS, type BitRule } from '../quant/placement.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 
 interface Flags extends PreprocessOptions {
@@ -63,7 +63,8 @@ export function sensitivityCommand(program: Command): void {
       if (worst) {
         // Raise what hurts: the activations, the weights, or both when neither dominates.
         const [w, a] = [worst.weightsOnly.kl, worst.actsOnly.kl];
-        const [what, bitsRule] = a > 2 * w ? ['activations', `${r.w_bits}/8`] : w > 2 * a ? ['weights', `8/${r.a_bits}`] : ['weights and activations', '8/8'];
+        const eight = (bits: number) => (bits === FLOAT_BITS ? bits : 8); // float stays float
+        const [what, bitsRule] = a > 2 * w ? ['activations', `${r.w_bits}/8`] : w > 2 * a ? ['weights', `8/${r.a_bits}`] : ['weights and activations', `${eight(r.w_bits)}/${eight(r.a_bits)}`];
         console.log(`e.g. keep the most sensitive unit's ${what} at 8 bits: pdquant quantize ... --bits '${worst.pattern}=${bitsRule}'`);
       }
       if (f.json) writeJsonAtomic(f.json, r);

@@ -6,6 +6,7 @@ import { toQdq, type QdqSpec } from '../onnx/qdq.js';
 import { linearAsMatMul } from '../onnx/linear.js';
 import { writeOnnx, encodeOnnx } from '../onnx/write.js';
 import type { QuantizedModel } from '../quant/qmodel.js';
+import { isWeightLayer } from '../graph/index.js';
 
 const u8 = (t: E.Tensor) => Uint8Array.from(t.data() as Float32Array);
 
@@ -39,7 +40,9 @@ export function qdqSpec(qmodel: QuantizedModel, metadata: Record<string, string>
     scale: a.q.delta.item(),
     zeroPoint: a.q.zeroPoint.item(),
   }));
-  return { weights, acts, int4Storage, integerKernels: qmodel.options.int8Kernels, metadata };
+  // Float weights matter to onnxruntime only where activations are quantized (QdqSpec.floatWeights).
+  const floatWeights = acts.length === 0 ? [] : graph.nodes.filter((n) => isWeightLayer(n) && graph.params.has(n.inputs[1] ?? '') && !qmodel.weights.has(n.name)).map((n) => n.name);
+  return { weights, acts, ...(floatWeights.length ? { floatWeights } : {}), int4Storage, integerKernels: qmodel.options.int8Kernels, metadata };
 }
 
 /** The QDQ model for a BN-folded ONNX model (the one the quantized graph was built from). */

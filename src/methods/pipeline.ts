@@ -93,7 +93,8 @@ export interface RunRecord {
   n?: number;
   seconds: Record<string, number>;
   started: string;
-  recon?: { config: ReconConfig; units: UnitRecord[] };
+  /** skipped: units left out, with nothing to learn (float weights and no activation step the method learns). */
+  recon?: { config: ReconConfig; units: UnitRecord[]; skipped?: string[] };
   /** The process's peak resident memory (getrusage high-water mark) up to the end of the run. */
   peak_rss_mb: number;
   export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number; integer_kernels?: OrtKernelCounts;
@@ -182,6 +183,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     await timed('activation init', () => qmodel.initActs(calib.images, preset.init, 256));
   }
   let units: UnitRecord[] | undefined;
+  const skipped: string[] = [];
   const cfg: ReconConfig = { ...DEFAULTS, ...o.recon };
   if (preset.recon !== null) {
     const recon = preset.recon;
@@ -197,7 +199,13 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
       ev.warning?.(`${o.runDir} holds ${prior.checkpoint.done.length} finished unit(s) of this same run, which this run does again and overwrites; ` +
         `to continue from them instead, run the same command with --resume ${o.runDir}`);
     units = await timed('reconstruction', () =>
-      reconstruct({ loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume, fingerprint, unitCheckpointSeconds: o.unitCheckpointSeconds }, ev),
+      reconstruct({ loaded, qmodel, images: calib.images, preset: recon, cfg, seed: o.seed, runDir: o.runDir, resume: o.resume, fingerprint, unitCheckpointSeconds: o.unitCheckpointSeconds }, {
+        ...ev,
+        unitsSkipped: (left) => {
+          skipped.push(...left.map((u) => u.name));
+          ev.unitsSkipped?.(left);
+        },
+      }),
     );
   }
   // Kept for verifying the export after the calibration cache is gone.
@@ -220,7 +228,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     ...(calib.preprocessed && (evalData === undefined || evalData.preprocessed) ? {} : { preprocess: o.transform }),
     seconds,
     started,
-    ...(units ? { recon: { config: cfg, units } } : {}),
+    ...(units ? { recon: { config: cfg, units, ...(skipped.length ? { skipped } : {}) } } : {}),
     peak_rss_mb: 0,
   };
   if (evalData) {

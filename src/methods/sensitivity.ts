@@ -39,6 +39,9 @@ export interface UnitSensitivity extends Divergence {
   actsOnly: Divergence;
 }
 
+/** Nothing quantized: the float logits themselves. */
+const UNCHANGED: Divergence = { kl: 0, agreement: 100 };
+
 /** Divergence of the logits `hooks` give from the float logits, over `images` in batches. */
 export function divergence(graph: Graph, images: E.Tensor, fpLogits: E.Tensor, hooks: RunHooks, batch: number): Divergence {
   const n = images.shape[0]!;
@@ -147,13 +150,18 @@ export async function analyze(o: SensitivityOptions, ev: SensitivityEvents = {})
       ev.pass?.(k + 1, total, u.name);
       const alone = (on: { weights: boolean; acts: boolean }) => qmodel.hooks(on, { units: new Set([u.name]) });
       const against = (hooks: RunHooks) => divergence(g, calib.images, fpLogits!, hooks, o.batch);
-      const layers = u.nodes.filter((n) => qmodel.weights.has(n.name)).map((n) => n.name);
+      const layers = u.nodes.filter((n) => isWeightLayer(n) && g.constants.has(n.inputs[1] ?? '')).map((n) => n.name);
+      const weights = layers.some((l) => qmodel.weights.has(l));
+      const acts = [...qmodel.acts.values()].some((a) => a.site.unit === u.name);
       const acc = await top1(alone({ weights: true, acts: true }));
+      // A unit with only float weights or only float activations: one of the two passes would quantize nothing.
+      const both = weights || acts ? against(alone({ weights: true, acts: true })) : UNCHANGED;
       units.push({
         unit: u.name, kind: u.kind, layers,
         pattern: unitPattern(g, layers, u.nodes.map((n) => n.name), u.kind === 'block' ? producerOf(g, u.output) : undefined),
-        ...against(alone({ weights: true, acts: true })), ...(acc ? { top1: acc.top1 } : {}),
-        weightsOnly: against(alone({ weights: true, acts: false })), actsOnly: against(alone({ weights: false, acts: true })),
+        ...both, ...(acc ? { top1: acc.top1 } : {}),
+        weightsOnly: !weights ? UNCHANGED : !acts ? both : against(alone({ weights: true, acts: false })),
+        actsOnly: !acts ? UNCHANGED : !weights ? both : against(alone({ weights: false, acts: true })),
       });
     }
     return {

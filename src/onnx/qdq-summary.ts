@@ -28,6 +28,8 @@ export interface QdqActivationInfo {
 
 export interface QdqSummary {
   weights: QdqWeightInfo[];
+  /** Layers whose weights stay float, written as exact INT32 codes (QdqSpec.floatWeights): the DequantizeLinear nodes. */
+  floatWeights: string[];
   acts: QdqActivationInfo[];
 }
 
@@ -104,11 +106,14 @@ export function summarizeQdq(model: OnnxModel): QdqSummary | undefined {
   if (!isQdq(model)) return undefined;
   const producer = new Map(model.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
   const weights: QdqWeightInfo[] = [];
+  const floatWeights: string[] = [];
   const acts: QdqActivationInfo[] = [];
+  const weightInputs = new Set(model.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => n.inputs[1]));
   for (const node of model.nodes) {
     if (node.opType === 'DequantizeLinear') {
       const codes = model.initializers.get(node.inputs[0]!);
-      if (!codes || codes.dataType === 'int32') continue; // a bias on its accumulator's grid, not weight codes
+      if (codes?.dataType === 'int32' && weightInputs.has(node.outputs[0])) floatWeights.push(node.name);
+      if (!codes || codes.dataType === 'int32') continue; // float weights, or a bias on its accumulator's grid
       const elements = numel(codes.dims);
       let maxCode = 0;
       if (codes.dataType === 'int8' || codes.dataType === 'int4') maxCode = widestChannelSpan(codes, node);
@@ -131,5 +136,5 @@ export function summarizeQdq(model: OnnxModel): QdqSummary | undefined {
       acts.push({ value, bits });
     }
   }
-  return { weights, acts };
+  return { weights, floatWeights, acts };
 }

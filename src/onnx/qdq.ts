@@ -68,6 +68,13 @@ export interface QdqSpec {
    * (QdqWeight.bias) inside the layer. Activations must be 8-bit (no Clip).
    */
   integerKernels?: boolean;
+  /**
+   * Conv/Gemm layers whose weights stay float (no quantizer). They are written as exact INT32 codes with power-of-two
+   * scales behind a DequantizeLinear, their bias as an Add: onnxruntime's WeightBiasQuantization pass would otherwise
+   * round a float weight initializer to 8 bits, per tensor, wherever the layer reads a DequantizeLinear and leads to
+   * a QuantizeLinear. Other nodes named here (a MatMul) keep their float initializer.
+   */
+  floatWeights?: string[];
   /** Merged into the model's metadata_props (overriding equal keys). */
   metadata?: Record<string, string>;
 }
@@ -115,6 +122,21 @@ function channelAxis(node: OnnxNode, rank: number): number {
     case 'MatMul': return rank - 1;
     default: throw new OnnxError(`${describeNode(node)}: weights of ${node.opType} cannot be quantized (Conv, Gemm and MatMul can)`);
   }
+}
+
+/**
+ * A float32 weight as INT32 codes times a power of two per channel (along `axis`), 2^(e − 30) for the channel's largest
+ * magnitude 2^e..2^(e+1): every value at least 2^−7 of that largest one is exact, a smaller one is off by at most 2^−31
+ * of the largest.
+ */
+export function exactInt32Codes(w: Float32Array, dims: readonly number[], axis: number): { codes: Int32Array; scale: Float32Array } {
+  const channels = dims[axis]!;
+  const inner = numel(dims.slice(axis + 1));
+  const channel = (i: number) => Math.floor(i / inner) % channels;
+  const largest = new Float64Array(channels);
+  w.forEach((v, i) => { largest[channel(i)] = Math.max(largest[channel(i)]!, Math.abs(v)); });
+  const scale = Float32Array.from(largest, (m) => (m > 0 ? 2 ** (Math.floor(Math.log2(m)) - 30) : 1));
+  return { codes: Int32Array.from(w, (v, i) => Math.round(v / scale[channel(i)]!)), scale };
 }
 
 /** Codes q − z per element (channels on `axis` of `dims`), which must fit INT8. */
@@ -195,10 +217,12 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
    * a DequantizeLinear, which changed resnet20's W4A4 top-1 by a point; as an Add it stays exactly what was simulated.
    */
   const biasAdds = new Map<string, number>();
-  const splitBias = (index: number, node: OnnxNode, rank: number) => {
+  /** Whether the node keeps no float bias initializer of its own afterwards. */
+  const splitBias = (index: number, node: OnnxNode, rank: number): boolean => {
     const bias = model.initializers.get(node.inputs[2] ?? '');
-    if (!bias || bias.dataType !== 'float32') return;
-    if (node.opType === 'Gemm' && (node.attrs.beta?.type === 'float' ? node.attrs.beta.value : 1) !== 1) return;
+    if (!bias) return true;
+    if (bias.dataType !== 'float32') return false;
+    if (node.opType === 'Gemm' && (node.attrs.beta?.type === 'float' ? node.attrs.beta.value : 1) !== 1) return false;
     const shaped: OnnxTensor = node.opType === 'Conv'
       ? { ...bias, name: fresh(`${bias.name}_bias`), dims: [bias.dims[0]!, ...Array<number>(rank - 2).fill(1)] }
       : bias;
@@ -210,6 +234,7 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
     if (shaped !== bias && !nodes.some((n) => n.inputs.includes(bias.name))) initializers.delete(bias.name);
     push(after, index, { name: fresh(`${node.name}_bias_Add`), opType: 'Add', domain: '', inputs: [raw, shaped.name], outputs: [out], attrs: {} });
     biasAdds.set(out, index);
+    return true;
   };
 
   /** With integer kernels, a bias given as INT32 codes goes into the layer behind a DequantizeLinear, so the layer fuses. */
@@ -322,6 +347,25 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
     replaced.add(weightName);
     if (!(kernels && integerBias(index, node, w))) splitBias(index, node, float.dims.length);
   }
+  for (const name of spec.floatWeights ?? []) {
+    const index = nodes.findIndex((n) => n.name === name);
+    const node = nodes[index];
+    if (!node) throw new OnnxError(`float weight of node '${name}': the model has no node named '${name}'`);
+    if (seenNodes.has(name)) throw new OnnxError(`weight of node '${name}': both quantized and float in the spec`);
+    const float = model.initializers.get(node.inputs[1] ?? '');
+    if (!['Conv', 'Gemm'].includes(node.opType) || !float || float.dataType !== 'float32') continue;
+    const axis = channelAxis(node, float.dims.length);
+    const { codes, scale } = exactInt32Codes(float.data as Float32Array, float.dims, axis);
+    const q: OnnxTensor = { name: fresh(`${float.name}_q32`), dataType: 'int32', dims: [...float.dims], data: codes };
+    const sc: OnnxTensor = { name: fresh(`${float.name}_scale`), dataType: 'float32', dims: [scale.length], data: scale };
+    initializers.set(q.name, q).set(sc.name, sc);
+    const dq = fresh(`${float.name}_dq`);
+    push(before, index, { name: fresh(`${float.name}_DequantizeLinear`), opType: 'DequantizeLinear', domain: '', inputs: [q.name, sc.name], outputs: [dq], attrs: { axis: { type: 'int', value: axis } } });
+    node.inputs[1] = dq;
+    replaced.add(float.name);
+    // Left in the layer, onnxruntime would round the bias to the grid of input scale × these tiny scales, overflowing INT32.
+    if (!splitBias(index, node, float.dims.length)) throw new OnnxError(`bias of node '${name}': cannot be moved out of ${describeNode(node)} (a Gemm with beta ≠ 1, or not float32), which float weights need`);
+  }
   // Float weights that nothing reads any more are dropped (a weight shared with an unquantized node stays).
   for (const name of replaced) {
     if (!nodes.some((n) => n.inputs.includes(name)) && !outputs.some((v) => v.name === name)) initializers.delete(name);
@@ -381,7 +425,7 @@ export function toQdq(model: OnnxModel, spec: QdqSpec): OnnxModel {
 
   // ---- opset ----
   let opsetVersion = model.opsetVersion;
-  if (spec.weights.length > 0) opsetVersion = Math.max(opsetVersion, PER_CHANNEL_OPSET);
+  if (spec.weights.length > 0 || replaced.size > 0) opsetVersion = Math.max(opsetVersion, PER_CHANNEL_OPSET);
   if (int4) opsetVersion = Math.max(opsetVersion, UINT4_OPSET);
   if (opsetVersion !== model.opsetVersion) {
     for (const node of model.nodes) {

@@ -36,10 +36,15 @@ export interface BitRule {
   aBits: number;
 }
 
-/** An activation bit-width that means no quantizer: the values stay float32 (weight-only quantization, "A32"). */
-export const FLOAT_ACTIVATIONS = 32;
+/** A bit-width that means no quantizer: the values stay float32. */
+export const FLOAT_BITS = 32;
+/** Activations at FLOAT_BITS: weight-only quantization ("A32"). */
+export const FLOAT_ACTIVATIONS = FLOAT_BITS;
+/** Weights at FLOAT_BITS: activation-only quantization ("W32"), or one layer's weights kept float by a bit rule. */
+export const FLOAT_WEIGHTS = FLOAT_BITS;
 
 export interface PlacementOptions {
+  /** 2..8, or FLOAT_WEIGHTS for none (a bit rule may also say FLOAT_WEIGHTS to keep a layer's weights float). */
   wBits: number;
   /** 2..8, or FLOAT_ACTIVATIONS for none (a bit rule may also say FLOAT_ACTIVATIONS to take quantizers away). */
   aBits: number;
@@ -89,7 +94,7 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   const weights = layers.map((n) => ({
     node: n.name,
     weight: n.inputs[1]!,
-    bits: head8 && (n === first || n === last) ? 8 : o.wBits,
+    bits: head8 && (n === first || n === last) ? Math.max(o.wBits, 8) : o.wBits, // float weights stay float
     unit: unitOf.get(n)?.name ?? '',
   }));
 
@@ -187,5 +192,5 @@ export function placeQuantizers(g: GraphView, units: readonly Unit[], o: Placeme
   }
   const order = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((v) => order.set(v, i)));
-  return { weights, acts: [...acts.values()].filter((a) => a.bits !== FLOAT_ACTIVATIONS).sort((a, b) => (order.get(a.value) ?? -1) - (order.get(b.value) ?? -1)) };
+  return { weights: weights.filter((w) => w.bits !== FLOAT_WEIGHTS), acts: [...acts.values()].filter((a) => a.bits !== FLOAT_ACTIVATIONS).sort((a, b) => (order.get(a.value) ?? -1) - (order.get(b.value) ?? -1)) };
 }

@@ -11,7 +11,7 @@ import type { ReconConfig } from './config.js';
 import { capture, captureValues, cacheBytes } from './caches.js';
 import { distributionCorrection, unitBatchNorms } from './dc.js';
 import { BackgroundDc } from './dc-background.js';
-import { initUnitActs, reconstructUnit, unitInputQuantizer, type Handover, type LossPoint, type UnitCheckpointing, type UnitProgressState } from './unit.js';
+import { initUnitActs, reconstructUnit, unitActs, unitInputQuantizer, type Handover, type LossPoint, type UnitCheckpointing, type UnitProgressState } from './unit.js';
 import { readUnitProgress, removeUnitProgress, unitProgressPath, writeUnitProgress } from './unit-progress.js';
 import { handoverCosts, handoverIteration } from './handover.js';
 import { anotherRunError, differingFields } from './fingerprint.js';
@@ -35,6 +35,8 @@ export interface ReconEvents {
   iteration?(unit: Unit, index: number, iter: number, p: LossPoint): void;
   /** A resumed run continues this unit after the iteration its progress was saved at. */
   unitResumed?(unit: Unit, iteration: number): void;
+  /** Units left out before the run: nothing in them to learn (float weights, no activation step it learns). */
+  unitsSkipped?(units: Unit[]): void;
 }
 
 export interface ReconOptions {
@@ -98,6 +100,14 @@ export function reconUnits(loaded: LoadedModel, preset: ReconPreset): Unit[] {
 }
 
 /**
+ * Whether the unit has anything to learn: a weight quantizer (rounding), or an activation quantizer whose step the
+ * method learns. Not so where its weights stay float (FLOAT_WEIGHTS) and it has no such activation quantizer.
+ */
+export function learnsSomething(qmodel: QuantizedModel, preset: ReconPreset, unit: Unit): boolean {
+  return unit.nodes.some((n) => qmodel.weights.has(n.name)) || (preset.learnActSteps && unitActs(qmodel, unit).length > 0);
+}
+
+/**
  * Saves a unit's progress every unitCheckpointSeconds of its optimisation; with resume, the progress an interrupted run
  * saved for this unit is where it continues.
  */
@@ -120,7 +130,9 @@ export function reconstruct(o: ReconOptions, ev: ReconEvents = {}): UnitRecord[]
   const { loaded, qmodel, images, preset, cfg } = o;
   const fp = loaded.fp;
   const graph = loaded.folded;
-  const units = reconUnits(loaded, preset);
+  const all = reconUnits(loaded, preset);
+  const units = all.filter((u) => learnsSomething(qmodel, preset, u));
+  if (units.length < all.length) ev.unitsSkipped?.(all.filter((u) => !units.includes(u)));
   const ckptPath = o.runDir ? checkpointPath(o.runDir) : null;
   const records: UnitRecord[] = [];
   const done = new Set<string>();

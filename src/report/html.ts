@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import type { RunRecord } from '../methods/pipeline.js';
 import { describeTransform } from '../data/transform.js';
 import { DC_CURVE_EVERY, LOSS_CURVE_EVERY } from '../recon/config.js';
-import { FLOAT_ACTIVATIONS } from '../quant/placement.js';
+import { FLOAT_ACTIVATIONS, FLOAT_WEIGHTS } from '../quant/placement.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { dcCurveSpec, lossCurveSpec, stageSpec, toSvg, unitTimeSpec } from './charts.js';
 
@@ -34,16 +34,24 @@ function accuracyRows(r: RunRecord): string[][] {
   ];
 }
 
+/** The method and bits, with what stays float and what the 8-bit head and stem rule raises. */
+function methodRow(r: RunRecord): string {
+  const [wFloat, aFloat] = [r.w_bits === FLOAT_WEIGHTS, r.a_bits === FLOAT_ACTIVATIONS];
+  const raised = r.eight_bit_head_stem ? [...(wFloat ? [] : ['first/last layer']), ...(aFloat ? [] : ['classifier input'])] : [];
+  return `${r.method}, ${wFloat ? 'float weights' : `${r.w_bits}-bit weights`}, ${aFloat ? 'float activations' : `${r.a_bits}-bit activations`}` +
+    `${aFloat ? ' (weight-only)' : wFloat ? ' (activation-only)' : ''}${raised.length ? `, ${raised.join(' and ')} at 8 bits` : ''}`;
+}
+
 function exportSection(r: RunRecord): string {
   const ex = r.export;
   if (!ex) return '';
-  const rows: [string, string][] = [['file', ex.path], ['weight storage', ex.int4_storage ? 'packed UINT4' : 'UINT8']];
+  const rows: [string, string][] = [['file', ex.path], ['weight storage', r.w_bits === FLOAT_WEIGHTS ? 'float (exact INT32 codes times powers of two)' : ex.int4_storage ? 'packed UINT4' : 'UINT8']];
   if (ex.max_logit_diff === undefined) rows.push(['verification', 'skipped (--no-verify)']);
   else {
     rows.push(['max |Δlogit| vs simulation', `${sig(ex.max_logit_diff)} (logits up to ${sig(ex.max_logit)})`]);
     rows.push(['same top-1 class on probe images', `${num((ex.agreement ?? NaN) * 100, 1)} %`]);
     if (ex.layerwise)
-      rows.push(['layer by layer, from onnxruntime\'s inputs', `weights and biases of ${ex.layerwise.weight_layers} layers equal; ` +
+      rows.push(['layer by layer, from onnxruntime\'s inputs', (ex.layerwise.weight_layers === 0 ? 'weights float (no quantizers); ' : `weights and biases of ${ex.layerwise.weight_layers} layers equal; `) +
         (ex.layerwise.quantizers === 0 ? 'activations float (no quantizers); '
           : `${ex.layerwise.quantizers} activation quantizers equal, ${ex.layerwise.rounding_flips} of ${ex.layerwise.values} values one rounding step apart; `) +
         `logits within ${sig(ex.layerwise.max_logit_diff)}`]);
@@ -54,7 +62,8 @@ function exportSection(r: RunRecord): string {
 
 async function reconSection(r: RunRecord): Promise<string> {
   const units = r.recon?.units;
-  if (!units || units.length === 0) return '';
+  const skipped = r.recon?.skipped?.length ? `<p>Not reconstructed, nothing to learn (float weights, no activation step to learn): ${escapeHtml(r.recon.skipped.join(', '))}.</p>` : '';
+  if (!units || units.length === 0) return skipped ? `<h2>Reconstruction</h2>\n${skipped}` : '';
   // With DC in the background, the iteration from which a unit's optimisation ran on every intra-op thread.
   const handover = units.some((u) => u.allThreadsFrom !== undefined);
   // A unit a resumed run continued from its saved progress: its times count from there.
@@ -73,6 +82,7 @@ async function reconSection(r: RunRecord): Promise<string> {
   return [
     '<h2>Reconstruction</h2>',
     `<p>${units.length} units; totals: caching ${num(sum(units, 'caching'), 1)} s, distribution correction ${num(sum(units, 'dc'), 1)} s, optimisation ${num(sum(units, 'optimization'), 1)} s.</p>`,
+    skipped,
     `<figure>${await toSvg(unitTimeSpec(units))}<figcaption>Seconds per unit and phase.</figcaption></figure>`,
     `<figure>${await toSvg(lossCurveSpec(units))}<figcaption>Losses every ${LOSS_CURVE_EVERY} iterations (log scale; the rounding loss is zero during warm-up and left out).</figcaption></figure>`,
     hasDc ? `<figure>${await toSvg(dcCurveSpec(units))}<figcaption>Distribution-correction loss (sum over batches) every ${DC_CURVE_EVERY} Adam steps.</figcaption></figure>` : '',
@@ -99,9 +109,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
   const total = Object.values(r.seconds).reduce((a, b) => a + b, 0);
   const meta: [string, string][] = [
     ['model', `${r.model.path} (sha256 ${r.model.sha256.slice(0, 16)}…)`],
-    ['method', r.a_bits === FLOAT_ACTIVATIONS
-      ? `${r.method}, ${r.w_bits}-bit weights, float activations (weight-only)${r.eight_bit_head_stem ? ', first/last layer at 8 bits' : ''}`
-      : `${r.method}, ${r.w_bits}-bit weights, ${r.a_bits}-bit activations${r.eight_bit_head_stem ? ', first/last layer and classifier input at 8 bits' : ''}`],
+    ['method', methodRow(r)],
     ...(r.bit_rules?.length ? [['bit rules', r.bit_rules.map((b) => `${b.match} → W${b.wBits}A${b.aBits}`).join('; ')] as [string, string]] : []),
     ['calibration', `${r.calibration.count} images from ${r.calibration.source} (sha256 ${r.calibration.sha256.slice(0, 16)}…)`],
     ['preprocessing', r.preprocess ? describeTransform(r.preprocess) : 'not recorded (model-ready .npy tensors are used as they are)'],
