@@ -198,11 +198,13 @@ export const checks: Check[] = [
   },
   {
     // The placement and grids for onnxruntime's integer kernels: its extra 8-bit quantizers (image, residual branches)
-    // cost nothing measurable at W8A8, and onnxruntime, running QLinearConv/QLinearAdd, must give the simulated top-1.
+    // cost nothing measurable at W8A8, and onnxruntime, running QLinearConv/QLinearAdd, must give the simulated top-1
+    // within 0.15. The integer kernels sum exactly and the simulation in float32: on the machine of the earlier runs
+    // both gave 81.13; on an AVX-only EPYC the simulation gives 81.05 (7798d5a too) and onnxruntime 81.13.
     name: 'resnet20 mse W8A8 --int8-kernels top-1 (export run with integer kernels)',
     expected: 81.16,
     tolerance: 0.3,
-    run: () => quantizedTop1('mse', 8, 8, undefined, join(outDir, 'resnet20-int8-kernels.onnx'), true),
+    run: () => quantizedTop1('mse', 8, 8, undefined, join(outDir, 'resnet20-int8-kernels.onnx'), true, 0.15),
   },
   ...modelChecks(),
   int8KernelsCheck,
