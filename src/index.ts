@@ -16,7 +16,7 @@ import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
 import type { UnitOverride } from './graph/partition.js';
 import type { QParamsFile } from './quant/qmodel.js';
-import { FLOAT_BITS, type BitRule } from './quant/placement.js';
+import { FLOAT_BITS, isBitWidth, type BitRule } from './quant/placement.js';
 import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 
 export type { Accuracy } from './eval/index.js';
@@ -108,7 +108,7 @@ export function defaultRunDir(model: string, methodName: string, wBits: number, 
 
 /** 2..8, or FLOAT_BITS: the values stay float32 (no quantizer). */
 const bitWidth = (what: string, b: number) => {
-  if (b !== FLOAT_BITS && (!Number.isInteger(b) || b < 2 || b > 8)) throw new RangeError(`Expected integer 2..8, or ${FLOAT_BITS} for float, for ${what} but received ${b}`);
+  if (!isBitWidth(b)) throw new RangeError(`Expected integer 2..8, or ${FLOAT_BITS} for float, for ${what} but received ${b}`);
   return b;
 };
 

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { outputFileProblem, outputFolderProblem } from '../util/output-paths.js';
 import type { UnitOverride } from '../graph/index.js';
-import { FLOAT_BITS, type BitRule } from '../quant/placement.js';
+import { FLOAT_BITS, isBitWidth, type BitRule } from '../quant/placement.js';
 import type { ImageSize } from '../data/types.js';
 import { parseSize } from '../data/transform.js';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -37,7 +37,7 @@ export function positiveNumber(flag: string) {
 export function bitWidth(flag: string, values: 'weights' | 'activations') {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || ((n < 2 || n > 8) && n !== FLOAT_BITS))
+    if (!/^\d+$/.test(value.trim()) || !isBitWidth(n))
       throw new InvalidArgumentError(`Expected integer 2..8, or ${FLOAT_BITS} to leave ${values} in float, for ${flag} but received ${value}`);
     return n;
   };
@@ -76,8 +76,7 @@ export function outputFolder(flag: string) {
 /** One --bits rule, `<pattern>=<w>/<a>` (a node-name prefix or re:<regex>), collected into the list given so far. */
 export function bitRule(value: string, previous: BitRule[] = []): BitRule[] {
   const m = value.match(/^(.+)=(\d+)\/(\d+)$/);
-  const ok = (b: number) => (b >= 2 && b <= 8) || b === FLOAT_BITS;
-  if (!m || !ok(Number(m[2])) || !ok(Number(m[3])))
+  if (!m || !isBitWidth(Number(m[2])) || !isBitWidth(Number(m[3])))
     throw new InvalidArgumentError(`Expected <node-name prefix or re:regex>=<w>/<a> with bit-widths 2..8, or ${FLOAT_BITS} for float, for --bits (e.g. '/layer4/=8/8') but received ${value}`);
   return [...previous, { match: m[1]!, wBits: Number(m[2]), aBits: Number(m[3]) }];
 }

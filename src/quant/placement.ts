@@ -42,6 +42,8 @@ export const FLOAT_BITS = 32;
 export const FLOAT_ACTIVATIONS = FLOAT_BITS;
 /** Weights at FLOAT_BITS: activation-only quantization ("W32"), or one layer's weights kept float by a bit rule. */
 export const FLOAT_WEIGHTS = FLOAT_BITS;
+/** Whether `b` is a bit-width of weights or activations: an integer 2..8, or FLOAT_BITS (no quantizer). */
+export const isBitWidth = (b: number): boolean => Number.isInteger(b) && ((b >= 2 && b <= 8) || b === FLOAT_BITS);
 
 export interface PlacementOptions {
   /** 2..8, or FLOAT_WEIGHTS for none (a bit rule may also say FLOAT_WEIGHTS to keep a layer's weights float). */
