@@ -13,6 +13,7 @@ import { makeTransform } from '../src/data/index.js';
 import { quantize } from '../src/methods/pipeline.js';
 import { methodNames } from '../src/methods/registry.js';
 import { DEFAULTS, type ReconConfig } from '../src/recon/config.js';
+import type { MachineInfo } from '../src/util/machine.js';
 import { shared, requireShared } from './shared.js';
 import { resultsDir, writeJsonAtomic, type BenchResult } from './run.js';
 
@@ -38,7 +39,12 @@ export interface Entry {
   threads: number;
   torch: string;
   date: string;
+  /** The CPU it ran on (absent in entries written before it was recorded). */
+  machine?: MachineInfo;
 }
+
+/** Each entry of recon.json records its own machine: the file gathers runs of several sessions. */
+export const accumulates = true;
 
 export async function run(): Promise<BenchResult> {
   requireShared(shared.resnet20, shared.calib1024, shared.cifarTest);
@@ -70,6 +76,7 @@ export async function run(): Promise<BenchResult> {
       seconds: s, phase_seconds: phase,
       iterations_per_second: phase.optimization > 0 ? (units.length * iters) / phase.optimization : 0,
       ...(resumed ? { resumed: true } : {}), peak_rss_mb: record.peak_rss_mb, threads: record.tool.threads, torch: record.tool.torch, date: record.started,
+      ...(record.machine ? { machine: record.machine } : {}),
     };
     console.log(`bench recon: ${r.method}${settings ? ` (${settings})` : ''} W${r.w}A${r.a}: top-1 ${entry.top1.toFixed(2)}, ${entry.wall_seconds_to_last_unit.toFixed(0)} s to the last unit`);
     // Re-read and write after every run: a long queue keeps what it finished, and queues run side by side

@@ -6,11 +6,14 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeJsonAtomic } from '../src/util/atomic.js';
+import { machineInfo } from '../src/util/machine.js';
 
 /** A benchmark's result: flat metrics at the top level (numbers), any details alongside. */
 export type BenchResult = Record<string, unknown>;
 export interface BenchModule {
   run(): Promise<BenchResult> | BenchResult;
+  /** Its results file gathers runs from several sessions, each recording its own machine (else the file names one). */
+  accumulates?: boolean;
 }
 
 /** The registry. Adding a benchmark is one line: name → lazy import of its module. */
@@ -48,7 +51,7 @@ async function main(argv: string[]): Promise<void> {
     const mod = await benchmarks[name]!();
     const result = await mod.run();
     const path = join(resultsDir(), `${name}.json`);
-    writeJsonAtomic(path, { benchmark: name, ...result });
+    writeJsonAtomic(path, { benchmark: name, ...(mod.accumulates ? {} : { machine: machineInfo() }), ...result });
     const metrics = Object.entries(result).filter(([, v]) => typeof v === 'number');
     for (const [k, v] of metrics) console.log(`  ${k.padEnd(28)} ${(v as number).toPrecision(4)}`);
     console.log(`  → ${path}`);

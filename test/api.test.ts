@@ -15,6 +15,7 @@ test('the package entry quantizes, exports, and evaluates the export and the par
   assert.equal(record.seed, 1005);
   assert.equal(record.calibration.count, 16);
   assert.equal(record.export!.ort_top1, record.top1);
+  assert.ok(record.machine!.cores >= 1 && record.machine!.cpu.length > 0, 'the record names the machine');
   const ort = await pdq.evaluateModel(output, ws.images, { backend: 'ort' });
   const simulated = await pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar', qparams });
   const fp = await pdq.evaluateModel(ws.model, ws.images, { preset: 'cifar' });

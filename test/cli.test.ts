@@ -48,6 +48,14 @@ const warnings = (stderr: string) =>
   [...stderr.matchAll(/^pdquant: warning: (.*)$/gm)].map((m) => m[1]!).filter((w) => w !== `${images} holds 4 images; calibrating on all of them instead of 1024`);
 const quantize = (...more: string[]) => pdquant('quantize', model, '--calib', images, '--w', '4', '--a', '4', ...more);
 
+test('doctor names the engine and the CPU, and passes its self-check', () => {
+  const r = pdquant('doctor');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^LibTorch \S+, CUDA (available|not available)/m);
+  assert.match(r.stdout, /^CPU: .+, \d+ cores?, \w+/m);
+  assert.match(r.stdout, /^engine self-check \(conv2d forward \+ backward\): ok$/m);
+});
+
 test('a path that does not exist', () => {
   assertOneError(pdquant('quantize', join(dir, 'nope.onnx'), '--calib', images, '--w', '4', '--a', '4'), /Model .*nope\.onnx does not exist/);
   assertOneError(pdquant('quantize', model, '--calib', join(dir, 'none'), '--w', '4', '--a', '4'), /Calibration path .*none does not exist/);

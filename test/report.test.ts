@@ -79,6 +79,12 @@ test("the engine row names LibTorch's BLAS where the record has it (records from
   assert.match(await renderReport(record()), /LibTorch 1\.13\.0, Node v20\.0\.0, 2 threads/);
 });
 
+test('the machine row names the CPU and its instruction sets where the record has them', async () => {
+  const machine = { cpu: 'AMD EPYC', cores: 2, arch: 'x64', isa: ['avx', 'avx2', 'fma'] };
+  assert.match(await renderReport(record({ machine })), /<th>machine<\/th><td>AMD EPYC, 2 cores, x64 \(avx avx2 fma\)<\/td>/);
+  assert.doesNotMatch(await renderReport(record()), /<th>machine<\/th>/);
+});
+
 test('a scale-only run without evaluation: one chart, no reconstruction section', async () => {
   const html = await renderReport(record({ method: 'mse' }));
   assert.equal(svgCount(html), 1);

@@ -1,10 +1,10 @@
-/** `pdquant doctor`: engine version, CUDA, threads, BLAS, and a forward/backward self-check. */
+/** `pdquant doctor`: engine version, CUDA, threads, BLAS, the CPU, and a forward/backward self-check. */
 import type { Command } from 'commander';
 
 export function doctorCommand(program: Command, version: string): void {
   program
     .command('doctor')
-    .description('print the engine (LibTorch) version, CUDA availability, threads and BLAS, and run a self-check')
+    .description('print the engine (LibTorch) version, CUDA availability, threads, BLAS, the CPU and its instruction sets, and run a self-check')
     .action(async () => {
       const E = await import('../engine/index.js');
       const info = E.engineInfo();
@@ -12,6 +12,9 @@ export function doctorCommand(program: Command, version: string): void {
       console.log(`LibTorch ${info.torch}, CUDA ${info.cuda ? `available (${info.cudaDevices} device${info.cudaDevices === 1 ? '' : 's'})` : 'not available'}, ${info.threads} threads`);
       // The addon reroutes linear layers around a generic BLAS (native/src/ops.cc); say so, as it explains their speed.
       console.log(`BLAS: ${info.blas}${info.blas === 'generic' ? ' (linear layers of 128×128+ weights, at 16+ rows or 2+ on several threads, run as 1×1 convolutions on oneDNN)' : ''}`);
+      const { describeMachine, machineInfo } = await import('../util/machine.js');
+      // Times and float sums depend on it (run records and bench results record it too).
+      console.log(`CPU: ${describeMachine(machineInfo())}`);
       const ok = E.tidy(() => {
         E.manualSeed(0);
         const x = E.randn([2, 3, 8, 8]);

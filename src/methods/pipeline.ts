@@ -25,6 +25,7 @@ import { method } from './registry.js';
 import { DEFAULTS, type ReconConfig } from '../recon/config.js';
 import { checkResumable, readCheckpoint, reconstruct, reconUnits, type ReconEvents, type UnitRecord } from '../recon/run.js';
 import { cacheMemoryWarning, largestUnitCache } from './memory.js';
+import { machineInfo, type MachineInfo } from '../util/machine.js';
 
 export interface QuantizeOptions {
   model: string;
@@ -74,6 +75,8 @@ export interface RunEvents extends ReconEvents {
 export interface RunRecord {
   /** blas: the BLAS LibTorch was built with (absent in records written before it was recorded). */
   tool: { name: 'pdquant'; version: string; torch: string; node: string; threads: number; blas?: string };
+  /** The CPU the run ran on (absent in records written before it was recorded): times and float sums depend on it. */
+  machine?: MachineInfo;
   model: { path: string; sha256: string };
   method: string;
   w_bits: number;
@@ -215,6 +218,7 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
   const engine = E.engineInfo();
   const record: RunRecord = {
     tool: { name: 'pdquant', version, torch: engine.torch, node: process.version, threads: engine.threads, blas: engine.blas },
+    machine: machineInfo(),
     model: { path: o.model, sha256: modelHash },
     method: o.method,
     w_bits: o.wBits,

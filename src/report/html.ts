@@ -5,6 +5,7 @@ import { describeTransform } from '../data/transform.js';
 import { DC_CURVE_EVERY, LOSS_CURVE_EVERY } from '../recon/config.js';
 import { FLOAT_ACTIVATIONS, FLOAT_WEIGHTS } from '../quant/placement.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { describeMachine } from '../util/machine.js';
 import { dcCurveSpec, lossCurveSpec, stageSpec, toSvg, unitTimeSpec } from './charts.js';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -117,6 +118,7 @@ export async function renderReport(r: RunRecord): Promise<string> {
     ['started', r.started],
     ['time', `${num(total, 1)} s in all; peak memory ${r.peak_rss_mb} MB`],
     ['engine', `pdquant ${r.tool.version}, LibTorch ${r.tool.torch}${r.tool.blas ? ` (BLAS ${r.tool.blas})` : ''}, Node ${r.tool.node}, ${r.tool.threads} threads`],
+    ...(r.machine ? [['machine', describeMachine(r.machine)] as [string, string]] : []),
   ];
   // The record is embedded so the report alone is enough to reproduce the run; "<" is escaped so it cannot end the script element.
   const embedded = JSON.stringify(r).replace(/</g, '\\u003c');
