@@ -16,7 +16,7 @@ import { method } from './methods/registry.js';
 import { ARCH_PRESETS, type ReconConfig } from './recon/config.js';
 import type { UnitOverride } from './graph/partition.js';
 import type { QParamsFile } from './quant/qmodel.js';
-import { FLOAT_BITS, isBitWidth, type BitRule } from './quant/placement.js';
+import { FLOAT_BITS, isBitWidth, quantizesNothing, type BitRule } from './quant/placement.js';
 import { outputFileProblem, outputFolderProblem } from './util/output-paths.js';
 
 export type { Accuracy } from './eval/index.js';
@@ -130,8 +130,7 @@ function checkedBits(o: { wBits: number; aBits: number; bitRules?: BitRule[] }):
     bitWidth(`the weights of bit rule ${r.match}`, r.wBits);
     bitWidth(`the activations of bit rule ${r.match}`, r.aBits);
   }
-  const float = (r: { wBits: number; aBits: number }) => r.wBits === FLOAT_BITS && r.aBits === FLOAT_BITS;
-  if (float({ wBits: bits[0], aBits: bits[1] }) && (o.bitRules ?? []).every(float))
+  if (quantizesNothing(bits[0], bits[1], o.bitRules))
     throw new RangeError(`weights and activations both at ${FLOAT_BITS} bits (float) quantize nothing; give --w or --a (wBits or aBits) 2..8`);
   return bits;
 }

@@ -129,6 +129,10 @@ test('--w 32 quantizes the activations only: the weights stay float in the expor
   assert.match(shown, /^  weights: float \(no quantizers: activation-only\)$/m);
   assert.match(shown, /^  float weights: 10 layers, stored exactly as INT32 codes times powers of two/m);
   assert.match(pdquant('inspect', model, '--quant', '32/4').stdout, /weight quantizers: none \(weights stay float\)/);
+  // What quantize refuses, inspect does not preview as an empty list.
+  assertOneError(pdquant('inspect', model, '--quant', '32/32'), /--quant 32\/32 leaves weights and activations in float \(32\) and places no quantizer, as quantize refuses it; give one of them 2\.\.8 bits/);
+  assertOneError(pdquant('inspect', model, '--quant', '32/32', '--bits', '/fc/=32/32'), /--quant 32\/32 with these --bits rules leaves/);
+  assert.match(pdquant('inspect', model, '--quant', '32/32', '--bits', '/fc/=8/8').stdout, /\/fc\//);
   // One layer kept float by a bit rule, the others quantized.
   const mixed = quantize('--method', 'mse', '--bits', '/stem/=32/4', '-o', join(dir, 'stem-float.onnx'));
   assert.equal(mixed.status, 0, mixed.stderr);

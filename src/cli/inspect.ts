@@ -1,7 +1,7 @@
 /** `pdquant inspect`: what the model is, what pdquant makes of it, and anything it cannot run. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { bitRule, existingPath, unitsFile } from './options.js';
-import type { BitRule } from '../quant/placement.js';
+import { FLOAT_BITS, quantizesNothing, type BitRule } from '../quant/placement.js';
 import type { QdqSummary } from '../onnx/qdq-summary.js';
 import { describeTransform, transformFromMetadata } from '../data/index.js';
 
@@ -33,6 +33,8 @@ export function inspectCommand(program: Command): void {
       const wa = o.quant?.match(/^([2-8]|32)\/([2-8]|32)$/);
       if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8, or 32 for float, for --quant but received ${o.quant}`);
       if (!wa && (o.bits || o.int8Kernels)) throw new Error(`${o.bits ? '--bits' : '--int8-kernels'} shapes the quantizers that --quant <w/a> lists: add --quant`);
+      if (wa && quantizesNothing(Number(wa[1]), Number(wa[2]), o.bits))
+        throw new Error(`--quant ${o.quant}${o.bits ? ' with these --bits rules' : ''} leaves weights and activations in float (${FLOAT_BITS}) and places no quantizer, as quantize refuses it; give one of them 2..8 bits`);
       if (wa && o.int8Kernels) {
         // What quantize refuses is not previewed either.
         const { int8KernelsRefusal } = await import('../index.js');

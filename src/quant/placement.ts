@@ -44,6 +44,10 @@ export const FLOAT_ACTIVATIONS = FLOAT_BITS;
 export const FLOAT_WEIGHTS = FLOAT_BITS;
 /** Whether `b` is a bit-width of weights or activations: an integer 2..8, or FLOAT_BITS (no quantizer). */
 export const isBitWidth = (b: number): boolean => Number.isInteger(b) && ((b >= 2 && b <= 8) || b === FLOAT_BITS);
+/** Whether these bits place no quantizer at all: weights and activations float, and every bit rule too. */
+export function quantizesNothing(wBits: number, aBits: number, bitRules: readonly { wBits: number; aBits: number }[] = []): boolean {
+  return [{ wBits, aBits }, ...bitRules].every((r) => r.wBits === FLOAT_BITS && r.aBits === FLOAT_BITS);
+}
 
 export interface PlacementOptions {
   /** 2..8, or FLOAT_WEIGHTS for none (a bit rule may also say FLOAT_WEIGHTS to keep a layer's weights float). */
