@@ -1,7 +1,7 @@
 // What a QDQ model holds, for `pdquant inspect` and the export check: its weight codes and activation quantizers, read
 // back from the graph.
 import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
-import { numel } from './tensor.js';
+import { channelOf, numel } from './tensor.js';
 
 /** A weight stored as integer codes behind a DequantizeLinear. */
 export interface QdqWeightInfo {
@@ -44,12 +44,6 @@ function scalar(model: OnnxModel, name: string | undefined): number | undefined 
 function dqAxis(dq: OnnxNode, rank: number): number {
   const axis = dq.attrs.axis?.type === 'int' ? (dq.attrs.axis.value as number) : 1;
   return axis < 0 ? axis + rank : axis;
-}
-
-/** The channel of each element of a tensor of `dims` with `channels` channels along `axis` (one channel: all 0). */
-function channelOf(dims: readonly number[], axis: number, channels: number): (i: number) => number {
-  const inner = numel(dims.slice(axis + 1));
-  return channels === 1 ? () => 0 : (i) => Math.floor(i / inner) % channels;
 }
 
 /** max − min of the codes of one channel (the DequantizeLinear's axis), widest over the channels. */

@@ -21,7 +21,7 @@
 import { describeNode, attrInt } from './attrs.js';
 import { OnnxError } from './errors.js';
 import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
-import { numel } from './tensor.js';
+import { channelOf, numel } from './tensor.js';
 import { keepsGrid } from './grid.js';
 import { freshName, namesInUse } from './names.js';
 
@@ -131,8 +131,7 @@ function channelAxis(node: OnnxNode, rank: number): number {
  */
 export function exactInt32Codes(w: Float32Array, dims: readonly number[], axis: number): { codes: Int32Array; scale: Float32Array } {
   const channels = dims[axis]!;
-  const inner = numel(dims.slice(axis + 1));
-  const channel = (i: number) => Math.floor(i / inner) % channels;
+  const channel = channelOf(dims, axis, channels);
   const largest = new Float64Array(channels);
   w.forEach((v, i) => { largest[channel(i)] = Math.max(largest[channel(i)]!, Math.abs(v)); });
   const scale = Float32Array.from(largest, (m) => (m > 0 ? 2 ** (Math.floor(Math.log2(m)) - 30) : 1));
@@ -141,11 +140,10 @@ export function exactInt32Codes(w: Float32Array, dims: readonly number[], axis: 
 
 /** Codes q − z per element (channels on `axis` of `dims`), which must fit INT8. */
 function signedCodes(w: QdqWeight, dims: readonly number[], what: string): Int8Array {
-  const inner = numel(dims.slice(w.axis + 1));
-  const channels = dims[w.axis]!;
+  const channel = channelOf(dims, w.axis, dims[w.axis]!);
   const out = new Int8Array(w.codes.length);
   for (let i = 0; i < out.length; i++) {
-    const v = w.codes[i]! - w.zeroPoint[Math.floor(i / inner) % channels]!;
+    const v = w.codes[i]! - w.zeroPoint[channel(i)]!;
     if (v < -128 || v > 127) throw new OnnxError(`${what}: code[${i}] − zero point = ${v} does not fit INT8; integer kernels need 8-bit weights quantized with zero point 128`);
     out[i] = v;
   }

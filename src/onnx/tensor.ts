@@ -41,6 +41,12 @@ export function numel(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
+/** The channel of each element of a tensor of `dims` with `channels` channels along `axis` (one channel: all 0). */
+export function channelOf(dims: readonly number[], axis: number, channels: number): (i: number) => number {
+  const inner = numel(dims.slice(axis + 1));
+  return channels === 1 ? () => 0 : (i) => Math.floor(i / inner) % channels;
+}
+
 export const isFloatType = (t: DataType): boolean => t === 'float32' || t === 'float64';
 
 const INT64_MAX = 2n ** 63n - 1n;
