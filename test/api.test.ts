@@ -1,5 +1,6 @@
 // The library API (the package's entry point): quantize, export and evaluate from a program, with the CLI's defaults and checks.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tinyWorkspace } from './helpers/tiny-resnet.js';
@@ -47,4 +48,27 @@ test('bad arguments are one clear error each', async () => {
   // What a run writes at its end is checked before it starts.
   await assert.rejects(pdq.quantizeModel({ ...base, method: 'mse', output: ws.dir }), /^Error: output .* is a folder; give a file name$/);
   await assert.rejects(pdq.quantizeModel({ ...base, runDir: ws.model }), /^Error: runDir .*tiny\.onnx is a file; give a folder$/);
+});
+
+test('activation-only on a ConvNeXt: its linear layers on [N, H, W, C] (MatMul) keep their float weights exactly, verified in onnxruntime', async () => {
+  const pdq = await import('pdquant');
+  const { readOnnx } = await import('../src/onnx/read.js');
+  const { tinyConvNeXt } = await import('./helpers/tiny-convnext.js');
+  const ws = await tinyWorkspace(2);
+  const model = join(ws.dir, 'convnext.onnx');
+  writeFileSync(model, tinyConvNeXt());
+  const output = join(ws.dir, 'convnext.w32a8.onnx');
+  const { record } = await pdq.quantizeModel({ model, calib: ws.images, wBits: 32, aBits: 8, method: 'mse', preset: 'cifar', eval: ws.images, output });
+  assert.equal(record.export!.ort_top1, record.top1);
+  const lw = record.export!.layerwise!;
+  assert.ok(lw.quantizers > 0 && lw.failed_at === null && lw.rounding_flips === 0, JSON.stringify(lw));
+  const source = readOnnx(model), file = readOnnx(output);
+  const matmuls = file.nodes.filter((n) => n.opType === 'MatMul');
+  assert.equal(matmuls.length, 4);
+  for (const n of matmuls) {
+    const weight = file.initializers.get(n.inputs[1]!);
+    const original = source.initializers.get(source.nodes.find((m) => m.name === n.name)!.inputs[1]!)!;
+    assert.ok(weight, `${n.name} reads its weight from an initializer, in float: onnxruntime's weight pass leaves MatMul alone`);
+    assert.deepEqual([weight.dataType, weight.dims, weight.data], ['float32', original.dims, original.data], `${n.name}'s weight as in the source model`);
+  }
 });
