@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- ort`: what the exported QDQ model costs to run in onnxruntime-node, against the float model it came
  * from. Exports resnet20 and torchvision's ResNet-18 (random weights; only their structure matters here) with the mse
- * baseline at W8A8 and W4A4, and with --int8-kernels at W8A8 and W4A8 (the export's structure does not depend on the
- * method), then times each file in
+ * baseline at W8A8 and W4A4, and with --int8-kernels at W8A8 and W4A8, with and without 8-bit first and last layers
+ * (the export's structure does not depend on the method), then times each file in
  * onnxruntime with its default graph optimizations on 2 intra-op threads, at batch 1 and 32, and counts the ops
  * onnxruntime ran after its own rewriting (how many convolutions it turned into integer QLinearConv kernels). Each file
  * is timed again in onnxruntime-web's WebAssembly backend (what a browser runs; here in Node, 2 threads), and resnet20's
@@ -97,10 +97,12 @@ export async function run(): Promise<BenchResult> {
     const files: { m: (typeof models)[number]; variant: string; file: string }[] = [];
     for (const m of models) {
       files.push({ m, variant: 'float', file: m.file });
-      for (const [w, a, int4Storage, int8Kernels] of [[8, 8, false, false], [4, 4, false, false], [4, 4, true, false], [8, 8, false, true], [4, 8, false, true]] as const) {
-        const variant = `qdq-w${w}a${a}${int4Storage ? '-int4' : ''}${int8Kernels ? '-int8-kernels' : ''}`;
+      // The last variant has no 8-bit layer: every weight code fits onnxruntime's U8S8 kernels, which the 8-bit layers
+      // (written as UINT8, see SATURATION_SAFE_CODE) leave for its U8U8 ones; this shows what that costs.
+      for (const [w, a, int4Storage, int8Kernels, head8] of [[8, 8, false, false, true], [4, 4, false, false, true], [4, 4, true, false, true], [8, 8, false, true, true], [4, 8, false, true, true], [4, 8, false, true, false]] as const) {
+        const variant = `qdq-w${w}a${a}${int4Storage ? '-int4' : ''}${int8Kernels ? '-int8-kernels' : ''}${head8 ? '' : '-no-8bit-head-stem'}`;
         const output = join(dir, `${m.name}.${variant}.onnx`);
-        await quantizeModel({ model: m.file, calib: shared.calib1024, numSamples: 64, method: 'mse', wBits: w, aBits: a, int4Storage, int8Kernels, preset: m.preset, output, runDir: join(dir, 'runs') });
+        await quantizeModel({ model: m.file, calib: shared.calib1024, numSamples: 64, method: 'mse', wBits: w, aBits: a, eightBitHeadStem: head8, int4Storage, int8Kernels, preset: m.preset, output, runDir: join(dir, 'runs') });
         files.push({ m, variant, file: output });
       }
     }
