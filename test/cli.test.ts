@@ -148,6 +148,11 @@ test('a W8A8 export without --int8-kernels ends with the tip to use it; with it,
   assert.equal(kernels.status, 0, kernels.stderr);
   assert.doesNotMatch(kernels.stdout, /tip:/);
   assert.match(kernels.stdout, /; onnxruntime runs (\d+) of \1 convolutions, \d+ of \d+ linear layers and (\d+) of \2 residual additions with integer kernels\n/);
+  // Every layer is 8-bit here: the note on the U8U8 kernels. Without 8-bit layers, no note.
+  assert.match(kernels.stdout, /\nnote: (\d+) of \1 layers have weight codes past ±64 \(8-bit weights\), written as UINT8: onnxruntime computes them exactly on every CPU, but on CPUs without VNNI with kernels slower/);
+  const narrow = quantize('--a', '8', '--w', '4', '--no-8bit-head-stem', '--method', 'mse', '--int8-kernels', '-o', join(dir, 'narrow.onnx'));
+  assert.equal(narrow.status, 0, narrow.stderr);
+  assert.doesNotMatch(narrow.stdout, /note:/);
 });
 
 test('an unknown method, option or command', () => {

@@ -121,6 +121,8 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     // Narrow weights as INT8 codes with zero point 0, the 8-bit ones (codes past ±64, which onnxruntime's U8S8 kernels
     // can saturate) as UINT8 with zero point 128; biases as INT32 codes.
     assert.deepEqual([...new Set(types)].sort(), wBits === 8 ? ['int32:none', 'uint8:128'] : ['int32:none', 'int8:0', 'uint8:128']);
+    // The record counts the UINT8 ones: here the 8-bit first and last layers, or every layer at W8.
+    assert.deepEqual(record.export!.uint8_weights, { layers: wBits === 8 ? 7 : 2, of: 7 });
     // inspect reads the codes' bit-widths back from the signed codes, and says what the file is for.
     const bin = join(resolve(fileURLToPath(import.meta.url), '../../..'), 'bin', 'pdquant.js');
     const shown = spawnSync(process.execPath, [bin, 'inspect', output], { encoding: 'utf8' });

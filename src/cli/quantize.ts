@@ -140,6 +140,9 @@ export function quantizeCommand(program: Command): void {
         const linears = k && k.linears > 0 ? `, ${k.integerLinears} of ${k.linears} linear layers` : '';
         const kernels = k ? `; onnxruntime runs ${k.integerConvs} of ${k.convs} convolutions${linears} and ${k.integerAdds} of ${k.adds} residual additions with integer kernels` : '';
         console.log(`wrote ${ex.path}${ex.int4_storage ? ' (4-bit weight storage)' : ''}: ${check}${kernels}`);
+        const wide = ex.uint8_weights;
+        if (wide && wide.layers > 0)
+          console.log(`note: ${wide.layers} of ${wide.of} layers have weight codes past ±64 (8-bit weights), written as UINT8: onnxruntime computes them exactly on every CPU, but on CPUs without VNNI with kernels slower than those of the narrower ones (README: Running the exported model); with every layer at 6 bits or fewer (--no-8bit-head-stem, --bits '<layer>=6/8') all run on the faster ones`);
         if (!f.int8Kernels && int8KernelsRefusal(f.w, f.a, { bitRules: f.bits, int4Storage: f.int4Storage }) === undefined)
           console.log('tip: with --int8-kernels onnxruntime runs such a model with integer kernels, faster than float (README: Running the exported model); without it, it runs in float and slower than the float model');
       }

@@ -16,6 +16,7 @@ import { qdqSpec, qdqModel, unverifiedPath, writeQdq } from './export.js';
 import { withDeclaredBatch } from '../onnx/batch.js';
 import { freeImageDims, imageChannels, type ImageShape } from '../onnx/image-input.js';
 import { readOnnx } from '../onnx/read.js';
+import { summarizeQdq } from '../onnx/qdq-summary.js';
 import type { OnnxModel } from '../onnx/ir.js';
 import { withChannelsLast, withoutChannelsLast } from '../onnx/channels-last.js';
 import { withHead } from '../onnx/head.js';
@@ -101,6 +102,11 @@ export interface RunRecord {
   /** The process's peak resident memory (getrusage high-water mark) up to the end of the run. */
   peak_rss_mb: number;
   export?: { path: string; int4_storage: boolean; max_logit_diff?: number; max_logit?: number; agreement?: number; ort_top1?: number; integer_kernels?: OrtKernelCounts;
+    /**
+     * With int8Kernels: weight tensors whose codes go past ±SATURATION_SAFE_CODE (8-bit layers), written as UINT8 for
+     * onnxruntime's U8U8 kernels (exact everywhere, slower than U8S8 on CPUs without VNNI), of all weight tensors.
+     */
+    uint8_weights?: { layers: number; of: number };
     /** The layer-by-layer check: each activation quantizer from onnxruntime's inputs (see checkLayerwise). */
     layerwise?: {
       quantizers: number; values: number; rounding_flips: number; max_logit_diff: number; failed_at: string | null;
@@ -263,6 +269,10 @@ export async function quantize(o: QuantizeOptions, version: string, ev: RunEvent
     const file = writeQdq(withDeclaredBatch(loaded.channelsLast ? withChannelsLast(deployed) : deployed, loaded.declaredBatch), written);
     const bytes = loaded.head || loaded.channelsLast ? encodeOnnx(body) : file;
     record.export = { path: output, int4_storage: !!o.int4Storage };
+    if (o.int8Kernels) {
+      const weights = summarizeQdq(body)?.weights ?? [];
+      record.export.uint8_weights = { layers: weights.filter((w) => w.dataType === 'uint8').length, of: weights.length };
+    }
     if (verify) {
       await timed('verify', async () => {
         const cmp = await compareLogits(qmodel, bytes, probe);
