@@ -43,10 +43,23 @@ function methodRow(r: RunRecord): string {
     `${aFloat ? ' (weight-only)' : wFloat ? ' (activation-only)' : ''}${raised.length ? `, ${raised.join(' and ')} at 8 bits` : ''}`;
 }
 
+function weightStorage(r: RunRecord): string {
+  if (r.w_bits === FLOAT_WEIGHTS) return 'float (exact INT32 codes times powers of two)';
+  if (r.export?.int4_storage) return 'packed UINT4';
+  if (!r.int8_kernels) return 'UINT8';
+  const wide = r.export?.uint8_weights;
+  // Records from before uint8_weights was recorded say only what the integer-kernel form is.
+  const uint8 = wide ? `${wide.layers} of ${wide.of} layers` : 'layers';
+  return `INT8 codes q − z (zero point 0) for onnxruntime's U8S8 kernels; UINT8 with zero point 128 for ${uint8} with codes past ±64 (its U8U8 kernels, slower without VNNI)`;
+}
+
 function exportSection(r: RunRecord): string {
   const ex = r.export;
   if (!ex) return '';
-  const rows: [string, string][] = [['file', ex.path], ['weight storage', r.w_bits === FLOAT_WEIGHTS ? 'float (exact INT32 codes times powers of two)' : ex.int4_storage ? 'packed UINT4' : 'UINT8']];
+  const rows: [string, string][] = [['file', ex.path], ['weight storage', weightStorage(r)]];
+  const k = ex.integer_kernels;
+  if (k)
+    rows.push(['integer kernels in onnxruntime', `${k.integerConvs} of ${k.convs} convolutions${k.linears ? `, ${k.integerLinears} of ${k.linears} linear layers` : ''}, ${k.integerAdds} of ${k.adds} residual additions`]);
   if (ex.max_logit_diff === undefined) rows.push(['verification', 'skipped (--no-verify)']);
   else {
     rows.push(['max |Δlogit| vs simulation', `${sig(ex.max_logit_diff)} (logits up to ${sig(ex.max_logit)})`]);
