@@ -129,6 +129,8 @@ test('--w 32 quantizes the activations only: the weights stay float in the expor
   assert.match(shown, /^  weights: float \(no quantizers: activation-only\)$/m);
   assert.match(shown, /^  float weights: 10 layers, stored exactly as INT32 codes times powers of two/m);
   assert.match(pdquant('inspect', model, '--quant', '32/4').stdout, /weight quantizers: none \(weights stay float\)/);
+  for (const bad of ['9/4', '4/1', '4', '4/2/2', 'a/b'])
+    assertOneError(pdquant('inspect', model, '--quant', bad), new RegExp(`Expected <w>/<a> with bit-widths 2\\.\\.8, or 32 for float, for --quant but received ${bad}$`, 'm'));
   // What quantize refuses, inspect does not preview as an empty list.
   assertOneError(pdquant('inspect', model, '--quant', '32/32'), /--quant 32\/32 leaves weights and activations in float \(32\) and places no quantizer, as quantize refuses it; give one of them 2\.\.8 bits/);
   assertOneError(pdquant('inspect', model, '--quant', '32/32', '--bits', '/fc/=32/32'), /--quant 32\/32 with these --bits rules leaves/);

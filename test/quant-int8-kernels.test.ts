@@ -128,6 +128,7 @@ for (const [method, wBits] of [['mse', 8], ['qdrop', 4], ['pdquant', 2]] as cons
     const shown = spawnSync(process.execPath, [bin, 'inspect', output], { encoding: 'utf8' });
     assert.equal(shown.status, 0, shown.stderr);
     assert.match(shown.stdout, /quantized for integer kernels \(--int8-kernels\): onnxruntime runs its convolutions as QLinearConv/);
+    assert.match(shown.stdout, new RegExp(`\\n  ${wBits === 8 ? 7 : 2} of 7 weight tensors are UINT8 \\(codes past ±64, 8-bit weights\\): onnxruntime runs them on its U8U8 kernels`));
     assert.match(shown.stdout, new RegExp(`weights: 7 tensors stored as ${wBits === 8 ? 'uint8' : 'uint8/int8'} codes; by their largest code ${wBits === 8 ? '7 × 8 bits' : `2 × 8 bits, 5 × ${wBits} bits`};`));
   });
 }

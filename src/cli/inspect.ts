@@ -1,7 +1,7 @@
 /** `pdquant inspect`: what the model is, what pdquant makes of it, and anything it cannot run. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { bitRule, existingPath, unitsFile } from './options.js';
-import { FLOAT_BITS, quantizesNothing, type BitRule } from '../quant/placement.js';
+import { FLOAT_BITS, isBitWidth, quantizesNothing, type BitRule } from '../quant/placement.js';
 import type { QdqSummary } from '../onnx/qdq-summary.js';
 import { describeTransform, transformFromMetadata } from '../data/index.js';
 
@@ -30,8 +30,8 @@ export function inspectCommand(program: Command): void {
     .option('--units <file>', 'JSON list overriding the grouping into reconstruction units', existingPath('Units file'))
     .option('--image-size <h,w>', 'for a model that leaves its input height and width free: the size to show shapes and FLOPs at (default 224)', imageSize)
     .action(async (model: string, o: { quant?: string; '8bitHeadStem': boolean; bits?: BitRule[]; int8Kernels?: boolean; units?: string; imageSize?: [number, number] }) => {
-      const wa = o.quant?.match(/^([2-8]|32)\/([2-8]|32)$/);
-      if (o.quant !== undefined && !wa) throw new Error(`Expected <w>/<a> with bit-widths 2..8, or 32 for float, for --quant but received ${o.quant}`);
+      const wa = o.quant?.match(/^(\d+)\/(\d+)$/);
+      if (o.quant !== undefined && !(wa && isBitWidth(Number(wa[1])) && isBitWidth(Number(wa[2])))) throw new Error(`Expected <w>/<a> with bit-widths 2..8, or 32 for float, for --quant but received ${o.quant}`);
       if (!wa && (o.bits || o.int8Kernels)) throw new Error(`${o.bits ? '--bits' : '--int8-kernels'} shapes the quantizers that --quant <w/a> lists: add --quant`);
       if (wa && quantizesNothing(Number(wa[1]), Number(wa[2]), o.bits))
         throw new Error(`--quant ${o.quant}${o.bits ? ' with these --bits rules' : ''} leaves weights and activations in float (${FLOAT_BITS}) and places no quantizer, as quantize refuses it; give one of them 2..8 bits`);
@@ -147,7 +147,12 @@ function printQdq(model: string, metadata: Record<string, string>, q: QdqSummary
     const calib = m['pdquant.calibration_sha256'] ? ` (sha256 ${m['pdquant.calibration_sha256'].slice(0, 16)}…)` : '';
     console.log(`  written by pdquant ${m['pdquant.version']}: ${m['pdquant.method']} W${m['pdquant.w_bits']}A${m['pdquant.a_bits']}, seed ${m['pdquant.seed']}, ${m['pdquant.calibration_count']} calibration images${calib}`);
     if (m['pdquant.bit_rules']) console.log(`  bit rules: ${m['pdquant.bit_rules']}`);
-    if (m['pdquant.int8_kernels'] === 'true') console.log('  quantized for integer kernels (--int8-kernels): onnxruntime runs its convolutions as QLinearConv');
+    if (m['pdquant.int8_kernels'] === 'true') {
+      console.log('  quantized for integer kernels (--int8-kernels): onnxruntime runs its convolutions as QLinearConv');
+      const uint8 = q.weights.filter((w) => w.dataType === 'uint8').length;
+      if (uint8 > 0)
+        console.log(`  ${uint8} of ${q.weights.length} weight tensors are UINT8 (codes past ±64, 8-bit weights): onnxruntime runs them on its U8U8 kernels, exact on every CPU, slower than the INT8 ones' U8S8 kernels on CPUs without VNNI`);
+    }
   }
   const t = transformFromMetadata(metadata);
   console.log(`  preprocessing: ${t ? describeTransform(t) : 'not recorded in the metadata'}`);
