@@ -118,7 +118,7 @@ test('the export section: the logits, the top-1 agreement and the layer-by-layer
   assert.match(floatWeights, /<td>weights float \(no quantizers\); 63 activation quantizers equal, 265 of 217161728 values one rounding step apart; logits within/);
   const kernels = await renderReport(record({ w_bits: 4, a_bits: 8, int8_kernels: true, export: { path: 'm.q.onnx', int4_storage: false, uint8_weights: { layers: 2, of: 20 },
     integer_kernels: { integerConvs: 19, convs: 19, integerAdds: 9, adds: 9, integerLinears: 0, linears: 1 } } }));
-  assert.match(kernels, /<th>weight storage<\/th><td>INT8 codes q − z \(zero point 0\) for onnxruntime&#39;s U8S8 kernels; UINT8 with zero point 128 for 2 of 20 layers with codes past ±64/);
+  assert.match(kernels, /<th>weight storage<\/th><td>INT8 codes q − z \(zero point 0\), for onnxruntime&#39;s U8S8 kernels; UINT8 with zero point 128, for its U8U8 kernels \(slower without VNNI\) for the 2 of 20 layers with codes past ±64<\/td>/);
   assert.match(kernels, /<th>integer kernels in onnxruntime<\/th><td>19 of 19 convolutions, 0 of 1 linear layers, 9 of 9 residual additions<\/td>/);
   const unchecked = await renderReport(record({ export: { path: 'm.q.onnx', int4_storage: false } }));
   assert.match(unchecked, /skipped \(--no-verify\)/);

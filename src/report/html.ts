@@ -47,10 +47,14 @@ function weightStorage(r: RunRecord): string {
   if (r.w_bits === FLOAT_WEIGHTS) return 'float (exact INT32 codes times powers of two)';
   if (r.export?.int4_storage) return 'packed UINT4';
   if (!r.int8_kernels) return 'UINT8';
+  const int8 = "INT8 codes q − z (zero point 0), for onnxruntime's U8S8 kernels";
+  const uint8 = 'UINT8 with zero point 128, for its U8U8 kernels (slower without VNNI)';
   const wide = r.export?.uint8_weights;
   // Records from before uint8_weights was recorded say only what the integer-kernel form is.
-  const uint8 = wide ? `${wide.layers} of ${wide.of} layers` : 'layers';
-  return `INT8 codes q − z (zero point 0) for onnxruntime's U8S8 kernels; UINT8 with zero point 128 for ${uint8} with codes past ±64 (its U8U8 kernels, slower without VNNI)`;
+  if (!wide) return `${int8}, or where codes go past ±64, ${uint8}`;
+  if (wide.layers === 0) return int8;
+  if (wide.layers === wide.of) return `${uint8} (codes past ±64)`;
+  return `${int8}; ${uint8} for the ${wide.layers} of ${wide.of} layers with codes past ±64`;
 }
 
 function exportSection(r: RunRecord): string {
