@@ -399,6 +399,8 @@ test('a float16 model is quantized as float32, with a warning, into a float32 mo
   assert.doesNotMatch(ort.stderr, /warning/);
   const top1 = (f: string) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { top1: number }).top1;
   assert.equal(top1('fp16-ort.json'), top1('fp16-torch.json'));
+  const written1 = JSON.parse(readFileSync(join(dir, 'fp16-ort.json'), 'utf8')) as { seconds: number; machine: { cpu: string; cores: number } };
+  assert.ok(written1.seconds > 0 && written1.machine.cores >= 1, 'eval --json names the machine its seconds were measured on');
   // Logits for varied inputs: the float16 file in onnxruntime against the float32 one, within float16's precision.
   const { openOrt, runOrt } = await import('../src/eval/ort.js');
   const x = Float32Array.from({ length: 4 * 28 * 28 }, (_, i) => Math.sin(i * 0.37) * 2);

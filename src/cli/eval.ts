@@ -4,6 +4,7 @@ import { intIn, existingPath, outputFile, addPreprocessOptions, useDevice } from
 import type { PreprocessOptions } from '../data/index.js';
 import { progressBar } from './progress.js';
 import { writeJsonAtomic } from '../util/atomic.js';
+import { machineInfo } from '../util/machine.js';
 
 export function evalCommand(program: Command): void {
   const command = program
@@ -17,7 +18,7 @@ export function evalCommand(program: Command): void {
     .option('--batch <n>', 'batch size', intIn('--batch', 1), 100)
     .option('--limit <n>', 'evaluate only the first N images', intIn('--limit', 1))
     .option('--device <name>', 'torch backend: cpu, cuda or cuda:N (default: $PDQUANT_DEVICE, else cpu)')
-    .option('--json <file>', 'write {"top1", "top5", "n", "seconds"} to this file', outputFile('--json'))
+    .option('--json <file>', 'write {"top1", "top5", "n", "seconds", "machine"} to this file', outputFile('--json'))
     .option('--qparams <file>', 'simulate the quantized model saved by `pdquant quantize --save-qparams` (torch backend)', existingPath('Quantization parameters'))
     .action(async (model: string, o: PreprocessOptions & { data: string; split?: string; backend: string; batch: number; limit?: number; json?: string; qparams?: string; device?: string }) => {
       if (o.backend !== 'torch' && o.backend !== 'ort') throw new Error(`Expected torch or ort for --backend but received ${o.backend}`);
@@ -34,6 +35,7 @@ export function evalCommand(program: Command): void {
       });
       bar.stop();
       console.log(`top-1 ${acc.top1.toFixed(2)} %  top-5 ${acc.top5.toFixed(2)} %  on ${acc.n} images (${o.backend}, ${acc.seconds.toFixed(1)} s)`);
-      if (o.json) writeJsonAtomic(o.json, { ...acc, model, data: o.data, backend: o.backend });
+      // The seconds depend on the machine, so the file names it.
+      if (o.json) writeJsonAtomic(o.json, { ...acc, model, data: o.data, backend: o.backend, machine: machineInfo() });
     });
 }
