@@ -3,7 +3,7 @@
  * images on one thread (forward+backward), a classifier's linear layer (forward+backward), and the per-call cost
  * of a tiny op (the fixed overhead of the JS → N-API → LibTorch path).
  */
-import { cpus, platform, arch, loadavg } from 'node:os';
+import { platform, arch, loadavg } from 'node:os';
 import {
   tensor, randn, conv2d, linear, tidy, keep, dispose, noGrad, manualSeed, engineInfo, liveTensors, setThreads,
 } from '../src/engine/index.js';
@@ -270,8 +270,7 @@ export async function run(): Promise<BenchResult> {
       cuda: info.cuda,
       blas: info.blas,
       node: process.version,
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cpu_count: cpus().length,
+      // The CPU, its cores and instruction sets are in the file's `machine`, which bench/run.ts writes for every bench.
       platform: `${platform()}-${arch()}`,
       // other processes competing for the cores depress the numbers; the 1-minute load average before and after
       loadavg_1m: [round(loadBefore, 2), round(loadavg()[0]!, 2)],
